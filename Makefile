@@ -1,0 +1,38 @@
+# callgate: `make run` starts it on the embedded store; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Debian packages the test suite drives, as command=package pairs.
+SYSTEM_TOOLS := redis-server=redis-server sipp=sip-tester
+BENCH_TOOLS := wrk=wrk
+
+.PHONY: run test bench system-tools bench-tools typecheck clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/callgate serve --demo examples/demo.toml
+
+system-tools:
+	@sh .ci/system-tools.sh $(SYSTEM_TOOLS)
+
+bench-tools:
+	@sh .ci/system-tools.sh $(BENCH_TOOLS)
+
+test: $(VENV)/.installed system-tools
+	$(BIN)/python -m pytest
+
+typecheck: $(VENV)/.installed
+	$(BIN)/python -m mypy
+
+bench: $(VENV)/.installed bench-tools
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .callgate .pytest_cache .mypy_cache .benchmarks *.egg-info

@@ -1,0 +1,237 @@
+"""The domain model: an account's whole configuration as immutable msgspec Structs.
+
+``AccountConfig`` is at once the stored configuration, the ``callgate import`` file and the
+source of its JSON Schema (``callgate schema``). Every Struct forbids unknown fields, so a typo
+in a file is an error rather than a silently ignored setting, and omits defaults when encoded,
+so an export reads like a hand-written file.
+
+The vocabularies the rest of the system compares against (rules, reasons, outcomes, modes)
+are enums defined here, once.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+import msgspec
+
+from .permissions import Permission
+
+__all__ = [
+    "AccountConfig",
+    "AreaCodeRule",
+    "AvailableCallerIds",
+    "CallSettings",
+    "CountryRule",
+    "Department",
+    "DepartmentsMode",
+    "E164",
+    "GeoConfig",
+    "Group",
+    "Id",
+    "NumberStatus",
+    "Outcome",
+    "PhoneNumber",
+    "Reason",
+    "Rule",
+    "User",
+]
+
+E164 = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^\+[1-9][0-9]{6,14}$",
+        description="A phone number in E.164 form, e.g. +12125550100",
+        examples=["+12125550100"],
+    ),
+]
+Id = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$",
+        description="An identifier: letters, digits, '.', '_', '@', '-'; up to 128 characters",
+    ),
+]
+Region = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 region, e.g. US"),
+]
+AreaCode = Annotated[
+    str, msgspec.Meta(pattern=r"^[0-9]{1,8}$", description="Leading digits of a national number")
+]
+CallingCode = Annotated[int, msgspec.Meta(ge=1, le=999, description="Country calling code")]
+Channels = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
+Name = Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class DepartmentsMode(enum.StrEnum):
+    LEGACY = "legacy"
+    ENFORCED = "enforced"
+
+
+class AvailableCallerIds(enum.StrEnum):
+    ALL = "all"
+    DEPARTMENT = "department"
+    CUSTOM = "custom"
+
+
+class NumberStatus(enum.StrEnum):
+    ACTIVE = "active"
+    RELEASED = "released"
+
+
+class Rule(enum.StrEnum):
+    """Which step chose the caller ID."""
+
+    REQUESTED = "requested"
+    STICKY = "sticky"
+    GEO_AREA_CODE = "geo_area_code"
+    GEO_COUNTRY = "geo_country"
+    GEO_DEFAULT = "geo_default"
+    USER_DEFAULT = "user_default"
+    DEPARTMENT_DEFAULT = "department_default"
+    ACCOUNT_DEFAULT = "account_default"
+    EMERGENCY = "emergency"
+
+
+class Reason(enum.StrEnum):
+    """Why a call was denied. New reasons may be added; these are never renamed."""
+
+    INVALID_NUMBER = "invalid_number"
+    PERMISSION_DENIED = "permission_denied"
+    CALLER_ID_NOT_ALLOWED = "caller_id_not_allowed"
+    NO_CALLER_ID = "no_caller_id"
+    CHANNEL_LIMIT = "channel_limit"
+    STORE_UNAVAILABLE = "store_unavailable"
+
+
+class Outcome(enum.StrEnum):
+    """How a call ended. Connected outcomes (answered, voicemail) record the sticky caller ID."""
+
+    ANSWERED = "answered"
+    VOICEMAIL = "voicemail"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def connected(self) -> bool:
+        return self in (Outcome.ANSWERED, Outcome.VOICEMAIL)
+
+
+class _Config(
+    msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True, omit_defaults=True
+):
+    pass
+
+
+class CallSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Per-user call settings (or the account's defaults). Pro features apply only on Pro
+    accounts. Encoded whole (no omitted defaults): dialers read every field."""
+
+    geo_caller_id: bool = False
+    pro_dialing: bool = False
+    sticky_caller_id: bool = False
+    show_call_statuses: bool = True
+    ai_tools: bool = False
+
+
+class AreaCodeRule(_Config, frozen=True):
+    """Calls to any of ``area_codes`` (leading digits of the national number, in the country
+    with ``country_code``) go out from ``number``. The longest matching prefix wins."""
+
+    number: E164
+    area_codes: tuple[AreaCode, ...]
+    country_code: CallingCode = 1
+
+    def __post_init__(self) -> None:
+        if not self.area_codes:
+            raise ValueError("an area-code rule needs at least one area code")
+
+
+class CountryRule(_Config, frozen=True):
+    """Calls to a country go out from ``number``. Name the country by ISO ``region`` (which
+    tells Canada from the US) or by ``calling_code`` (every region sharing it)."""
+
+    number: E164
+    region: Region | None = None
+    calling_code: CallingCode | None = None
+
+    def __post_init__(self) -> None:
+        if (self.region is None) == (self.calling_code is None):
+            raise ValueError("a country rule names exactly one of `region` or `calling_code`")
+
+
+class GeoConfig(_Config, frozen=True):
+    default: E164 | None = None
+    area_codes: tuple[AreaCodeRule, ...] = ()
+    countries: tuple[CountryRule, ...] = ()
+
+
+class PhoneNumber(_Config, frozen=True):
+    number: E164
+    name: Name = ""
+    voice: bool = True
+    sms: bool = False
+    status: NumberStatus = NumberStatus.ACTIVE
+    department: Id | None = None
+    """The department whose dedicated caller-ID pool holds this number, if any."""
+
+
+class Department(_Config, frozen=True):
+    id: Id
+    name: Name
+    description: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    permissions: tuple[Permission, ...] = ()
+    default_caller_id: E164 | None = None
+
+
+class User(_Config, frozen=True):
+    id: Id
+    email: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)]
+    name: Name = ""
+    department: Id | None = None
+    permissions: tuple[Permission, ...] = ()
+    """The user's own permissions; they apply only to a legacy user outside any department."""
+    extra_permissions_enabled: bool = False
+    extra_permissions: tuple[Permission, ...] = ()
+    default_caller_id: E164 | None = None
+    available_caller_ids: AvailableCallerIds = AvailableCallerIds.ALL
+    custom_caller_ids: tuple[E164, ...] = ()
+    call_settings: CallSettings | None = None
+    """Custom call settings; absent means the account's defaults."""
+    geo: GeoConfig = GeoConfig()
+    max_channels: Channels = 1
+
+
+class Group(_Config, frozen=True):
+    id: Id
+    name: Name
+    members: tuple[Id, ...] = ()
+
+
+class AccountConfig(_Config, frozen=True):
+    """One account (tenant) and everything in it."""
+
+    id: Id
+    name: Name
+    owner: Id
+    default_department: Id
+    default_region: Region = "US"
+    plan_countries: tuple[Region, ...] = ()
+    """Destinations included in the plan; empty means the default region only."""
+    default_caller_id: E164 | None = None
+    call_settings: CallSettings = CallSettings()
+    pro: bool = False
+    sip_domain: Annotated[str, msgspec.Meta(max_length=253)] | None = None
+    departments_mode: DepartmentsMode = DepartmentsMode.ENFORCED
+    max_channels: Channels | None = None
+    """The plan's cap on concurrent calls across the account; absent means no cap."""
+    lease_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=7 * 86400)] = 4 * 3600
+    """The longest call allowed without a heartbeat: a lease nobody ends expires after this."""
+    users: tuple[User, ...] = ()
+    departments: tuple[Department, ...] = ()
+    numbers: tuple[PhoneNumber, ...] = ()
+    groups: tuple[Group, ...] = ()

@@ -1,0 +1,151 @@
+"""Caller-ID resolution: which of our numbers the callee sees.
+
+The first step that yields a number in the user's available set wins:
+
+1. requested: the client asked for a number for this one call. Allowed only with
+   ``callerid.choose`` and when the number is available; otherwise the call is denied
+   (``caller_id_not_allowed``): a number the client asked for is never silently replaced.
+2. sticky: when sticky caller ID is on, the number last used with this contact on a connected
+   call, account-wide (the engine reads it from the store and passes it in).
+3. geo (Pro, when enabled): area code (longest prefix), then country, then default geo ID.
+4. the user's default, 5. the department's default, 6. the account's default.
+7. nothing: deny ``no_caller_id``; when the user may choose, the denial lists the choices.
+
+Emergency calls skip all of this: they are always allowed, from the first default that exists.
+
+Pure: no I/O, no clock. ``trace``, when a list is given, receives one ``TraceStep`` per step
+considered, saying what it found and why it was skipped; the hot path passes None.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from .geo import Destination, match
+from .model import Reason, Rule
+from .permissions import Permission
+from .snapshot import AccountSnapshot, UserView
+
+__all__ = ["Resolution", "TraceStep", "resolve", "resolve_emergency"]
+
+
+class TraceStep(msgspec.Struct, frozen=True, kw_only=True):
+    step: str
+    result: str
+    """``chosen``, ``skipped`` or ``denied``."""
+    detail: str
+    caller_id: str | None = None
+
+
+class Resolution(msgspec.Struct, frozen=True, kw_only=True):
+    caller_id: str | None = None
+    rule: Rule | None = None
+    reason: Reason | None = None
+    detail: str = ""
+    choices: tuple[str, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return self.reason is None
+
+
+def _note(
+    trace: list[TraceStep] | None, step: str, result: str, detail: str, number: str | None = None
+) -> None:
+    if trace is not None:
+        trace.append(TraceStep(step=step, result=result, detail=detail, caller_id=number))
+
+
+def _unavailable(user: UserView, number: str) -> str:
+    return f"{number} is not in the user's available caller IDs (or is not an active number)"
+
+
+def resolve(
+    account: AccountSnapshot,
+    user: UserView,
+    dest: Destination,
+    *,
+    requested: str | None = None,
+    sticky: str | None = None,
+    trace: list[TraceStep] | None = None,
+) -> Resolution:
+    """Choose the caller ID for ``user`` calling ``dest``.
+
+    ``sticky`` is the number last used with this contact on a connected call, or None; it is
+    considered only when the user's sticky setting is on. Returns an allowed ``Resolution``
+    (number and rule) or a denial (``caller_id_not_allowed`` or ``no_caller_id``).
+    """
+    available = user.available
+    if requested is not None:
+        if Permission.CALLERID_CHOOSE not in user.permissions:
+            detail = "choosing the caller ID needs the callerid.choose permission"
+            _note(trace, Rule.REQUESTED, "denied", detail, requested)
+            return Resolution(reason=Reason.CALLER_ID_NOT_ALLOWED, detail=detail)
+        if requested not in available:
+            detail = _unavailable(user, requested)
+            _note(trace, Rule.REQUESTED, "denied", detail, requested)
+            return Resolution(reason=Reason.CALLER_ID_NOT_ALLOWED, detail=detail)
+        _note(trace, Rule.REQUESTED, "chosen", "requested for this call", requested)
+        return Resolution(caller_id=requested, rule=Rule.REQUESTED)
+    _note(trace, Rule.REQUESTED, "skipped", "no caller ID requested")
+
+    if not user.settings.sticky_caller_id:
+        _note(trace, Rule.STICKY, "skipped", "sticky caller ID is off")
+    elif sticky is None:
+        _note(trace, Rule.STICKY, "skipped", "no connected call with this contact yet")
+    elif sticky not in available:
+        _note(trace, Rule.STICKY, "skipped", _unavailable(user, sticky), sticky)
+    else:
+        _note(trace, Rule.STICKY, "chosen", "last number connected with this contact", sticky)
+        return Resolution(caller_id=sticky, rule=Rule.STICKY)
+
+    if user.geo is None:
+        why = "account is not Pro" if not account.pro else "geo caller ID is off"
+        _note(trace, "geo", "skipped", why)
+    else:
+        candidates = match(user.geo, dest)
+        if not candidates:
+            _note(trace, "geo", "skipped", "no geo rule matches and no default geo ID")
+        for candidate in candidates:
+            if candidate.number in available:
+                _note(trace, candidate.rule, "chosen", candidate.detail, candidate.number)
+                return Resolution(caller_id=candidate.number, rule=candidate.rule)
+            detail = f"{candidate.detail}: {_unavailable(user, candidate.number)}"
+            _note(trace, candidate.rule, "skipped", detail, candidate.number)
+
+    for rule, number in (
+        (Rule.USER_DEFAULT, user.default_caller_id),
+        (Rule.DEPARTMENT_DEFAULT, user.department_default),
+        (Rule.ACCOUNT_DEFAULT, account.account_default),
+    ):
+        if number is None:
+            _note(trace, rule, "skipped", "not set")
+        elif number not in available:
+            _note(trace, rule, "skipped", _unavailable(user, number), number)
+        else:
+            _note(trace, rule, "chosen", "default caller ID", number)
+            return Resolution(caller_id=number, rule=rule)
+
+    choices = (
+        user.available_sorted if Permission.CALLERID_CHOOSE in user.permissions else ()
+    )
+    detail = "no caller ID applies: set a default caller ID"
+    if choices:
+        detail += " or pick one of the choices"
+    _note(trace, "none", "denied", detail)
+    return Resolution(reason=Reason.NO_CALLER_ID, detail=detail, choices=choices)
+
+
+def resolve_emergency(
+    account: AccountSnapshot, user: UserView, trace: list[TraceStep] | None = None
+) -> Resolution:
+    """Emergency calls always go through, from the user's default caller ID (or the next
+    default that exists, or any available number); with none at all, the network presents
+    the trunk's own number and ``caller_id`` is None."""
+    for number in (user.default_caller_id, user.department_default, account.account_default):
+        if number is not None and number in account.active_numbers:
+            _note(trace, Rule.EMERGENCY, "chosen", "emergency call: default caller ID", number)
+            return Resolution(caller_id=number, rule=Rule.EMERGENCY)
+    fallback = user.available_sorted[0] if user.available_sorted else None
+    _note(trace, Rule.EMERGENCY, "chosen", "emergency call: no default caller ID set", fallback)
+    return Resolution(caller_id=fallback, rule=Rule.EMERGENCY)

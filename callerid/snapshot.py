@@ -1,0 +1,107 @@
+"""A compiled, immutable view of one account, built for the hot path.
+
+``compile_account`` does once, per configuration version, everything a decision would
+otherwise redo per dial: effective permissions, effective call settings (Pro features masked
+on non-Pro accounts), each user's available caller-ID set (active numbers only, so a released
+number is never presented), the chain of default caller IDs, and geo prefix tables.
+
+The input must already satisfy the account invariants (``engine.invariants``); compiling
+does not re-check references.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from .geo import GeoTable, compile_geo
+from .model import AccountConfig, AvailableCallerIds, CallSettings, NumberStatus, User
+from .permissions import Permission, effective_permissions
+
+__all__ = ["AccountSnapshot", "UserView", "compile_account", "effective_settings"]
+
+
+class UserView(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    is_owner: bool
+    department: str | None
+    permissions: frozenset[Permission]
+    settings: CallSettings
+    """Effective call settings: the user's own or the account's, Pro features masked."""
+    available: frozenset[str]
+    available_sorted: tuple[str, ...]
+    default_caller_id: str | None
+    department_default: str | None
+    geo: GeoTable | None
+    """None when geo caller ID is off for this user (or the account is not Pro)."""
+    max_channels: int
+
+
+class AccountSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    account_id: str
+    version: int
+    default_region: str
+    plan_regions: frozenset[str]
+    pro: bool
+    account_default: str | None
+    max_channels: int | None
+    lease_ttl_ms: int
+    users: dict[str, UserView]
+    active_numbers: frozenset[str]
+
+
+def effective_settings(account: AccountConfig, user: User) -> CallSettings:
+    chosen = user.call_settings if user.call_settings is not None else account.call_settings
+    if account.pro:
+        return chosen
+    return msgspec.structs.replace(chosen, geo_caller_id=False, pro_dialing=False, ai_tools=False)
+
+
+def compile_account(account: AccountConfig, version: int) -> AccountSnapshot:
+    active = frozenset(n.number for n in account.numbers if n.status == NumberStatus.ACTIVE)
+    pools: dict[str, set[str]] = {}
+    for n in account.numbers:
+        if n.department is not None and n.number in active:
+            pools.setdefault(n.department, set()).add(n.number)
+    departments = {d.id: d for d in account.departments}
+    users: dict[str, UserView] = {}
+    for user in account.users:
+        is_owner = user.id == account.owner
+        department = departments.get(user.department) if user.department else None
+        if is_owner or user.available_caller_ids == AvailableCallerIds.ALL:
+            available = active
+        elif user.available_caller_ids == AvailableCallerIds.DEPARTMENT:
+            available = frozenset(pools.get(user.department or "", ()))
+        else:
+            available = frozenset(user.custom_caller_ids) & active
+        settings = effective_settings(account, user)
+        users[user.id] = UserView(
+            id=user.id,
+            is_owner=is_owner,
+            department=user.department,
+            permissions=effective_permissions(
+                is_owner=is_owner,
+                department_permissions=department.permissions if department else None,
+                extra_enabled=user.extra_permissions_enabled,
+                extra=user.extra_permissions,
+                own=user.permissions,
+            ),
+            settings=settings,
+            available=available,
+            available_sorted=tuple(sorted(available)),
+            default_caller_id=user.default_caller_id,
+            department_default=department.default_caller_id if department else None,
+            geo=compile_geo(user.geo) if settings.geo_caller_id else None,
+            max_channels=user.max_channels,
+        )
+    return AccountSnapshot(
+        account_id=account.id,
+        version=version,
+        default_region=account.default_region,
+        plan_regions=frozenset(account.plan_countries or (account.default_region,)),
+        pro=account.pro,
+        account_default=account.default_caller_id,
+        max_channels=account.max_channels,
+        lease_ttl_ms=account.lease_ttl_s * 1000,
+        users=users,
+        active_numbers=active,
+    )

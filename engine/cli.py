@@ -1,0 +1,179 @@
+"""The ``callgate`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+import msgspec
+
+from . import configfile
+from .errors import CallgateError, ConfigurationError, RequestError
+from .service import AccountService
+from .store import EmbeddedStore
+from .tokens import issue_token
+
+__all__ = ["main"]
+
+DEFAULT_DATA_DIR = ".callgate"
+
+
+def _data_dir(value: str | None) -> Path:
+    return Path(value or os.environ.get("CALLGATE_DATA") or DEFAULT_DATA_DIR)
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"port out of range 1-65535: {port}")
+    return port
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callgate", description="Outbound-call decisions: permissions, channels, caller ID."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_data(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--data",
+            metavar="DIR",
+            help=f"data directory of the embedded store (env CALLGATE_DATA; default "
+            f"{DEFAULT_DATA_DIR})",
+        )
+        return p
+
+    serve_p = with_data(sub.add_parser("serve", help="run the decision API"))
+    serve_p.add_argument("--host", default=os.environ.get("CALLGATE_HOST", "127.0.0.1"))
+    serve_p.add_argument(
+        "--port", type=_port, default=_port(os.environ.get("CALLGATE_PORT", "8080"))
+    )
+    serve_p.add_argument(
+        "--demo",
+        metavar="FILE",
+        help="import this account when the store is empty, and print a fresh token for it",
+    )
+
+    import_p = with_data(sub.add_parser("import", help="create or replace an account from a file"))
+    import_p.add_argument("file", help="a .toml or .json account file")
+
+    export_p = with_data(sub.add_parser("export", help="write an account's configuration"))
+    export_p.add_argument("account")
+    export_p.add_argument("--format", choices=["toml", "json"], default="toml")
+    export_p.add_argument("--output", "-o", metavar="FILE", help="default: standard output")
+
+    sub.add_parser("schema", help="print the JSON Schema of account files")
+
+    token_p = sub.add_parser("token", help="manage API tokens")
+    token_sub = token_p.add_subparsers(dest="token_command", required=True)
+    create_p = with_data(token_sub.add_parser("create", help="create a token, shown once"))
+    create_p.add_argument("account")
+    create_p.add_argument("--name", default="default")
+    list_p = with_data(token_sub.add_parser("list", help="list an account's tokens"))
+    list_p.add_argument("account")
+    revoke_p = with_data(token_sub.add_parser("revoke", help="revoke tokens by name"))
+    revoke_p.add_argument("account")
+    revoke_p.add_argument("name")
+    return parser
+
+
+async def _with_store(data: Path, work: Callable[[EmbeddedStore], Awaitable[int]]) -> int:
+    store = EmbeddedStore(data)
+    await store.open()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+async def _import(store: EmbeddedStore, path: Path) -> int:
+    data = await asyncio.to_thread(path.read_bytes)
+    config = configfile.decode(data, configfile.format_for(path), source=str(path))
+    version = await AccountService(store).put(config)
+    print(f"imported account {config.id!r} (version {version})")
+    return 0
+
+
+async def _export(store: EmbeddedStore, account: str, fmt: configfile.Format, out: str | None) -> int:
+    config, _ = await AccountService(store).get(account)
+    data = configfile.encode(config, fmt)
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        await asyncio.to_thread(Path(out).write_bytes, data)
+    return 0
+
+
+async def _token_create(store: EmbeddedStore, account: str, name: str) -> int:
+    await AccountService(store).get(account)
+    print(await issue_token(store, account, name))
+    return 0
+
+
+async def _token_list(store: EmbeddedStore, account: str) -> int:
+    for record in await store.list_tokens(account):
+        print(f"{record.name}\tcreated_ms={record.created_ms}\tsha256={record.hash[:12]}...")
+    return 0
+
+
+async def _token_revoke(store: EmbeddedStore, account: str, name: str) -> int:
+    count = await store.revoke_token(account, name)
+    print(f"revoked {count} token(s) named {name!r}")
+    return 0 if count else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    data = _data_dir(getattr(args, "data", None))
+    try:
+        if args.command == "serve":
+            from .server import ServeSettings, serve  # aiohttp loads only for the server
+
+            settings = ServeSettings(
+                data_dir=data,
+                host=args.host,
+                port=args.port,
+                demo=Path(args.demo) if args.demo else None,
+            )
+            asyncio.run(serve(settings))
+            return 0
+        if args.command == "schema":
+            sys.stdout.buffer.write(
+                msgspec.json.format(msgspec.json.encode(configfile.json_schema()), indent=2)
+            )
+            print()
+            return 0
+        if args.command == "import":
+            return asyncio.run(_with_store(data, lambda s: _import(s, Path(args.file))))
+        if args.command == "export":
+            return asyncio.run(
+                _with_store(data, lambda s: _export(s, args.account, args.format, args.output))
+            )
+        if args.token_command == "create":
+            return asyncio.run(_with_store(data, lambda s: _token_create(s, args.account, args.name)))
+        if args.token_command == "list":
+            return asyncio.run(_with_store(data, lambda s: _token_list(s, args.account)))
+        return asyncio.run(_with_store(data, lambda s: _token_revoke(s, args.account, args.name)))
+    except (ConfigurationError, RequestError) as exc:
+        print(f"callgate: error: {exc.detail}", file=sys.stderr)
+        return 2
+    except CallgateError as exc:
+        print(f"callgate: error: {exc.detail}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""The decision pipeline: may this user call this number now, and from which number?
+
+``Engine.dial`` reads as the steps of DESIGN.md, in order:
+
+1. normalise the destination (``numbers.normalise``; cached per input);
+2. destination policy (``policy.check_destination``); emergency calls skip it;
+3. caller ID (``callerid.resolve``), given the sticky caller ID the store reads;
+4. channel lease, taken by the store in the same step as the sticky read;
+5. the answer.
+
+Steps 1-3 are pure and run inside the store's admission (``build``), so the store can read the
+sticky caller ID, decide and take the channel as one atomic step; a retry with the same call id
+gets the stored answer. ``explain`` runs the same steps with a trace and takes no channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+import uuid
+
+import msgspec
+
+from callerid import (
+    AccountConfig,
+    AccountSnapshot,
+    Destination,
+    Outcome,
+    Reason,
+    TraceStep,
+    UserView,
+    compile_account,
+    resolve,
+    resolve_emergency,
+)
+
+from .errors import NotFound, StoreUnavailable
+from .metrics import Metrics
+from .numbers import normalise
+from .policy import check_destination
+from .store import Store, Ticket
+from .store.protocol import channel_refusal
+from .wire import Decision, DialRequest, EndResult, HeartbeatResult, rfc3339
+
+__all__ = ["Engine"]
+
+DEFAULT_DEADLINE_S = 0.1
+"""How long a dial may wait for its store before answering 503 ``store_unavailable``."""
+
+
+def _decide(
+    account: AccountSnapshot,
+    user: UserView,
+    dialled: str,
+    dest: Destination | None,
+    requested: str | None,
+    call_id: str,
+    sticky: str | None,
+    trace: list[TraceStep] | None = None,
+) -> Decision:
+    """Steps 1-3 for one dial, pure: the decision before any channel is taken."""
+    if dest is None:
+        detail = (
+            f"{dialled!r} is not a valid phone number "
+            f"(national numbers are read as {account.default_region})"
+        )
+        if trace is not None:
+            trace.append(TraceStep(step="normalise", result="denied", detail=detail))
+        return Decision(
+            allowed=False, call_id=call_id, reason=Reason.INVALID_NUMBER, detail=detail
+        )
+    if trace is not None:
+        what = "emergency number" if dest.emergency else f"{dest.kind} in {dest.region}"
+        trace.append(
+            TraceStep(step="normalise", result="ok", detail=f"{dialled!r} is {dest.e164} ({what})")
+        )
+    if dest.emergency:
+        resolution = resolve_emergency(account, user, trace)
+    else:
+        denial = check_destination(account, user, dest)
+        if denial is not None:
+            if trace is not None:
+                trace.append(TraceStep(step="policy", result="denied", detail=denial.detail))
+            return Decision(
+                allowed=False,
+                call_id=call_id,
+                reason=Reason.PERMISSION_DENIED,
+                detail=denial.detail,
+                permission=denial.permission,
+                to=dest.e164,
+            )
+        if trace is not None:
+            trace.append(TraceStep(step="policy", result="ok", detail="destination permitted"))
+        resolution = resolve(account, user, dest, requested=requested, sticky=sticky, trace=trace)
+    if resolution.reason is not None:
+        return Decision(
+            allowed=False,
+            call_id=call_id,
+            reason=resolution.reason,
+            detail=resolution.detail,
+            choices=resolution.choices or None,
+            to=dest.e164,
+        )
+    return Decision(
+        allowed=True,
+        call_id=call_id,
+        caller_id=resolution.caller_id,
+        rule=resolution.rule,
+        to=dest.e164,
+        settings=user.settings,
+    )
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        metrics: Metrics | None = None,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._deadline_s = deadline_s
+        self._snapshots: dict[str, AccountSnapshot] = {}
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def install(self, config: AccountConfig, version: int) -> None:
+        """Compile ``config`` and serve it from now on, unless a newer version is installed."""
+        current = self._snapshots.get(config.id)
+        if current is None or current.version < version:
+            self._snapshots[config.id] = compile_account(config, version)
+
+    def versions(self) -> dict[str, int]:
+        return {account_id: s.version for account_id, s in self._snapshots.items()}
+
+    def snapshot(self, account_id: str) -> AccountSnapshot:
+        snapshot = self._snapshots.get(account_id)
+        if snapshot is None:
+            raise NotFound(f"no account {account_id!r}", field="account")
+        return snapshot
+
+    # -- the hot path ------------------------------------------------------------------------
+
+    def _ticket(
+        self, account_id: str, request: DialRequest
+    ) -> tuple[AccountSnapshot, UserView, Destination | None, Ticket]:
+        account = self.snapshot(account_id)
+        user = self._user(account, request.user)
+        dest = normalise(request.to, account.default_region)
+        requested = request.caller_id
+        emergency = dest is not None and dest.emergency
+        sticky_applies = requested is None and user.settings.sticky_caller_id
+        ticket = Ticket(
+            account_id=account_id,
+            call_id=request.call_id or str(uuid.uuid4()),
+            user_id=user.id,
+            fingerprint=f"{user.id}\n{request.to}\n{requested or ''}",
+            remember=request.call_id is not None,
+            contact=dest.e164 if dest is not None and not emergency and sticky_applies else None,
+            counted=not emergency,
+            user_limit=user.max_channels,
+            account_limit=account.max_channels,
+            ttl_ms=account.lease_ttl_ms,
+        )
+        return account, user, dest, ticket
+
+    async def dial(self, account_id: str, request: DialRequest) -> Decision:
+        """Decide one dial and, when allowed, take its channel. Raises ``NotFound`` for an
+        unknown user, ``Conflict`` for a call id reused for another request, and
+        ``StoreUnavailable`` when the store does not answer within the deadline."""
+        started = time.perf_counter()
+        account, user, dest, ticket = self._ticket(account_id, request)
+        build = functools.partial(
+            _decide, account, user, request.to, dest, request.caller_id, ticket.call_id
+        )
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                decision = await self._store.admit(ticket, build)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"the store did not answer within {self._deadline_s * 1000:.0f} ms"
+            ) from None
+        if self._metrics is not None:
+            self._metrics.observe(decision, time.perf_counter() - started)
+        return decision
+
+    async def explain(self, account_id: str, request: DialRequest) -> Decision:
+        """The decision ``dial`` would make now, with the trace of every step; no channel is
+        taken and nothing is written."""
+        account, user, dest, ticket = self._ticket(account_id, request)
+        contact = dest.e164 if dest is not None and not dest.emergency else None
+        peek = await self._store.peek(account_id, user.id, contact)
+        trace: list[TraceStep] = []
+        decision = _decide(
+            account, user, request.to, dest, request.caller_id, ticket.call_id, peek.sticky, trace
+        )
+        if decision.allowed and ticket.counted:
+            refusal = channel_refusal(ticket, peek.user_leases, peek.account_leases)
+            in_use = f"{peek.user_leases} of {user.max_channels} channels in use"
+            trace.append(
+                TraceStep(
+                    step="channel",
+                    result="denied" if refusal else "ok",
+                    detail=refusal or f"{in_use} (explain takes none)",
+                )
+            )
+            if refusal:
+                decision = Decision(
+                    allowed=False, call_id=ticket.call_id, reason=Reason.CHANNEL_LIMIT, detail=refusal
+                )
+        return msgspec.structs.replace(decision, trace=tuple(trace))
+
+    # -- call lifecycle ----------------------------------------------------------------------
+
+    async def end(self, account_id: str, call_id: str, outcome: Outcome) -> EndResult:
+        self.snapshot(account_id)
+        return await self._store.end(account_id, call_id, outcome)
+
+    async def heartbeat(self, account_id: str, call_id: str) -> HeartbeatResult:
+        account = self.snapshot(account_id)
+        expires = await self._store.heartbeat(account_id, call_id, account.lease_ttl_ms)
+        return HeartbeatResult(call_id=call_id, lease_expires_at=rfc3339(expires))
+
+    @staticmethod
+    def _user(account: AccountSnapshot, user_id: str) -> UserView:
+        user = account.users.get(user_id)
+        if user is None:
+            raise NotFound(f"no user {user_id!r} in this account", field="user")
+        return user
+

@@ -1,0 +1,117 @@
+"""callgate's exceptions, and the one table that maps them to HTTP statuses.
+
+A denied call is not an error: it is a ``Decision`` with a reason. Exceptions are for requests
+callgate cannot answer with a decision::
+
+    CallgateError
+    ├── RequestError              the client is at fault (4xx)
+    │   ├── MalformedRequest      400  not JSON, or not the shape of any request
+    │   ├── InvalidField          422  a field has the wrong type or value
+    │   ├── Unauthorized          401  missing or unknown credentials
+    │   ├── Forbidden             403  known caller, not allowed to do this
+    │   ├── NotFound              404  no such user, call, account, ...
+    │   ├── Conflict              409  the change breaks an invariant or reuses an id
+    │   ├── PreconditionFailed    412  the resource changed since the client read it
+    │   └── PayloadTooLarge       413  the body is over the limit
+    ├── StoreUnavailable          503  the store cannot be reached or did not answer in time
+    └── ConfigurationError        (start-up) a bad setting or configuration file; exit status 2
+
+Every message names the field or entry, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CallgateError",
+    "Conflict",
+    "ConfigurationError",
+    "Forbidden",
+    "HTTP_STATUS",
+    "InvalidField",
+    "MalformedRequest",
+    "NotFound",
+    "PayloadTooLarge",
+    "PreconditionFailed",
+    "RequestError",
+    "StoreUnavailable",
+    "Unauthorized",
+    "http_status",
+]
+
+
+class CallgateError(Exception):
+    """Base of every error callgate raises on purpose."""
+
+    title = "Error"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class RequestError(CallgateError):
+    title = "Bad request"
+
+
+class MalformedRequest(RequestError):
+    title = "Malformed request"
+
+
+class InvalidField(RequestError):
+    title = "Invalid field"
+
+
+class Unauthorized(RequestError):
+    title = "Unauthorized"
+
+
+class Forbidden(RequestError):
+    title = "Forbidden"
+
+
+class NotFound(RequestError):
+    title = "Not found"
+
+
+class Conflict(RequestError):
+    title = "Conflict"
+
+
+class PreconditionFailed(RequestError):
+    title = "Precondition failed"
+
+
+class PayloadTooLarge(RequestError):
+    title = "Payload too large"
+
+
+class StoreUnavailable(CallgateError):
+    title = "Store unavailable"
+
+
+class ConfigurationError(CallgateError):
+    title = "Configuration error"
+
+
+HTTP_STATUS: dict[type[CallgateError], int] = {
+    MalformedRequest: 400,
+    InvalidField: 422,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    PreconditionFailed: 412,
+    PayloadTooLarge: 413,
+    StoreUnavailable: 503,
+    ConfigurationError: 500,
+}
+
+
+def http_status(error: CallgateError) -> int:
+    """The HTTP status for ``error``: its own class's row, else the nearest ancestor's."""
+    for cls in type(error).__mro__:
+        status = HTTP_STATUS.get(cls)
+        if status is not None:
+            return status
+    return 500

@@ -1,0 +1,63 @@
+"""The domain service: the one writer of configuration.
+
+``callgate import``, the admin API and anything else that changes an account go through
+``AccountService``. Each change is a pure function of the current account
+(``engine.changes``); the service applies it to the stored version, checks every invariant
+(``engine.invariants``) and saves the result only if the stored version is still the one it
+read, so two concurrent writers cannot interleave: one wins, the other is told to retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from callerid import AccountConfig
+
+from .changes import Change
+from .errors import NotFound, PreconditionFailed
+from .invariants import check
+from .store import Store
+
+__all__ = ["AccountService"]
+
+Listener = Callable[[AccountConfig, int], None]
+
+
+class AccountService:
+    def __init__(self, store: Store, *, on_saved: Listener | None = None) -> None:
+        self._store = store
+        self._on_saved = on_saved
+
+    async def get(self, account_id: str) -> tuple[AccountConfig, int]:
+        loaded = await self._store.load_account(account_id)
+        if loaded is None:
+            raise NotFound(f"no account {account_id!r}", field="account")
+        return loaded
+
+    async def put(self, config: AccountConfig) -> int:
+        """Create the account, or replace it whole (``callgate import``); the new version."""
+        check(config)
+        versions = await self._store.account_versions()
+        version = await self._store.save_account(config, versions.get(config.id, 0))
+        self._saved(config, version)
+        return version
+
+    async def apply(
+        self, account_id: str, change: Change, *, expected_version: int | None = None
+    ) -> tuple[AccountConfig, int]:
+        """Apply ``change`` to the stored account; with ``expected_version``, only if the
+        account is still at that version (else ``PreconditionFailed``)."""
+        config, version = await self.get(account_id)
+        if expected_version is not None and expected_version != version:
+            raise PreconditionFailed(
+                f"account {account_id!r} is at version {version}, not {expected_version}"
+            )
+        new = change(config)
+        check(new)
+        saved = await self._store.save_account(new, version)
+        self._saved(new, saved)
+        return new, saved
+
+    def _saved(self, config: AccountConfig, version: int) -> None:
+        if self._on_saved is not None:
+            self._on_saved(config, version)

@@ -1,0 +1,466 @@
+"""The embedded store: one process, durable in a data directory.
+
+Theory of operation
+-------------------
+Calls in progress, the call records kept for retries and the sticky caller IDs live in memory,
+indexed for the hot path; SQLite (``callgate.db`` in the data directory) is their durable copy
+and holds the configuration and token hashes. One thread owns the database
+(``SqliteThread``), so the event loop never touches the disk.
+
+Invariants:
+
+1. A dial's check-and-take of a channel is one synchronous step on the event loop (no await
+   between reading the lease counts and adding the lease), so concurrent dials in this
+   process cannot both take the last channel.
+2. An answer that took or released a channel is sent only after its row is committed: what a
+   client was told survives ``kill -9``. A write the caller stopped waiting for (a cancelled
+   request) still lands, so memory and disk agree; a write that failed is undone in memory.
+3. Only one server process may own a data directory (an exclusive lock on ``lock``), since
+   the channel counts live in its memory. The CLI's configuration commands may run beside it:
+   the server notices a new configuration version within its poll interval.
+4. A lease's expiry is wall-clock time, so leases taken before a restart still count after it
+   until they end or expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+from callerid import AccountConfig, Outcome, Reason, Rule
+
+from ..errors import Conflict, NotFound, PreconditionFailed, StoreUnavailable
+from ..wire import Decision, EndResult, rfc3339
+from .protocol import Build, Peek, Ticket, TokenRecord, channel_refusal
+from .sqlite import SqliteThread
+
+__all__ = ["EmbeddedStore", "RETENTION_MS"]
+
+RETENTION_MS = 15 * 60 * 1000
+"""How long a call's record outlives its lease (or its denial): the window in which a retry
+with the same call id gets the same answer."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY, version INTEGER NOT NULL, config BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT NOT NULL,
+    created_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS tokens_by_account ON tokens (account_id, name);
+CREATE TABLE IF NOT EXISTS sticky (
+    account_id TEXT NOT NULL, contact TEXT NOT NULL, caller_id TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL, PRIMARY KEY (account_id, contact)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS calls (
+    account_id TEXT NOT NULL, call_id TEXT NOT NULL, retain_until_ms INTEGER NOT NULL,
+    record BLOB NOT NULL, PRIMARY KEY (account_id, call_id)) WITHOUT ROWID;
+"""
+
+Key = tuple[str, str]
+
+
+class CallRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What the store remembers of one call id."""
+
+    user_id: str
+    fingerprint: str
+    decision: Decision
+    counted: bool = True
+    lease_expires_ms: int = 0
+    """0 when no channel was taken (a denial)."""
+    outcome: Outcome | None = None
+    retain_until_ms: int
+
+
+_record_encoder = msgspec.msgpack.Encoder()
+_record_decoder = msgspec.msgpack.Decoder(CallRecord)
+_config_encoder = msgspec.json.Encoder()
+_config_decoder = msgspec.json.Decoder(AccountConfig)
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class EmbeddedStore:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        exclusive: bool = False,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        """``exclusive``: this process serves calls and must own the directory alone."""
+        self.data_dir = data_dir
+        self._exclusive = exclusive
+        self._clock_ms = clock_ms
+        self._db = SqliteThread(data_dir / "callgate.db", SCHEMA)
+        self._lock_file: IO[bytes] | None = None
+        self._calls: dict[Key, CallRecord] = {}
+        self._pending: dict[Key, asyncio.Future[None]] = {}
+        self._user_leases: dict[Key, dict[str, int]] = {}
+        self._account_leases: dict[str, dict[str, int]] = {}
+        self._sticky: dict[Key, str] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self._prepare_dir)
+        await self._db.start()
+        now = self._clock_ms()
+        calls, sticky = await self._db.run(
+            lambda conn: (
+                conn.execute(
+                    "SELECT account_id, call_id, record FROM calls WHERE retain_until_ms > ?",
+                    (now,),
+                ).fetchall(),
+                conn.execute("SELECT account_id, contact, caller_id FROM sticky").fetchall(),
+            )
+        )
+        for account_id, call_id, blob in calls:
+            record = _record_decoder.decode(blob)
+            self._calls[(account_id, call_id)] = record
+            if self._holds_channel(record, now):
+                self._index(account_id, call_id, record)
+        self._sticky = {(a, c): n for a, c, n in sticky}
+
+    def _prepare_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self._exclusive:
+            return
+        lock = open(self.data_dir / "lock", "wb")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise StoreUnavailable(
+                f"another callgate server is using the data directory {self.data_dir}"
+            ) from None
+        lock.write(f"{os.getpid()}\n".encode())
+        lock.flush()
+        self._lock_file = lock
+
+    async def close(self) -> None:
+        await self._db.stop()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    # -- configuration -----------------------------------------------------------------------
+
+    async def account_versions(self) -> dict[str, int]:
+        rows = await self._db.run(
+            lambda conn: conn.execute("SELECT id, version FROM accounts").fetchall()
+        )
+        return dict(rows)
+
+    async def load_account(self, account_id: str) -> tuple[AccountConfig, int] | None:
+        row = await self._db.run(
+            lambda conn: conn.execute(
+                "SELECT config, version FROM accounts WHERE id = ?", (account_id,)
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        return _config_decoder.decode(row[0]), row[1]
+
+    async def save_account(self, config: AccountConfig, expected_version: int) -> int:
+        blob = _config_encoder.encode(config)
+
+        def job(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT version FROM accounts WHERE id = ?", (config.id,)).fetchone()
+            current = row[0] if row else 0
+            if current != expected_version:
+                if expected_version == 0:
+                    raise Conflict(f"account {config.id!r} already exists", field="id")
+                raise PreconditionFailed(
+                    f"account {config.id!r} is at version {current}, not {expected_version}: "
+                    "it changed since it was read"
+                )
+            conn.execute(
+                "INSERT INTO accounts (id, version, config) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET version = excluded.version, "
+                "config = excluded.config",
+                (config.id, current + 1, blob),
+            )
+            return current + 1
+
+        return await self._db.run(job)
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    async def add_token(self, record: TokenRecord) -> None:
+        await self._db.run(
+            lambda conn: conn.execute(
+                "INSERT INTO tokens (hash, account_id, name, created_ms) VALUES (?, ?, ?, ?)",
+                (record.hash, record.account_id, record.name, record.created_ms),
+            )
+        )
+
+    async def find_token(self, token_hash: str) -> TokenRecord | None:
+        row = await self._db.run(
+            lambda conn: conn.execute(
+                "SELECT hash, account_id, name, created_ms FROM tokens WHERE hash = ?",
+                (token_hash,),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        return TokenRecord(hash=row[0], account_id=row[1], name=row[2], created_ms=row[3])
+
+    async def list_tokens(self, account_id: str) -> list[TokenRecord]:
+        rows = await self._db.run(
+            lambda conn: conn.execute(
+                "SELECT hash, account_id, name, created_ms FROM tokens WHERE account_id = ? "
+                "ORDER BY created_ms",
+                (account_id,),
+            ).fetchall()
+        )
+        return [TokenRecord(hash=h, account_id=a, name=n, created_ms=c) for h, a, n, c in rows]
+
+    async def revoke_token(self, account_id: str, name: str) -> int:
+        return await self._db.run(
+            lambda conn: conn.execute(
+                "DELETE FROM tokens WHERE account_id = ? AND name = ?", (account_id, name)
+            ).rowcount
+        )
+
+    # -- calls -------------------------------------------------------------------------------
+
+    async def admit(self, ticket: Ticket, build: Build) -> Decision:
+        key = (ticket.account_id, ticket.call_id)
+        pending = self._pending.get(key)
+        if pending is not None:  # the first request for this call id is still being written
+            await asyncio.shield(pending)
+        now = self._clock_ms()
+        known = self._calls.get(key)
+        if known is not None and known.retain_until_ms > now:
+            if known.fingerprint != ticket.fingerprint:
+                raise Conflict(
+                    f"call id {ticket.call_id!r} was already used for a different request",
+                    field="call_id",
+                )
+            return known.decision
+
+        sticky = self._sticky.get((ticket.account_id, ticket.contact)) if ticket.contact else None
+        decision = build(sticky)
+        if decision.allowed and ticket.counted:
+            refusal = self._refuse_channel(ticket, now)
+            if refusal is not None:
+                decision = Decision(
+                    allowed=False,
+                    call_id=ticket.call_id,
+                    reason=Reason.CHANNEL_LIMIT,
+                    detail=refusal,
+                )
+        if not decision.allowed:
+            if ticket.remember:
+                record = CallRecord(
+                    user_id=ticket.user_id,
+                    fingerprint=ticket.fingerprint,
+                    decision=decision,
+                    retain_until_ms=now + RETENTION_MS,
+                )
+                await self._commit_call(key, record, previous=known)
+            return decision
+
+        expires = now + ticket.ttl_ms
+        decision = msgspec.structs.replace(decision, lease_expires_at=rfc3339(expires))
+        record = CallRecord(
+            user_id=ticket.user_id,
+            fingerprint=ticket.fingerprint,
+            decision=decision,
+            counted=ticket.counted,
+            lease_expires_ms=expires,
+            retain_until_ms=expires + RETENTION_MS,
+        )
+        await self._commit_call(key, record, previous=known)
+        return decision
+
+    def _refuse_channel(self, ticket: Ticket, now: int) -> str | None:
+        """Why no channel is free for this dial, or None. Purges expired leases it meets."""
+        account_id, user_id = ticket.account_id, ticket.user_id
+        held = len(self._user_leases.get((account_id, user_id), ()))
+        if held >= ticket.user_limit:
+            held = self._purge_user(account_id, user_id, now)
+        in_account = len(self._account_leases.get(account_id, ()))
+        if ticket.account_limit is not None and in_account >= ticket.account_limit:
+            in_account = self._purge_account(account_id, now)
+        return channel_refusal(ticket, held, in_account)
+
+    def _purge_user(self, account_id: str, user_id: str, now: int) -> int:
+        """Drop the user's expired leases from both indexes; the number left."""
+        held = self._user_leases.get((account_id, user_id), {})
+        account = self._account_leases.get(account_id, {})
+        for call_id in [c for c, until in held.items() if until <= now]:
+            del held[call_id]
+            account.pop(call_id, None)
+        return len(held)
+
+    def _purge_account(self, account_id: str, now: int) -> int:
+        """Drop the account's expired leases from both indexes; the number left."""
+        account = self._account_leases.get(account_id, {})
+        for call_id in [c for c, until in account.items() if until <= now]:
+            del account[call_id]
+            record = self._calls.get((account_id, call_id))
+            if record is not None:
+                self._user_leases.get((account_id, record.user_id), {}).pop(call_id, None)
+        return len(account)
+
+    def _holds_channel(self, record: CallRecord, now: int) -> bool:
+        return record.counted and record.outcome is None and record.lease_expires_ms > now
+
+    def _index(self, account_id: str, call_id: str, record: CallRecord) -> None:
+        until = record.lease_expires_ms
+        self._user_leases.setdefault((account_id, record.user_id), {})[call_id] = until
+        self._account_leases.setdefault(account_id, {})[call_id] = until
+
+    def _unindex(self, account_id: str, call_id: str, record: CallRecord) -> None:
+        self._user_leases.get((account_id, record.user_id), {}).pop(call_id, None)
+        self._account_leases.get(account_id, {}).pop(call_id, None)
+
+    async def _commit_call(
+        self,
+        key: Key,
+        record: CallRecord,
+        *,
+        previous: CallRecord | None,
+        sticky: tuple[str, str] | None = None,
+    ) -> None:
+        """Install ``record`` in memory now, write it (and a sticky entry) to disk, and undo
+        the memory change if the write fails."""
+        account_id, call_id = key
+        if previous is not None:
+            self._unindex(account_id, call_id, previous)
+        self._calls[key] = record
+        if self._holds_channel(record, self._clock_ms()):
+            self._index(account_id, call_id, record)
+        blob = _record_encoder.encode(record)
+        now = self._clock_ms()
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO calls (account_id, call_id, retain_until_ms, record) "
+                "VALUES (?, ?, ?, ?)",
+                (account_id, call_id, record.retain_until_ms, blob),
+            )
+            if sticky is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO sticky (account_id, contact, caller_id, updated_ms) "
+                    "VALUES (?, ?, ?, ?)",
+                    (account_id, sticky[0], sticky[1], now),
+                )
+
+        written = self._db.submit(job)
+        self._pending[key] = written
+        try:
+            await asyncio.shield(written)
+        except StoreUnavailable:
+            self._unindex(account_id, call_id, record)
+            if previous is None:
+                self._calls.pop(key, None)
+            else:
+                self._calls[key] = previous
+                if self._holds_channel(previous, self._clock_ms()):
+                    self._index(account_id, call_id, previous)
+            raise
+        finally:
+            if self._pending.get(key) is written and written.done():
+                del self._pending[key]
+
+    async def end(self, account_id: str, call_id: str, outcome: Outcome) -> EndResult:
+        key = (account_id, call_id)
+        now = self._clock_ms()
+        record = self._live_record(key, now)
+        decision = record.decision
+        records_sticky = (
+            outcome.connected
+            and decision.rule is not Rule.EMERGENCY
+            and decision.caller_id is not None
+            and decision.to is not None
+        )
+        if record.outcome is not None:
+            if record.outcome is not outcome:
+                raise Conflict(
+                    f"call {call_id!r} already ended as {record.outcome}, not {outcome}",
+                    field="outcome",
+                )
+            return EndResult(call_id=call_id, outcome=outcome, sticky_recorded=records_sticky)
+        ended = msgspec.structs.replace(
+            record, outcome=outcome, retain_until_ms=now + RETENTION_MS
+        )
+        sticky = None
+        if records_sticky:
+            assert decision.to is not None and decision.caller_id is not None
+            sticky = (decision.to, decision.caller_id)
+            self._sticky[(account_id, decision.to)] = decision.caller_id
+        await self._commit_call(key, ended, previous=record, sticky=sticky)
+        return EndResult(call_id=call_id, outcome=outcome, sticky_recorded=records_sticky)
+
+    async def heartbeat(self, account_id: str, call_id: str, ttl_ms: int) -> int:
+        key = (account_id, call_id)
+        now = self._clock_ms()
+        record = self._live_record(key, now)
+        if record.outcome is not None:
+            raise Conflict(f"call {call_id!r} has ended ({record.outcome})", field="call_id")
+        if record.lease_expires_ms <= now:
+            raise Conflict(
+                f"the lease of call {call_id!r} expired; dial again for a new one",
+                field="call_id",
+            )
+        expires = now + ttl_ms
+        extended = msgspec.structs.replace(
+            record, lease_expires_ms=expires, retain_until_ms=expires + RETENTION_MS
+        )
+        await self._commit_call(key, extended, previous=record)
+        return expires
+
+    def _live_record(self, key: Key, now: int) -> CallRecord:
+        record = self._calls.get(key)
+        if record is None or record.retain_until_ms <= now:
+            raise NotFound(f"no call {key[1]!r} in this account", field="call_id")
+        if record.lease_expires_ms == 0:
+            raise Conflict(
+                f"call {key[1]!r} was denied ({record.decision.reason}); it holds no channel",
+                field="call_id",
+            )
+        return record
+
+    async def peek(self, account_id: str, user_id: str, contact: str | None) -> Peek:
+        now = self._clock_ms()
+        user = self._user_leases.get((account_id, user_id), {})
+        account = self._account_leases.get(account_id, {})
+        return Peek(
+            sticky=self._sticky.get((account_id, contact)) if contact else None,
+            user_leases=sum(1 for until in user.values() if until > now),
+            account_leases=sum(1 for until in account.values() if until > now),
+        )
+
+    def lease_counts(self) -> dict[str, int]:
+        now = self._clock_ms()
+        return {
+            account_id: sum(1 for until in leases.values() if until > now)
+            for account_id, leases in self._account_leases.items()
+        }
+
+    async def sweep(self) -> int:
+        """Forget call records past their retention, in memory and on disk; the number dropped."""
+        now = self._clock_ms()
+        stale = [key for key, record in self._calls.items() if record.retain_until_ms <= now]
+        for key in stale:
+            record = self._calls.pop(key)
+            self._unindex(key[0], key[1], record)
+        for leases in (*self._user_leases.values(), *self._account_leases.values()):
+            for call_id in [c for c, until in leases.items() if until <= now]:
+                del leases[call_id]
+        await self._db.run(
+            lambda conn: conn.execute("DELETE FROM calls WHERE retain_until_ms <= ?", (now,))
+        )
+        return len(stale)

@@ -1,0 +1,153 @@
+"""One thread that owns one SQLite connection, so the event loop never waits on the disk.
+
+Jobs run in submission order. Every job the thread finds waiting joins one transaction (one
+commit for many dials: group commit), each job inside its own savepoint so one job's error
+rolls back that job alone. A job's future is resolved on the loop after the commit, so an
+answer that depends on a write is sent only once the write is in the WAL.
+
+Durability: WAL mode with ``synchronous=NORMAL``: a commit survives the process being killed
+(``kill -9``); the last commits before a power loss may not. Checkpoints run in this thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import StoreUnavailable
+
+__all__ = ["SqliteThread"]
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], Any]
+
+_BUSY_TIMEOUT_MS = 5000
+
+
+class SqliteThread:
+    def __init__(self, path: Path, schema: str) -> None:
+        self._path = path
+        self._schema = schema
+        self._jobs: queue.SimpleQueue[tuple[Job, asyncio.Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = self._loop.create_future()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name=f"sqlite:{self._path.name}", daemon=True
+        )
+        self._thread.start()
+        await ready
+
+    async def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._jobs.put(None)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue ``job(connection)`` for the thread; the future settles once it is committed."""
+        if self._thread is None or self._loop is None:
+            raise StoreUnavailable("the embedded store is not open")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._jobs.put((job, future))
+        return future
+
+    async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``job(connection)`` in the thread, inside a transaction; its result once committed."""
+        return await self.submit(job)
+
+    # -- the thread --------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(self._schema)
+        return conn
+
+    def _run(self, ready: asyncio.Future[None]) -> None:
+        assert self._loop is not None
+        try:
+            conn = self._connect()
+        except sqlite3.Error as exc:
+            error = StoreUnavailable(f"cannot open {self._path}: {exc}")
+            self._loop.call_soon_threadsafe(_settle, ready, None, error)
+            return
+        self._loop.call_soon_threadsafe(_settle, ready, None, None)
+        try:
+            while True:
+                first = self._jobs.get()
+                if first is None:
+                    return
+                batch = [first]
+                stop = False
+                while True:
+                    try:
+                        item = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stop = True
+                        break
+                    batch.append(item)
+                self._run_batch(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _run_batch(
+        self, conn: sqlite3.Connection, batch: list[tuple[Job, asyncio.Future[Any]]]
+    ) -> None:
+        assert self._loop is not None
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job, future in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    result = job(conn)
+                except Exception as exc:  # the job's own failure: undo it, tell its caller
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    outcomes.append((future, None, _translate(exc)))
+                else:
+                    conn.execute("RELEASE job")
+                    outcomes.append((future, result, None))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            failed = StoreUnavailable(f"embedded store: {exc}")
+            outcomes = [(future, None, failed) for _, future in batch]
+        for future, result, error in outcomes:
+            self._loop.call_soon_threadsafe(_settle, future, result, error)
+
+
+def _translate(exc: Exception) -> BaseException:
+    if isinstance(exc, sqlite3.Error):
+        error = StoreUnavailable(f"embedded store: {exc}")
+        error.__cause__ = exc
+        return error
+    return exc
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

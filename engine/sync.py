@@ -1,0 +1,57 @@
+"""Keeping a serving process's compiled snapshots in step with the stored configuration.
+
+Configuration may change outside this process (``callgate import`` beside a running server;
+other processes on a shared store). Every ``poll_s`` the process compares the stored versions
+with its own and recompiles what changed; now and then it also sweeps call records past their
+retention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .decide import Engine
+from .errors import CallgateError
+from .store import Store
+
+__all__ = ["load_all", "refresh_forever", "refresh_once"]
+
+log = logging.getLogger("callgate.sync")
+
+POLL_S = 1.0
+SWEEP_EVERY = 30
+
+
+async def load_all(store: Store, engine: Engine) -> int:
+    """Install every stored account; the number installed."""
+    return await refresh_once(store, engine)
+
+
+async def refresh_once(store: Store, engine: Engine) -> int:
+    installed = engine.versions()
+    changed = 0
+    for account_id, version in (await store.account_versions()).items():
+        if installed.get(account_id, 0) >= version:
+            continue
+        loaded = await store.load_account(account_id)
+        if loaded is not None:
+            engine.install(*loaded)
+            changed += 1
+    return changed
+
+
+async def refresh_forever(
+    store: Store, engine: Engine, *, poll_s: float = POLL_S
+) -> None:
+    rounds = 0
+    while True:
+        await asyncio.sleep(poll_s)
+        rounds += 1
+        try:
+            if await refresh_once(store, engine):
+                log.info("configuration reloaded")
+            if rounds % SWEEP_EVERY == 0:
+                await store.sweep()
+        except CallgateError as exc:
+            log.warning("configuration refresh failed: %s", exc.detail)

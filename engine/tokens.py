@@ -1,0 +1,66 @@
+"""API tokens: random, shown once, stored only as a SHA-256 hash.
+
+A token has 256 bits of randomness, so a fast hash is enough: nobody can search that space,
+and the lookup by hash gives no timing hint about any stored token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+
+from .errors import Unauthorized
+from .store import Store, TokenRecord
+
+__all__ = ["TokenCache", "hash_token", "issue_token"]
+
+PREFIX = "cg_"
+_REVALIDATE_S = 2.0
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def issue_token(store: Store, account_id: str, name: str) -> str:
+    """Create a token for ``account_id``; the only time the token itself exists."""
+    token = PREFIX + secrets.token_urlsafe(32)
+    record = TokenRecord(
+        hash=hash_token(token),
+        account_id=account_id,
+        name=name,
+        created_ms=time.time_ns() // 1_000_000,
+    )
+    await store.add_token(record)
+    return token
+
+
+class TokenCache:
+    """Maps bearer tokens to accounts, asking the store at most every couple of seconds per
+    token, so a token revoked elsewhere stops working within that time."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._known: dict[str, tuple[str, float]] = {}
+
+    async def account_for(self, authorization: str | None) -> str:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise Unauthorized("send the token as `Authorization: Bearer <token>`")
+        digest = hash_token(authorization[7:].strip())
+        now = time.monotonic()
+        known = self._known.get(digest)
+        if known is not None and now - known[1] < _REVALIDATE_S:
+            return known[0]
+        record = await self._store.find_token(digest)
+        if record is None:
+            self._known.pop(digest, None)
+            raise Unauthorized("unknown or revoked token")
+        self._known[digest] = (record.account_id, now)
+        return record.account_id
+
+    def forget(self, account_id: str | None = None) -> None:
+        if account_id is None:
+            self._known.clear()
+        else:
+            self._known = {k: v for k, v in self._known.items() if v[0] != account_id}

@@ -1,0 +1,99 @@
+"""The decision API's wire structures (dialers are written against these names)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import time
+
+import msgspec
+
+from callerid import CallSettings, Outcome, Permission, Reason, Rule, TraceStep
+from callerid.model import E164, Id
+
+__all__ = [
+    "CallId",
+    "Decision",
+    "DialRequest",
+    "EndRequest",
+    "EndResult",
+    "HeartbeatRequest",
+    "HeartbeatResult",
+    "Problem",
+    "rfc3339",
+]
+
+CallId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$",
+        description="Client call id (idempotency key): up to 128 of A-Z a-z 0-9 . _ : @ -",
+    ),
+]
+Dialled = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=64,
+        pattern=r"^\s*\+?[0-9 ().\-/]*[0-9][0-9 ().\-/]*$",
+        description="The destination as dialled: digits, an optional leading +, and the "
+        "separators space ( ) . - /",
+    ),
+]
+
+
+class DialRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    user: Id
+    to: Dialled
+    caller_id: E164 | None = None
+    call_id: CallId | None = None
+
+
+class EndRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    outcome: Outcome
+
+
+class HeartbeatRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class Decision(msgspec.Struct, kw_only=True, omit_defaults=True):
+    allowed: bool
+    call_id: str
+    caller_id: str | None = None
+    rule: Rule | None = None
+    to: str | None = None
+    lease_expires_at: str | None = None
+    settings: CallSettings | None = None
+    reason: Reason | None = None
+    detail: str | None = None
+    permission: Permission | None = None
+    choices: tuple[str, ...] | None = None
+    trace: tuple[TraceStep, ...] | None = None
+
+
+class EndResult(msgspec.Struct, kw_only=True):
+    call_id: str
+    outcome: Outcome
+    sticky_recorded: bool
+
+
+class HeartbeatResult(msgspec.Struct, kw_only=True):
+    call_id: str
+    lease_expires_at: str
+
+
+class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An RFC 9457 problem details body (``application/problem+json``)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    field: str | None = None
+
+
+def rfc3339(ms: int) -> str:
+    """``ms`` since the epoch as an RFC 3339 UTC timestamp with milliseconds."""
+    seconds, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"

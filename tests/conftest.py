@@ -1,0 +1,158 @@
+"""Shared fixtures: the demo account, an open embedded store, an engine over it, and a real
+``callgate serve`` subprocess on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from blockbuster import blockbuster_ctx
+from prometheus_client import CollectorRegistry
+
+from callerid import AccountConfig
+from engine import configfile
+from engine.decide import Engine
+from engine.metrics import Metrics
+from engine.numbers import load_metadata
+from engine.service import AccountService
+from engine.store import EmbeddedStore
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "examples" / "demo.toml"
+CALLGATE = Path(sys.executable).parent / "callgate"
+
+load_metadata()
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_on_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail an async test whose code under test blocks the event loop (file or socket I/O,
+    sleeps, SQLite) from inside callgate's own packages."""
+    if not asyncio.iscoroutinefunction(getattr(request.node, "function", None)):
+        yield
+        return
+    with blockbuster_ctx(["engine", "callerid"]):
+        yield
+
+
+def demo_config() -> AccountConfig:
+    return configfile.decode(DEMO.read_bytes(), "toml", source=str(DEMO))
+
+
+@pytest.fixture
+def demo() -> AccountConfig:
+    return demo_config()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[EmbeddedStore]:
+    store = EmbeddedStore(tmp_path / "data", exclusive=True)
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def engine(store: EmbeddedStore, demo: AccountConfig) -> Engine:
+    engine = Engine(store, metrics=Metrics(CollectorRegistry(), store.lease_counts))
+    await AccountService(store, on_saved=engine.install).put(demo)
+    return engine
+
+
+@pytest.fixture
+async def service(store: EmbeddedStore, engine: Engine) -> AccountService:
+    return AccountService(store, on_saved=engine.install)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A ``callgate serve`` subprocess on the embedded store, started with the demo account."""
+
+    def __init__(self, data_dir: Path, demo: Path = DEMO) -> None:
+        self.data_dir = data_dir
+        self.demo = demo
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token = ""
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self, timeout_s: float = 20.0) -> Server:
+        self.process = subprocess.Popen(
+            [
+                str(CALLGATE),
+                "serve",
+                "--data",
+                str(self.data_dir),
+                "--port",
+                str(self.port),
+                "--demo",
+                str(self.demo),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            found = re.search(r"token \(shown once per start\): (cg_\S+)", line)
+            if found:
+                self.token = found.group(1)
+            if line.startswith("Stop with Ctrl-C"):
+                return self
+        self.kill()
+        raise RuntimeError("callgate serve did not start:\n" + "".join(seen))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def kill(self) -> None:
+        """``kill -9``: no chance to flush or clean up."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=10)
+        return self.process.returncode
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = Server(tmp_path / "server-data").start()
+    yield srv
+    srv.kill()
+
+
+def write_account(path: Path, config: AccountConfig) -> Path:
+    path.write_bytes(configfile.encode(config, "toml"))
+    return path
+
+
+def replace(struct: msgspec.Struct, **changes: object) -> msgspec.Struct:
+    return msgspec.structs.replace(struct, **changes)

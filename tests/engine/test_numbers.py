@@ -1,0 +1,55 @@
+"""Normalisation with phonenumbers: E.164 out, national formats in the account region,
+emergency short codes recognised, anything impossible refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.numbers import normalise
+
+
+@pytest.mark.parametrize(
+    ("dialled", "region", "e164", "where"),
+    [
+        ("(212) 555-0187", "US", "+12125550187", "US"),
+        ("212.555.0187", "US", "+12125550187", "US"),
+        ("1 212 555 0187", "US", "+12125550187", "US"),
+        ("+1 416 555 0123", "US", "+14165550123", "CA"),
+        ("020 7946 0999", "GB", "+442079460999", "GB"),
+        ("+44 20 7946 0999", "US", "+442079460999", "GB"),
+        ("01 42 68 53 00", "FR", "+33142685300", "FR"),
+    ],
+    ids=["us-national", "us-dots", "us-trunk", "canada-intl", "uk-national", "uk-intl", "fr-national"],
+)
+def test_normalises_to_e164_and_region(dialled: str, region: str, e164: str, where: str) -> None:
+    dest = normalise(dialled, region)
+    assert dest is not None and (dest.e164, dest.region) == (e164, where)
+    assert not dest.emergency
+
+
+@pytest.mark.parametrize(
+    ("dialled", "region"), [("911", "US"), ("112", "FR"), ("999", "GB"), ("000", "AU")]
+)
+def test_emergency_numbers_recognised_in_account_region(dialled: str, region: str) -> None:
+    dest = normalise(dialled, region)
+    assert dest is not None and dest.emergency and dest.kind == "emergency"
+
+
+def test_911_is_not_emergency_in_the_uk() -> None:
+    dest = normalise("911", "GB")
+    assert dest is None or not dest.emergency
+
+
+@pytest.mark.parametrize("dialled", ["123", "+1 555", "+1 212 555 01870000", "+999 1234567", "0000000000"])
+def test_impossible_numbers_give_none(dialled: str) -> None:
+    assert normalise(dialled, "US") is None
+
+
+@pytest.mark.parametrize(
+    ("dialled", "kind"),
+    [("+1 900 555 0123", "premium_rate"), ("+44 871 234 5678", "premium_rate"),
+     ("+33 810 12 34 56", "shared_cost"), ("+1 800 555 0190", "toll_free")],
+)
+def test_number_type_is_classified(dialled: str, kind: str) -> None:
+    dest = normalise(dialled, "US")
+    assert dest is not None and dest.kind == kind
