@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from . import configfile
 from .decide import Engine
+from .errors import ConfigurationError
 from .http import build_app
 from .metrics import Metrics
 from .numbers import load_metadata
@@ -80,7 +81,13 @@ async def serve(settings: ServeSettings) -> None:
         runner = web.AppRunner(build_app(store, engine, metrics), access_log=None)
         await runner.setup()
         try:
-            await web.TCPSite(runner, settings.host, settings.port).start()
+            try:
+                await web.TCPSite(runner, settings.host, settings.port).start()
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"--host {settings.host} --port {settings.port}: cannot listen there "
+                    f"({exc.strerror or exc})"
+                ) from None
             print(_banner(settings, demo), flush=True)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()

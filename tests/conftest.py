@@ -89,6 +89,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = ""
+        self.banner: list[str] = []
         self.process: subprocess.Popen[str] | None = None
 
     def start(self, timeout_s: float = 20.0) -> Server:
@@ -120,6 +121,7 @@ class Server:
             if found:
                 self.token = found.group(1)
             if line.startswith("Stop with Ctrl-C"):
+                self.banner = seen
                 return self
         self.kill()
         raise RuntimeError("callgate serve did not start:\n" + "".join(seen))
