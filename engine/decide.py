@@ -157,7 +157,7 @@ class Engine:
             account_id=account_id,
             call_id=request.call_id or str(uuid.uuid4()),
             user_id=user.id,
-            fingerprint=f"{user.id}\n{request.to}\n{requested or ''}",
+            fingerprint=f"{user.id}\n{dest.e164 if dest else request.to}\n{requested or ''}",
             remember=request.call_id is not None,
             contact=dest.e164 if dest is not None and not emergency and sticky_applies else None,
             counted=not emergency,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -50,11 +50,24 @@ def _json(value: Any, status: int = 200) -> web.Response:
     return web.Response(body=_encoder.encode(value), status=status, content_type="application/json")
 
 
-def problem_response(status: int, title: str, detail: str, field: str | None = None) -> web.Response:
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
     body = Problem(title=title, status=status, detail=detail, field=field)
     return web.Response(
-        body=_encoder.encode(body), status=status, content_type="application/problem+json"
+        body=_encoder.encode(body),
+        status=status,
+        content_type="application/problem+json",
+        headers=headers,
     )
+
+
+# Headers an error status requires (RFC 9110): how to authenticate, which methods exist.
+_PASSED_ON = ("Allow", "WWW-Authenticate")
 
 
 @web.middleware
@@ -62,11 +75,20 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     try:
         return await handler(request)
     except CallgateError as exc:
-        return problem_response(http_status(exc), exc.title, exc.detail, exc.field)
+        status = http_status(exc)
+        headers = {"WWW-Authenticate": 'Bearer realm="callgate"'} if status == 401 else None
+        return problem_response(status, exc.title, exc.detail, exc.field, headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem_response(exc.status, exc.reason, exc.text or exc.reason)
+        passed = {k: v for k in _PASSED_ON if (v := exc.headers.get(k)) is not None}
+        if exc.status == 404:
+            detail = f"no such endpoint: {request.method} {request.path}"
+        elif exc.status == 405:
+            detail = f"{request.method} is not allowed on {request.path}; allowed: {passed.get('Allow', '')}"
+        else:
+            detail = exc.text or exc.reason
+        return problem_response(exc.status, exc.reason, detail, headers=passed)
     except asyncio.CancelledError:
         raise
     except Exception:

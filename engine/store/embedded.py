@@ -13,12 +13,15 @@ Invariants:
    between reading the lease counts and adding the lease), so concurrent dials in this
    process cannot both take the last channel.
 2. An answer that took or released a channel is sent only after its row is committed: what a
-   client was told survives ``kill -9``. A write the caller stopped waiting for (a cancelled
-   request) still lands, so memory and disk agree; a write that failed is undone in memory.
-3. Only one server process may own a data directory (an exclusive lock on ``lock``), since
+   client was told survives ``kill -9``. A change whose answer nobody receives (its write
+   failed, or the caller stopped waiting at its deadline) is undone in memory and on disk, so
+   a 503 never leaves a channel taken.
+3. Changes to one call id are serialised: a request for a call id whose last change is still
+   being written waits for that write first.
+4. Only one server process may own a data directory (an exclusive lock on ``lock``), since
    the channel counts live in its memory. The CLI's configuration commands may run beside it:
    the server notices a new configuration version within its poll interval.
-4. A lease's expiry is wall-clock time, so leases taken before a restart still count after it
+5. A lease's expiry is wall-clock time, so leases taken before a restart still count after it
    until they end or expire.
 """
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import os
 import sqlite3
 import time
@@ -43,6 +47,8 @@ from .protocol import Build, Peek, Ticket, TokenRecord, channel_refusal
 from .sqlite import SqliteThread
 
 __all__ = ["EmbeddedStore", "RETENTION_MS"]
+
+log = logging.getLogger("callgate.store")
 
 RETENTION_MS = 15 * 60 * 1000
 """How long a call's record outlives its lease (or its denial): the window in which a retry
@@ -87,6 +93,50 @@ _config_decoder = msgspec.json.Decoder(AccountConfig)
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _write_call(
+    account_id: str,
+    call_id: str,
+    record: CallRecord | None,
+    sticky: tuple[str, str | None] | None,
+    now_ms: int,
+) -> Callable[[sqlite3.Connection], None]:
+    """A job that makes the disk say ``record`` (None: no record) for the call, and sets (or,
+    with None, removes) the contact's sticky caller ID."""
+    blob = _record_encoder.encode(record) if record is not None else None
+
+    def job(conn: sqlite3.Connection) -> None:
+        if record is None:
+            conn.execute(
+                "DELETE FROM calls WHERE account_id = ? AND call_id = ?", (account_id, call_id)
+            )
+        else:
+            conn.execute(
+                "INSERT OR REPLACE INTO calls (account_id, call_id, retain_until_ms, record) "
+                "VALUES (?, ?, ?, ?)",
+                (account_id, call_id, record.retain_until_ms, blob),
+            )
+        if sticky is None:
+            return
+        contact, caller_id = sticky
+        if caller_id is None:
+            conn.execute(
+                "DELETE FROM sticky WHERE account_id = ? AND contact = ?", (account_id, contact)
+            )
+        else:
+            conn.execute(
+                "INSERT OR REPLACE INTO sticky (account_id, contact, caller_id, updated_ms) "
+                "VALUES (?, ?, ?, ?)",
+                (account_id, contact, caller_id, now_ms),
+            )
+
+    return job
+
+
+def _log_undo_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("could not undo an unacknowledged call change: %s", future.exception())
 
 
 class EmbeddedStore:
@@ -236,9 +286,7 @@ class EmbeddedStore:
 
     async def admit(self, ticket: Ticket, build: Build) -> Decision:
         key = (ticket.account_id, ticket.call_id)
-        pending = self._pending.get(key)
-        if pending is not None:  # the first request for this call id is still being written
-            await asyncio.shield(pending)
+        await self._settled(key)
         now = self._clock_ms()
         known = self._calls.get(key)
         if known is not None and known.retain_until_ms > now:
@@ -326,6 +374,33 @@ class EmbeddedStore:
         self._user_leases.get((account_id, record.user_id), {}).pop(call_id, None)
         self._account_leases.get(account_id, {}).pop(call_id, None)
 
+    async def _settled(self, key: Key) -> None:
+        """Wait until the change being written for ``key``, if any, is committed or undone."""
+        pending = self._pending.get(key)
+        if pending is not None:
+            try:
+                await asyncio.shield(pending)
+            except StoreUnavailable:
+                pass  # that change was undone; the caller decides afresh
+
+    def _install(self, key: Key, record: CallRecord | None, replacing: CallRecord | None) -> None:
+        """Make ``record`` (None: nothing) the memory state of ``key`` in place of ``replacing``."""
+        account_id, call_id = key
+        if replacing is not None:
+            self._unindex(account_id, call_id, replacing)
+        if record is None:
+            self._calls.pop(key, None)
+            return
+        self._calls[key] = record
+        if self._holds_channel(record, self._clock_ms()):
+            self._index(account_id, call_id, record)
+
+    def _set_sticky(self, account_id: str, contact: str, caller_id: str | None) -> None:
+        if caller_id is None:
+            self._sticky.pop((account_id, contact), None)
+        else:
+            self._sticky[(account_id, contact)] = caller_id
+
     async def _commit_call(
         self,
         key: Key,
@@ -334,49 +409,38 @@ class EmbeddedStore:
         previous: CallRecord | None,
         sticky: tuple[str, str] | None = None,
     ) -> None:
-        """Install ``record`` in memory now, write it (and a sticky entry) to disk, and undo
-        the memory change if the write fails."""
+        """Install ``record`` (and a sticky entry) in memory now, write them, and return once
+        they are committed.
+
+        If the caller never sees the outcome (the write failed, or the caller stopped waiting:
+        a deadline or a cancelled request), the change is undone: in memory at once, and on
+        disk by a second write queued behind the first, so it lands after it if it lands."""
         account_id, call_id = key
-        if previous is not None:
-            self._unindex(account_id, call_id, previous)
-        self._calls[key] = record
-        if self._holds_channel(record, self._clock_ms()):
-            self._index(account_id, call_id, record)
-        blob = _record_encoder.encode(record)
-        now = self._clock_ms()
-
-        def job(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT OR REPLACE INTO calls (account_id, call_id, retain_until_ms, record) "
-                "VALUES (?, ?, ?, ?)",
-                (account_id, call_id, record.retain_until_ms, blob),
-            )
-            if sticky is not None:
-                conn.execute(
-                    "INSERT OR REPLACE INTO sticky (account_id, contact, caller_id, updated_ms) "
-                    "VALUES (?, ?, ?, ?)",
-                    (account_id, sticky[0], sticky[1], now),
-                )
-
-        written = self._db.submit(job)
+        old_sticky = self._sticky.get((account_id, sticky[0])) if sticky else None
+        self._install(key, record, previous)
+        if sticky is not None:
+            self._set_sticky(account_id, *sticky)
+        written = self._db.submit(_write_call(account_id, call_id, record, sticky, self._clock_ms()))
         self._pending[key] = written
         try:
             await asyncio.shield(written)
-        except StoreUnavailable:
-            self._unindex(account_id, call_id, record)
-            if previous is None:
-                self._calls.pop(key, None)
-            else:
-                self._calls[key] = previous
-                if self._holds_channel(previous, self._clock_ms()):
-                    self._index(account_id, call_id, previous)
+        except BaseException:
+            if self._calls.get(key) is not record:
+                raise  # a later change to this call id has replaced ours already
+            self._install(key, previous, record)
+            restore = (sticky[0], old_sticky) if sticky is not None else None
+            if sticky is not None:
+                self._set_sticky(account_id, sticky[0], old_sticky)
+            undo = self._db.submit(_write_call(account_id, call_id, previous, restore, self._clock_ms()))
+            undo.add_done_callback(_log_undo_failure)
             raise
         finally:
-            if self._pending.get(key) is written and written.done():
+            if self._pending.get(key) is written:
                 del self._pending[key]
 
     async def end(self, account_id: str, call_id: str, outcome: Outcome) -> EndResult:
         key = (account_id, call_id)
+        await self._settled(key)
         now = self._clock_ms()
         record = self._live_record(key, now)
         decision = record.decision
@@ -400,12 +464,12 @@ class EmbeddedStore:
         if records_sticky:
             assert decision.to is not None and decision.caller_id is not None
             sticky = (decision.to, decision.caller_id)
-            self._sticky[(account_id, decision.to)] = decision.caller_id
         await self._commit_call(key, ended, previous=record, sticky=sticky)
         return EndResult(call_id=call_id, outcome=outcome, sticky_recorded=records_sticky)
 
     async def heartbeat(self, account_id: str, call_id: str, ttl_ms: int) -> int:
         key = (account_id, call_id)
+        await self._settled(key)
         now = self._clock_ms()
         record = self._live_record(key, now)
         if record.outcome is not None:
@@ -417,7 +481,10 @@ class EmbeddedStore:
             )
         expires = now + ttl_ms
         extended = msgspec.structs.replace(
-            record, lease_expires_ms=expires, retain_until_ms=expires + RETENTION_MS
+            record,
+            decision=msgspec.structs.replace(record.decision, lease_expires_at=rfc3339(expires)),
+            lease_expires_ms=expires,
+            retain_until_ms=expires + RETENTION_MS,
         )
         await self._commit_call(key, extended, previous=record)
         return expires
