@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Debian packages the test suite drives, as command=package pairs.
-SYSTEM_TOOLS := redis-server=redis-server sipp=sip-tester curl=curl
+SYSTEM_TOOLS := curl=curl
 BENCH_TOOLS := wrk=wrk
 
 .PHONY: run test bench system-tools bench-tools typecheck clean

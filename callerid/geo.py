@@ -9,11 +9,31 @@ number, while a US number falls to the +1 rule), then the default geo ID.
 
 from __future__ import annotations
 
+import enum
+
 import msgspec
 
 from .model import GeoConfig, Rule
 
-__all__ = ["Destination", "GeoMatch", "GeoTable", "compile_geo", "match"]
+__all__ = ["Destination", "GeoMatch", "GeoTable", "NumberKind", "compile_geo", "match"]
+
+
+class NumberKind(enum.StrEnum):
+    """What kind of number a destination is, as phonenumbers classes it."""
+
+    FIXED_LINE = "fixed_line"
+    MOBILE = "mobile"
+    FIXED_LINE_OR_MOBILE = "fixed_line_or_mobile"
+    TOLL_FREE = "toll_free"
+    PREMIUM_RATE = "premium_rate"
+    SHARED_COST = "shared_cost"
+    VOIP = "voip"
+    PERSONAL_NUMBER = "personal_number"
+    PAGER = "pager"
+    UAN = "uan"
+    VOICEMAIL = "voicemail"
+    EMERGENCY = "emergency"
+    UNKNOWN = "unknown"
 
 
 class Destination(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,9 +45,7 @@ class Destination(msgspec.Struct, frozen=True, kw_only=True):
     region: str | None
     """ISO region of the number; ``001`` for non-geographic services; None when unknown."""
     emergency: bool = False
-    kind: str = "unknown"
-    """The number type: ``fixed_line``, ``mobile``, ``toll_free``, ``premium_rate``,
-    ``shared_cost``, ``emergency``, ..."""
+    kind: NumberKind = NumberKind.UNKNOWN
 
 
 class GeoTable(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,6 +19,8 @@ considered, saying what it found and why it was skipped; the hot path passes Non
 
 from __future__ import annotations
 
+import enum
+
 import msgspec
 
 from .geo import Destination, match
@@ -26,13 +28,40 @@ from .model import Reason, Rule
 from .permissions import Permission
 from .snapshot import AccountSnapshot, UserView
 
-__all__ = ["Resolution", "TraceStep", "resolve", "resolve_emergency"]
+__all__ = ["Resolution", "Step", "StepResult", "TraceStep", "resolve", "resolve_emergency"]
+
+
+class Step(enum.StrEnum):
+    """The steps of a decision, as ``explain`` names them; caller-ID steps share the names of
+    the rules they apply."""
+
+    NORMALISE = "normalise"
+    POLICY = "policy"
+    REQUESTED = "requested"
+    STICKY = "sticky"
+    GEO = "geo"
+    GEO_AREA_CODE = "geo_area_code"
+    GEO_COUNTRY = "geo_country"
+    GEO_DEFAULT = "geo_default"
+    USER_DEFAULT = "user_default"
+    DEPARTMENT_DEFAULT = "department_default"
+    ACCOUNT_DEFAULT = "account_default"
+    NO_CALLER_ID = "none"
+    EMERGENCY = "emergency"
+    CHANNEL = "channel"
+    REPLAY = "replay"
+
+
+class StepResult(enum.StrEnum):
+    OK = "ok"
+    CHOSEN = "chosen"
+    SKIPPED = "skipped"
+    DENIED = "denied"
 
 
 class TraceStep(msgspec.Struct, frozen=True, kw_only=True):
-    step: str
-    result: str
-    """``chosen``, ``skipped`` or ``denied``."""
+    step: Step
+    result: StepResult
     detail: str
     caller_id: str | None = None
 
@@ -50,10 +79,14 @@ class Resolution(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _note(
-    trace: list[TraceStep] | None, step: str, result: str, detail: str, number: str | None = None
+    trace: list[TraceStep] | None,
+    step: Step | Rule,
+    result: StepResult,
+    detail: str,
+    number: str | None = None,
 ) -> None:
     if trace is not None:
-        trace.append(TraceStep(step=step, result=result, detail=detail, caller_id=number))
+        trace.append(TraceStep(step=Step(step), result=result, detail=detail, caller_id=number))
 
 
 def _unavailable(user: UserView, number: str) -> str:
@@ -79,39 +112,39 @@ def resolve(
     if requested is not None:
         if Permission.CALLERID_CHOOSE not in user.permissions:
             detail = "choosing the caller ID needs the callerid.choose permission"
-            _note(trace, Rule.REQUESTED, "denied", detail, requested)
+            _note(trace, Rule.REQUESTED, StepResult.DENIED, detail, requested)
             return Resolution(reason=Reason.CALLER_ID_NOT_ALLOWED, detail=detail)
         if requested not in available:
             detail = _unavailable(user, requested)
-            _note(trace, Rule.REQUESTED, "denied", detail, requested)
+            _note(trace, Rule.REQUESTED, StepResult.DENIED, detail, requested)
             return Resolution(reason=Reason.CALLER_ID_NOT_ALLOWED, detail=detail)
-        _note(trace, Rule.REQUESTED, "chosen", "requested for this call", requested)
+        _note(trace, Rule.REQUESTED, StepResult.CHOSEN, "requested for this call", requested)
         return Resolution(caller_id=requested, rule=Rule.REQUESTED)
-    _note(trace, Rule.REQUESTED, "skipped", "no caller ID requested")
+    _note(trace, Rule.REQUESTED, StepResult.SKIPPED, "no caller ID requested")
 
     if not user.settings.sticky_caller_id:
-        _note(trace, Rule.STICKY, "skipped", "sticky caller ID is off")
+        _note(trace, Rule.STICKY, StepResult.SKIPPED, "sticky caller ID is off")
     elif sticky is None:
-        _note(trace, Rule.STICKY, "skipped", "no connected call with this contact yet")
+        _note(trace, Rule.STICKY, StepResult.SKIPPED, "no connected call with this contact yet")
     elif sticky not in available:
-        _note(trace, Rule.STICKY, "skipped", _unavailable(user, sticky), sticky)
+        _note(trace, Rule.STICKY, StepResult.SKIPPED, _unavailable(user, sticky), sticky)
     else:
-        _note(trace, Rule.STICKY, "chosen", "last number connected with this contact", sticky)
+        _note(trace, Rule.STICKY, StepResult.CHOSEN, "last number connected with this contact", sticky)
         return Resolution(caller_id=sticky, rule=Rule.STICKY)
 
     if user.geo is None:
         why = "account is not Pro" if not account.pro else "geo caller ID is off"
-        _note(trace, "geo", "skipped", why)
+        _note(trace, Step.GEO, StepResult.SKIPPED, why)
     else:
         candidates = match(user.geo, dest)
         if not candidates:
-            _note(trace, "geo", "skipped", "no geo rule matches and no default geo ID")
+            _note(trace, Step.GEO, StepResult.SKIPPED, "no geo rule matches and no default geo ID")
         for candidate in candidates:
             if candidate.number in available:
-                _note(trace, candidate.rule, "chosen", candidate.detail, candidate.number)
+                _note(trace, candidate.rule, StepResult.CHOSEN, candidate.detail, candidate.number)
                 return Resolution(caller_id=candidate.number, rule=candidate.rule)
             detail = f"{candidate.detail}: {_unavailable(user, candidate.number)}"
-            _note(trace, candidate.rule, "skipped", detail, candidate.number)
+            _note(trace, candidate.rule, StepResult.SKIPPED, detail, candidate.number)
 
     for rule, number in (
         (Rule.USER_DEFAULT, user.default_caller_id),
@@ -119,11 +152,11 @@ def resolve(
         (Rule.ACCOUNT_DEFAULT, account.account_default),
     ):
         if number is None:
-            _note(trace, rule, "skipped", "not set")
+            _note(trace, rule, StepResult.SKIPPED, "not set")
         elif number not in available:
-            _note(trace, rule, "skipped", _unavailable(user, number), number)
+            _note(trace, rule, StepResult.SKIPPED, _unavailable(user, number), number)
         else:
-            _note(trace, rule, "chosen", "default caller ID", number)
+            _note(trace, rule, StepResult.CHOSEN, "default caller ID", number)
             return Resolution(caller_id=number, rule=rule)
 
     choices = (
@@ -132,7 +165,7 @@ def resolve(
     detail = "no caller ID applies: set a default caller ID"
     if choices:
         detail += " or pick one of the choices"
-    _note(trace, "none", "denied", detail)
+    _note(trace, Step.NO_CALLER_ID, StepResult.DENIED, detail)
     return Resolution(reason=Reason.NO_CALLER_ID, detail=detail, choices=choices)
 
 
@@ -144,8 +177,8 @@ def resolve_emergency(
     the trunk's own number and ``caller_id`` is None."""
     for number in (user.default_caller_id, user.department_default, account.account_default):
         if number is not None and number in account.active_numbers:
-            _note(trace, Rule.EMERGENCY, "chosen", "emergency call: default caller ID", number)
+            _note(trace, Rule.EMERGENCY, StepResult.CHOSEN, "emergency call: default caller ID", number)
             return Resolution(caller_id=number, rule=Rule.EMERGENCY)
     fallback = user.available_sorted[0] if user.available_sorted else None
-    _note(trace, Rule.EMERGENCY, "chosen", "emergency call: no default caller ID set", fallback)
+    _note(trace, Rule.EMERGENCY, StepResult.CHOSEN, "emergency call: no default caller ID set", fallback)
     return Resolution(caller_id=fallback, rule=Rule.EMERGENCY)

@@ -106,17 +106,17 @@ def update_user(user: User) -> Change:
     """Replace a user's settings. Moving between departments goes through ``move_user``."""
 
     def change(config: AccountConfig) -> AccountConfig:
-        current = _user(config, user.id)
-        if user.department != current.department:
+        updated = user
+        if user.department != _user(config, user.id).department:
             config = move_user(user.id, user.department)(config)
-            current = _user(config, user.id)
-            user_ = _replace(
+            moved = _user(config, user.id)
+            updated = _replace(
                 user,
-                extra_permissions=current.extra_permissions,
-                extra_permissions_enabled=current.extra_permissions_enabled,
+                permissions=moved.permissions,
+                extra_permissions=moved.extra_permissions,
+                extra_permissions_enabled=moved.extra_permissions_enabled,
             )
-            return _with_user(config, user_)
-        return _with_user(config, user)
+        return _with_user(config, updated)
 
     return change
 
@@ -164,10 +164,11 @@ def move_user(user_id: str, department_id: str | None) -> Change:
                 own=user.permissions,
             )
             kept = migrate_into_department(held, target.permissions)
-            extras = tuple(sorted(set(user.extra_permissions) | kept))
+            # Extras set aside while the toggle was off must not come into force with it.
+            extras = set(kept) | (set(user.extra_permissions) if user.extra_permissions_enabled else set())
             user = _replace(
                 user,
-                extra_permissions=extras,
+                extra_permissions=tuple(sorted(extras)),
                 extra_permissions_enabled=user.extra_permissions_enabled or bool(kept),
                 permissions=(),
             )

@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 
 from . import configfile
-from .errors import CallgateError, ConfigurationError, RequestError
+from .errors import CallgateError, ConfigurationError, NotFound, RequestError
 from .service import AccountService
 from .store import EmbeddedStore
 from .tokens import issue_token
@@ -128,8 +128,10 @@ async def _token_list(store: EmbeddedStore, account: str) -> int:
 
 async def _token_revoke(store: EmbeddedStore, account: str, name: str) -> int:
     count = await store.revoke_token(account, name)
+    if not count:
+        raise NotFound(f"no token named {name!r} in account {account!r}")
     print(f"revoked {count} token(s) named {name!r}")
-    return 0 if count else 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

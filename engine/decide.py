@@ -16,9 +16,11 @@ gets the stored answer. ``explain`` runs the same steps with a trace and takes n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import msgspec
 
@@ -34,6 +36,8 @@ from callerid import (
     resolve,
     resolve_emergency,
 )
+
+from callerid.resolve import Step, StepResult
 
 from .errors import NotFound, StoreUnavailable
 from .metrics import Metrics
@@ -66,14 +70,14 @@ def _decide(
             f"(national numbers are read as {account.default_region})"
         )
         if trace is not None:
-            trace.append(TraceStep(step="normalise", result="denied", detail=detail))
+            trace.append(TraceStep(step=Step.NORMALISE, result=StepResult.DENIED, detail=detail))
         return Decision(
             allowed=False, call_id=call_id, reason=Reason.INVALID_NUMBER, detail=detail
         )
     if trace is not None:
         what = "emergency number" if dest.emergency else f"{dest.kind} in {dest.region}"
         trace.append(
-            TraceStep(step="normalise", result="ok", detail=f"{dialled!r} is {dest.e164} ({what})")
+            TraceStep(step=Step.NORMALISE, result=StepResult.OK, detail=f"{dialled!r} is {dest.e164} ({what})")
         )
     if dest.emergency:
         resolution = resolve_emergency(account, user, trace)
@@ -81,7 +85,7 @@ def _decide(
         denial = check_destination(account, user, dest)
         if denial is not None:
             if trace is not None:
-                trace.append(TraceStep(step="policy", result="denied", detail=denial.detail))
+                trace.append(TraceStep(step=Step.POLICY, result=StepResult.DENIED, detail=denial.detail))
             return Decision(
                 allowed=False,
                 call_id=call_id,
@@ -91,7 +95,7 @@ def _decide(
                 to=dest.e164,
             )
         if trace is not None:
-            trace.append(TraceStep(step="policy", result="ok", detail="destination permitted"))
+            trace.append(TraceStep(step=Step.POLICY, result=StepResult.OK, detail="destination permitted"))
         resolution = resolve(account, user, dest, requested=requested, sticky=sticky, trace=trace)
     if resolution.reason is not None:
         return Decision(
@@ -177,12 +181,15 @@ class Engine:
             _decide, account, user, request.to, dest, request.caller_id, ticket.call_id
         )
         try:
-            async with asyncio.timeout(self._deadline_s):
+            async with self._deadline():
                 decision = await self._store.admit(ticket, build)
-        except TimeoutError:
-            raise StoreUnavailable(
-                f"the store did not answer within {self._deadline_s * 1000:.0f} ms"
-            ) from None
+        except StoreUnavailable as exc:
+            decision = Decision(
+                allowed=False,
+                call_id=ticket.call_id,
+                reason=Reason.STORE_UNAVAILABLE,
+                detail=exc.detail,
+            )
         if self._metrics is not None:
             self._metrics.observe(decision, time.perf_counter() - started)
         return decision
@@ -191,8 +198,15 @@ class Engine:
         """The decision ``dial`` would make now, with the trace of every step; no channel is
         taken and nothing is written."""
         account, user, dest, ticket = self._ticket(account_id, request)
-        contact = dest.e164 if dest is not None and not dest.emergency else None
-        peek = await self._store.peek(account_id, user.id, contact)
+        async with self._deadline():
+            peek = await self._store.peek(ticket)
+        if peek.known is not None:
+            replayed = TraceStep(
+                step=Step.REPLAY,
+                result=StepResult.OK,
+                detail=f"call id {ticket.call_id!r} was decided already: a retry gets this answer",
+            )
+            return msgspec.structs.replace(peek.known, trace=(replayed,))
         trace: list[TraceStep] = []
         decision = _decide(
             account, user, request.to, dest, request.caller_id, ticket.call_id, peek.sticky, trace
@@ -202,8 +216,8 @@ class Engine:
             in_use = f"{peek.user_leases} of {user.max_channels} channels in use"
             trace.append(
                 TraceStep(
-                    step="channel",
-                    result="denied" if refusal else "ok",
+                    step=Step.CHANNEL,
+                    result=StepResult.DENIED if refusal else StepResult.OK,
                     detail=refusal or f"{in_use} (explain takes none)",
                 )
             )
@@ -217,12 +231,26 @@ class Engine:
 
     async def end(self, account_id: str, call_id: str, outcome: Outcome) -> EndResult:
         self.snapshot(account_id)
-        return await self._store.end(account_id, call_id, outcome)
+        async with self._deadline():
+            return await self._store.end(account_id, call_id, outcome)
 
     async def heartbeat(self, account_id: str, call_id: str) -> HeartbeatResult:
         account = self.snapshot(account_id)
-        expires = await self._store.heartbeat(account_id, call_id, account.lease_ttl_ms)
+        async with self._deadline():
+            expires = await self._store.heartbeat(account_id, call_id, account.lease_ttl_ms)
         return HeartbeatResult(call_id=call_id, lease_expires_at=rfc3339(expires))
+
+    @contextlib.asynccontextmanager
+    async def _deadline(self) -> AsyncIterator[None]:
+        """Bound a store call: past the deadline it is abandoned (and the store undoes what the
+        caller will not hear of) and ``StoreUnavailable`` is raised."""
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                yield
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"the store did not answer within {self._deadline_s * 1000:.0f} ms"
+            ) from None
 
     @staticmethod
     def _user(account: AccountSnapshot, user_id: str) -> UserView:

@@ -18,7 +18,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .decide import Engine
-from .errors import CallgateError, InvalidField, MalformedRequest, http_status
+from callerid import Reason
+
+from .errors import CallgateError, InvalidField, MalformedRequest, PayloadTooLarge, http_status
 from .metrics import Metrics
 from .store import Store
 from .sync import refresh_forever
@@ -107,37 +109,50 @@ def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
         raise MalformedRequest(f"the body is not valid JSON: {exc}") from None
 
 
+async def _body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(
+            f"the body is over the limit of {BODY_LIMIT_BYTES} bytes", field=None
+        ) from None
+
+
 async def _account(request: web.Request) -> str:
     return await request.app[TOKENS].account_for(request.headers.get("Authorization"))
 
 
 async def dial(request: web.Request) -> web.Response:
     account = await _account(request)
-    body = _decode(_dial_decoder, await request.read())
-    return _json(await request.app[ENGINE].dial(account, body))
+    body = _decode(_dial_decoder, await _body(request))
+    decision = await request.app[ENGINE].dial(account, body)
+    return _json(decision, 503 if decision.reason is Reason.STORE_UNAVAILABLE else 200)
 
 
 async def explain(request: web.Request) -> web.Response:
     account = await _account(request)
-    body = _decode(_dial_decoder, await request.read())
+    body = _decode(_dial_decoder, await _body(request))
     return _json(await request.app[ENGINE].explain(account, body))
 
 
 async def end(request: web.Request) -> web.Response:
     account = await _account(request)
-    body = _decode(_end_decoder, await request.read())
+    body = _decode(_end_decoder, await _body(request))
     result = await request.app[ENGINE].end(account, request.match_info["call_id"], body.outcome)
     return _json(result)
 
 
 async def heartbeat(request: web.Request) -> web.Response:
     account = await _account(request)
-    _decode(_heartbeat_decoder, await request.read() or b"{}")
+    _decode(_heartbeat_decoder, await _body(request) or b"{}")
     return _json(await request.app[ENGINE].heartbeat(account, request.match_info["call_id"]))
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return _json({"status": "ok", "accounts": len(request.app[ENGINE].versions())})
+    accounts = len(request.app[ENGINE].versions())
+    if not request.app[STORE].healthy:
+        return _json({"status": "unavailable", "accounts": accounts}, 503)
+    return _json({"status": "ok", "accounts": accounts})
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -5,7 +5,9 @@ written.
 1. Ids are unique: users (and their emails, case-insensitively), departments, numbers, groups.
 2. The owner is a user of the account and is in no department.
 3. Exactly one department is the default, and it exists.
-4. In ``enforced`` mode every user but the owner is in a department.
+4. In ``enforced`` mode every user but the owner is in a department. A user's own
+   ``permissions`` exist only outside departments (legacy mode): inside one, what they hold
+   beyond the department is ``extra_permissions`` (moving a user in converts them).
 5. Every reference resolves: a user's department, default and custom caller IDs and geo rule
    numbers; a department's default caller ID; a number's department pool; the account's
    default caller ID; group members.
@@ -99,6 +101,11 @@ def problems(config: AccountConfig) -> list[str]:
                 out.append(f"{ref}: every user must be in a department in enforced mode")
         elif u.department not in departments:
             out.append(f"{ref}.department: {u.department!r} does not exist")
+        if u.department is not None and u.permissions:
+            out.append(
+                f"{ref}.permissions: a user in a department holds the department's permissions "
+                "plus extra_permissions; own permissions apply only outside departments"
+            )
         number_ref(f"{ref}.default_caller_id", u.default_caller_id)
         for j, number in enumerate(u.custom_caller_ids):
             number_ref(f"{ref}.custom_caller_ids[{j}]", number)

@@ -17,6 +17,7 @@ from phonenumbers import phonenumberutil as _util
 from phonenumbers.shortnumberinfo import is_emergency_number
 
 from callerid import Destination
+from callerid.geo import NumberKind
 
 __all__ = ["SUPPORTED_REGIONS", "is_valid_e164", "load_metadata", "normalise"]
 
@@ -26,10 +27,10 @@ SUPPORTED_REGIONS: frozenset[str] = frozenset(phonenumbers.SUPPORTED_REGIONS)
 # has one longer than six digits, so longer input skips the short-number lookup.
 _EMERGENCY_MAX_DIGITS = 6
 
-_TYPE_NAMES = {
-    value: name.lower()
+_KINDS = {
+    value: NumberKind(name.lower())
     for name, value in vars(PhoneNumberType).items()
-    if name.isupper() and isinstance(value, int)
+    if name.isupper() and isinstance(value, int) and name.lower() in NumberKind.__members__.values()
 }
 
 # phonenumbers' own helper that types a national number against one region's metadata.
@@ -38,8 +39,11 @@ _type_for_region = getattr(_util, "_number_type_helper", None)
 
 
 def load_metadata() -> None:
-    """Load every region's metadata now (phonenumbers loads lazily, from files, otherwise)."""
+    """Load every region's metadata now, the short-number (emergency) data included:
+    phonenumbers otherwise imports each region's module from disk on first use."""
     PhoneMetadata.load_all()
+    for region in phonenumbers.SUPPORTED_SHORT_REGIONS:
+        PhoneMetadata.short_metadata_for_region(region)
 
 
 def _number_type(number: phonenumbers.PhoneNumber, country_code: int, region: str) -> int:
@@ -67,7 +71,7 @@ def normalise(raw: str, default_region: str) -> Destination | None:
                 national_number=digits,
                 region=default_region,
                 emergency=True,
-                kind="emergency",
+                kind=NumberKind.EMERGENCY,
             )
     try:
         number = phonenumbers.parse(stripped, default_region)
@@ -86,7 +90,7 @@ def normalise(raw: str, default_region: str) -> Destination | None:
         country_code=country_code,
         national_number=national,
         region=region,
-        kind=_TYPE_NAMES.get(kind, "unknown"),
+        kind=_KINDS.get(kind, NumberKind.UNKNOWN),
     )
 
 

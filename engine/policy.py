@@ -12,10 +12,11 @@ from __future__ import annotations
 import msgspec
 
 from callerid import AccountSnapshot, Destination, Permission, UserView
+from callerid.geo import NumberKind
 
 __all__ = ["PolicyDenial", "SPECIAL_KINDS", "check_destination"]
 
-SPECIAL_KINDS = frozenset({"premium_rate", "shared_cost"})
+SPECIAL_KINDS = frozenset({NumberKind.PREMIUM_RATE, NumberKind.SHARED_COST})
 
 
 class PolicyDenial(msgspec.Struct, frozen=True):

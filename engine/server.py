@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -68,6 +69,15 @@ def _banner(settings: ServeSettings, demo: tuple[str, str] | None) -> str:
     return "\n".join(lines)
 
 
+def _detect_blocking() -> None:
+    """Make any blocking call on the event loop from callgate's code raise (the test suite
+    runs its servers so; needs the ``blockbuster`` package of the test extra)."""
+    from blockbuster import BlockBuster
+
+    BlockBuster(scanned_modules=["engine", "callerid"]).activate()
+    log.info("blocking calls on the event loop will raise")
+
+
 async def serve(settings: ServeSettings) -> None:
     await asyncio.to_thread(load_metadata)
     store = EmbeddedStore(settings.data_dir, exclusive=True)
@@ -89,6 +99,8 @@ async def serve(settings: ServeSettings) -> None:
                     f"({exc.strerror or exc})"
                 ) from None
             print(_banner(settings, demo), flush=True)
+            if os.environ.get("CALLGATE_DETECT_BLOCKING") == "1":
+                _detect_blocking()
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

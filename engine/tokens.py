@@ -6,17 +6,19 @@ and the lookup by hash gives no timing hint about any stored token.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
 
-from .errors import Unauthorized
+from .errors import StoreUnavailable, Unauthorized
 from .store import Store, TokenRecord
 
 __all__ = ["TokenCache", "hash_token", "issue_token"]
 
 PREFIX = "cg_"
 _REVALIDATE_S = 2.0
+_LOOKUP_DEADLINE_S = 1.0
 
 
 def hash_token(token: str) -> str:
@@ -45,14 +47,19 @@ class TokenCache:
         self._known: dict[str, tuple[str, float]] = {}
 
     async def account_for(self, authorization: str | None) -> str:
-        if not authorization or not authorization.startswith("Bearer "):
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():  # schemes are case-insensitive
             raise Unauthorized("send the token as `Authorization: Bearer <token>`")
-        digest = hash_token(authorization[7:].strip())
+        digest = hash_token(token.strip())
         now = time.monotonic()
         known = self._known.get(digest)
         if known is not None and now - known[1] < _REVALIDATE_S:
             return known[0]
-        record = await self._store.find_token(digest)
+        try:
+            async with asyncio.timeout(_LOOKUP_DEADLINE_S):
+                record = await self._store.find_token(digest)
+        except TimeoutError:
+            raise StoreUnavailable("the token store did not answer in time") from None
         if record is None:
             self._known.pop(digest, None)
             raise Unauthorized("unknown or revoked token")

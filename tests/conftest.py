@@ -107,7 +107,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "CALLGATE_DETECT_BLOCKING": "1"},
         )
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout_s

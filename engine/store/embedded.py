@@ -165,7 +165,7 @@ class EmbeddedStore:
         await asyncio.to_thread(self._prepare_dir)
         await self._db.start()
         now = self._clock_ms()
-        calls, sticky = await self._db.run(
+        calls, sticky = await self._db.read(
             lambda conn: (
                 conn.execute(
                     "SELECT account_id, call_id, record FROM calls WHERE retain_until_ms > ?",
@@ -206,13 +206,13 @@ class EmbeddedStore:
     # -- configuration -----------------------------------------------------------------------
 
     async def account_versions(self) -> dict[str, int]:
-        rows = await self._db.run(
+        rows = await self._db.read(
             lambda conn: conn.execute("SELECT id, version FROM accounts").fetchall()
         )
         return dict(rows)
 
     async def load_account(self, account_id: str) -> tuple[AccountConfig, int] | None:
-        row = await self._db.run(
+        row = await self._db.read(
             lambda conn: conn.execute(
                 "SELECT config, version FROM accounts WHERE id = ?", (account_id,)
             ).fetchone()
@@ -255,7 +255,7 @@ class EmbeddedStore:
         )
 
     async def find_token(self, token_hash: str) -> TokenRecord | None:
-        row = await self._db.run(
+        row = await self._db.read(
             lambda conn: conn.execute(
                 "SELECT hash, account_id, name, created_ms FROM tokens WHERE hash = ?",
                 (token_hash,),
@@ -266,7 +266,7 @@ class EmbeddedStore:
         return TokenRecord(hash=row[0], account_id=row[1], name=row[2], created_ms=row[3])
 
     async def list_tokens(self, account_id: str) -> list[TokenRecord]:
-        rows = await self._db.run(
+        rows = await self._db.read(
             lambda conn: conn.execute(
                 "SELECT hash, account_id, name, created_ms FROM tokens WHERE account_id = ? "
                 "ORDER BY created_ms",
@@ -288,14 +288,10 @@ class EmbeddedStore:
         key = (ticket.account_id, ticket.call_id)
         await self._settled(key)
         now = self._clock_ms()
-        known = self._calls.get(key)
-        if known is not None and known.retain_until_ms > now:
-            if known.fingerprint != ticket.fingerprint:
-                raise Conflict(
-                    f"call id {ticket.call_id!r} was already used for a different request",
-                    field="call_id",
-                )
-            return known.decision
+        replay = self._known(key, ticket, now)
+        if replay is not None:
+            return replay
+        stale = self._calls.get(key)  # a record past its retention, replaced below
 
         sticky = self._sticky.get((ticket.account_id, ticket.contact)) if ticket.contact else None
         decision = build(sticky)
@@ -316,7 +312,7 @@ class EmbeddedStore:
                     decision=decision,
                     retain_until_ms=now + RETENTION_MS,
                 )
-                await self._commit_call(key, record, previous=known)
+                await self._commit_call(key, record, previous=stale)
             return decision
 
         expires = now + ticket.ttl_ms
@@ -329,7 +325,7 @@ class EmbeddedStore:
             lease_expires_ms=expires,
             retain_until_ms=expires + RETENTION_MS,
         )
-        await self._commit_call(key, record, previous=known)
+        await self._commit_call(key, record, previous=stale)
         return decision
 
     def _refuse_channel(self, ticket: Ticket, now: int) -> str | None:
@@ -420,9 +416,12 @@ class EmbeddedStore:
         self._install(key, record, previous)
         if sticky is not None:
             self._set_sticky(account_id, *sticky)
-        written = self._db.submit(_write_call(account_id, call_id, record, sticky, self._clock_ms()))
-        self._pending[key] = written
+        written: asyncio.Future[None] | None = None
         try:
+            written = self._db.submit(
+                _write_call(account_id, call_id, record, sticky, self._clock_ms())
+            )
+            self._pending[key] = written
             await asyncio.shield(written)
         except BaseException:
             if self._calls.get(key) is not record:
@@ -431,11 +430,14 @@ class EmbeddedStore:
             restore = (sticky[0], old_sticky) if sticky is not None else None
             if sticky is not None:
                 self._set_sticky(account_id, sticky[0], old_sticky)
-            undo = self._db.submit(_write_call(account_id, call_id, previous, restore, self._clock_ms()))
-            undo.add_done_callback(_log_undo_failure)
+            if written is not None and self._db.healthy:
+                undo = self._db.submit(
+                    _write_call(account_id, call_id, previous, restore, self._clock_ms())
+                )
+                undo.add_done_callback(_log_undo_failure)
             raise
         finally:
-            if self._pending.get(key) is written:
+            if written is not None and self._pending.get(key) is written:
                 del self._pending[key]
 
     async def end(self, account_id: str, call_id: str, outcome: Outcome) -> EndResult:
@@ -500,15 +502,38 @@ class EmbeddedStore:
             )
         return record
 
-    async def peek(self, account_id: str, user_id: str, contact: str | None) -> Peek:
+    async def peek(self, ticket: Ticket) -> Peek:
+        key = (ticket.account_id, ticket.call_id)
+        known = None
+        if ticket.remember:
+            await self._settled(key)
+            known = self._known(key, ticket, self._clock_ms())
         now = self._clock_ms()
-        user = self._user_leases.get((account_id, user_id), {})
-        account = self._account_leases.get(account_id, {})
+        user = self._user_leases.get((ticket.account_id, ticket.user_id), {})
+        account = self._account_leases.get(ticket.account_id, {})
+        contact = ticket.contact
         return Peek(
-            sticky=self._sticky.get((account_id, contact)) if contact else None,
+            known=known,
+            sticky=self._sticky.get((ticket.account_id, contact)) if contact else None,
             user_leases=sum(1 for until in user.values() if until > now),
             account_leases=sum(1 for until in account.values() if until > now),
         )
+
+    def _known(self, key: Key, ticket: Ticket, now: int) -> Decision | None:
+        """The answer already given for this call id, if any (a retry gets it again)."""
+        known = self._calls.get(key)
+        if known is None or known.retain_until_ms <= now:
+            return None
+        if known.fingerprint != ticket.fingerprint:
+            raise Conflict(
+                f"call id {ticket.call_id!r} was already used for a different request",
+                field="call_id",
+            )
+        return known.decision
+
+    @property
+    def healthy(self) -> bool:
+        return self._db.healthy
 
     def lease_counts(self) -> dict[str, int]:
         now = self._clock_ms()

@@ -57,6 +57,10 @@ Build = Callable[[str | None], Decision]
 
 
 class Peek(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``explain`` needs to know without changing anything."""
+
+    known: Decision | None
+    """The answer already given for this (client-chosen) call id, if any."""
     sticky: str | None
     user_leases: int
     account_leases: int
@@ -97,8 +101,11 @@ class Store(Protocol):
 
     async def heartbeat(self, account_id: str, call_id: str, ttl_ms: int) -> int: ...
 
-    async def peek(self, account_id: str, user_id: str, contact: str | None) -> Peek: ...
+    async def peek(self, ticket: Ticket) -> Peek: ...
 
     async def sweep(self) -> int: ...
 
     def lease_counts(self) -> dict[str, int]: ...
+
+    @property
+    def healthy(self) -> bool: ...

@@ -1,8 +1,10 @@
 """One thread that owns one SQLite connection, so the event loop never waits on the disk.
 
-Jobs run in submission order. Every job the thread finds waiting joins one transaction (one
-commit for many dials: group commit), each job inside its own savepoint so one job's error
-rolls back that job alone. A job's future is resolved on the loop after the commit, so an
+Jobs run in submission order. Every write job the thread finds waiting joins one transaction
+(one commit for many dials: group commit), each inside its own savepoint so one job's error
+rolls back that job alone. Read jobs take no write lock unless a write transaction is already
+open (so a reader never waits on another process's writer). If the thread dies, every waiting
+and later job fails with ``StoreUnavailable`` rather than waiting forever. A job's future is resolved on the loop after the commit, so an
 answer that depends on a write is sent only once the write is in the WAL.
 
 Durability: WAL mode with ``synchronous=NORMAL``: a commit survives the process being killed
@@ -12,6 +14,7 @@ Durability: WAL mode with ``synchronous=NORMAL``: a commit survives the process 
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import sqlite3
 import threading
@@ -23,8 +26,11 @@ from ..errors import StoreUnavailable
 
 __all__ = ["SqliteThread"]
 
+log = logging.getLogger("callgate.store")
+
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
+Queued = tuple[Job, "asyncio.Future[Any]", bool]
 
 _BUSY_TIMEOUT_MS = 5000
 
@@ -33,11 +39,14 @@ class SqliteThread:
     def __init__(self, path: Path, schema: str) -> None:
         self._path = path
         self._schema = schema
-        self._jobs: queue.SimpleQueue[tuple[Job, asyncio.Future[Any]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._jobs: queue.SimpleQueue[Queued | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._failure: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self._thread is not None and self._failure is None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -55,17 +64,23 @@ class SqliteThread:
         await asyncio.to_thread(self._thread.join)
         self._thread = None
 
-    def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def submit(self, job: Callable[[sqlite3.Connection], T], *, write: bool = True) -> asyncio.Future[T]:
         """Queue ``job(connection)`` for the thread; the future settles once it is committed."""
+        if self._failure is not None:
+            raise StoreUnavailable(self._failure)
         if self._thread is None or self._loop is None:
             raise StoreUnavailable("the embedded store is not open")
         future: asyncio.Future[T] = self._loop.create_future()
-        self._jobs.put((job, future))
+        self._jobs.put((job, future, write))
         return future
 
     async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``job(connection)`` in the thread, inside a transaction; its result once committed."""
+        """Run a writing ``job(connection)`` in the thread; its result once committed."""
         return await self.submit(job)
+
+    async def read(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read-only ``job(connection)`` in the thread; its result."""
+        return await self.submit(job, write=False)
 
     # -- the thread --------------------------------------------------------------------------
 
@@ -82,10 +97,11 @@ class SqliteThread:
         try:
             conn = self._connect()
         except sqlite3.Error as exc:
-            error = StoreUnavailable(f"cannot open {self._path}: {exc}")
-            self._loop.call_soon_threadsafe(_settle, ready, None, error)
+            self._failure = f"cannot open {self._path}: {exc}"
+            self._loop.call_soon_threadsafe(_settle, ready, None, StoreUnavailable(self._failure))
             return
         self._loop.call_soon_threadsafe(_settle, ready, None, None)
+        batch: list[Queued] = []
         try:
             while True:
                 first = self._jobs.get()
@@ -103,19 +119,39 @@ class SqliteThread:
                         break
                     batch.append(item)
                 self._run_batch(conn, batch)
+                batch = []
                 if stop:
                     return
+        except BaseException as exc:  # the thread ends here; say why, fail what waits
+            self._failure = f"the embedded store's database thread failed: {exc!r}"
+            log.critical("%s", self._failure, exc_info=True)
         finally:
+            self._failure = self._failure or "the embedded store is closed"
+            error = StoreUnavailable(self._failure)
+            for _, future, _ in batch:
+                self._loop.call_soon_threadsafe(_settle, future, None, error)
+            while True:
+                try:
+                    item = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    self._loop.call_soon_threadsafe(_settle, item[1], None, error)
             conn.close()
 
-    def _run_batch(
-        self, conn: sqlite3.Connection, batch: list[tuple[Job, asyncio.Future[Any]]]
-    ) -> None:
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[Queued]) -> None:
         assert self._loop is not None
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job, future in batch:
+            for job, future, write in batch:
+                if write and not conn.in_transaction:
+                    conn.execute("BEGIN IMMEDIATE")
+                if not conn.in_transaction:
+                    try:
+                        outcomes.append((future, job(conn), None))
+                    except Exception as exc:
+                        outcomes.append((future, None, _translate(exc)))
+                    continue
                 conn.execute("SAVEPOINT job")
                 try:
                     result = job(conn)
@@ -126,12 +162,13 @@ class SqliteThread:
                 else:
                     conn.execute("RELEASE job")
                     outcomes.append((future, result, None))
-            conn.execute("COMMIT")
+            if conn.in_transaction:
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             failed = StoreUnavailable(f"embedded store: {exc}")
-            outcomes = [(future, None, failed) for _, future in batch]
+            outcomes = [(future, None, failed) for _, future, _ in batch]
         for future, result, error in outcomes:
             self._loop.call_soon_threadsafe(_settle, future, result, error)
 

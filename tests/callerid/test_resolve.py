@@ -41,6 +41,7 @@ NYC, LA, CHI, AUSTIN, TORONTO, LONDON, SUPPORT, RELEASED, ACCOUNT, DEPT = (
 
 NYC_CALLEE = Destination(e164="+12125550187", country_code=1, national_number="2125550187", region="US")
 LA_CALLEE = Destination(e164="+13105550123", country_code=1, national_number="3105550123", region="US")
+CA_CALLEE = Destination(e164="+16045550123", country_code=1, national_number="6045550123", region="CA")
 TX_CALLEE = Destination(e164="+19725550123", country_code=1, national_number="9725550123", region="US")
 
 GEO = GeoConfig(
@@ -54,8 +55,11 @@ GEO = GeoConfig(
 STICKY_GEO = CallSettings(sticky_caller_id=True, geo_caller_id=True)
 
 
-def account(*, pro: bool = True, account_default: str | None = ACCOUNT, **user: Any) -> AccountConfig:
-    """One account with a Sales department (pool: NYC, LA, CHI; default DEPT) and user ``u``."""
+def account(
+    *, pro: bool = True, account_default: str | None = ACCOUNT, released: str = RELEASED, **user: Any
+) -> AccountConfig:
+    """One account with a Sales department (pool: NYC, LA, CHI; default DEPT) and user ``u``;
+    ``released`` is released as well as RELEASED."""
     fields: dict[str, Any] = {
         "id": "u",
         "email": "u@x.example",
@@ -65,7 +69,11 @@ def account(*, pro: bool = True, account_default: str | None = ACCOUNT, **user: 
     }
     fields.update(user)
     numbers = [
-        PhoneNumber(number=n, department="sales" if n in (NYC, LA, CHI, DEPT) else None)
+        PhoneNumber(
+            number=n,
+            department="sales" if n in (NYC, LA, CHI, DEPT) else None,
+            status=NumberStatus.RELEASED if n == released else NumberStatus.ACTIVE,
+        )
         for n in (NYC, LA, CHI, AUSTIN, TORONTO, LONDON, SUPPORT, ACCOUNT, DEPT)
     ]
     numbers.append(PhoneNumber(number=RELEASED, status=NumberStatus.RELEASED))
@@ -112,6 +120,9 @@ CASES: list[tuple[str, dict[str, Any], Destination, str | None, str | None, str,
     ("sticky_released_number_skipped", {}, LA_CALLEE, None, RELEASED, Rule.GEO_AREA_CODE, LA),
     ("geo_area_code", {}, LA_CALLEE, None, None, Rule.GEO_AREA_CODE, LA),
     ("geo_area_code_released_falls_to_default_geo", {}, NYC_CALLEE, None, None, Rule.GEO_DEFAULT, AUSTIN),
+    ("geo_country", {}, CA_CALLEE, None, None, Rule.GEO_COUNTRY, TORONTO),
+    ("geo_country_not_available_falls_to_default_geo", {"available_caller_ids": "custom",
+     "custom_caller_ids": (AUSTIN,)}, CA_CALLEE, None, None, Rule.GEO_DEFAULT, AUSTIN),
     ("geo_default_when_nothing_matches", {}, TX_CALLEE, None, None, Rule.GEO_DEFAULT, AUSTIN),
     ("geo_number_not_available_falls_to_user_default",
      {"available_caller_ids": "department", "default_caller_id": NYC},
@@ -131,6 +142,15 @@ CASES: list[tuple[str, dict[str, Any], Destination, str | None, str | None, str,
      NYC_CALLEE, None, None, Rule.DEPARTMENT_DEFAULT, DEPT),
     ("department_default", {"call_settings": CallSettings()}, NYC_CALLEE, None, None,
      Rule.DEPARTMENT_DEFAULT, DEPT),
+    ("department_default_not_available_falls_to_account",
+     {"call_settings": CallSettings(), "available_caller_ids": "custom", "custom_caller_ids": (ACCOUNT,)},
+     NYC_CALLEE, None, None, Rule.ACCOUNT_DEFAULT, ACCOUNT),
+    ("department_default_released_falls_to_account",
+     {"call_settings": CallSettings(), "released": DEPT},
+     NYC_CALLEE, None, None, Rule.ACCOUNT_DEFAULT, ACCOUNT),
+    ("account_default_released_gives_no_caller_id",
+     {"call_settings": CallSettings(), "department": "bare", "released": ACCOUNT},
+     NYC_CALLEE, None, None, Reason.NO_CALLER_ID, None),
     ("account_default", {"call_settings": CallSettings(), "department": "bare"},
      NYC_CALLEE, None, None, Rule.ACCOUNT_DEFAULT, ACCOUNT),
     ("account_default_not_available_gives_no_caller_id",
@@ -158,7 +178,10 @@ def test_caller_id_step(
     kwargs = dict(kwargs)
     pro = kwargs.pop("pro", True)
     acct_default = kwargs.pop("account_default", ACCOUNT)
-    snap = compile_account(account(pro=pro, account_default=acct_default, **kwargs), 1)
+    released = kwargs.pop("released", RELEASED)
+    snap = compile_account(
+        account(pro=pro, account_default=acct_default, released=released, **kwargs), 1
+    )
     result = resolve(snap, snap.users["u"], dest, requested=requested, sticky=sticky)
     if isinstance(expected, Rule):
         assert (result.rule, result.caller_id, result.reason) == (expected, number, None)

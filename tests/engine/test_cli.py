@@ -12,7 +12,7 @@ import pytest
 from callerid import AccountConfig
 from engine import configfile
 
-from ..conftest import CALLGATE, DEMO, demo_config
+from ..conftest import CALLGATE, DEMO, Server, demo_config
 
 
 def callgate(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
@@ -108,8 +108,8 @@ def test_tokens_stored_only_as_hashes(tmp_path: Path) -> None:
             assert token.encode() not in file.read_bytes(), file
 
 
-def test_second_server_on_same_data_dir_refused(server: object, tmp_path: Path) -> None:
-    data = server.data_dir  # type: ignore[attr-defined]
+def test_second_server_on_same_data_dir_refused(server: Server, tmp_path: Path) -> None:
+    data = server.data_dir
     result = subprocess.run(
         [str(CALLGATE), "serve", "--data", str(data), "--port", "1"],
         capture_output=True, text=True, timeout=30,
@@ -117,7 +117,7 @@ def test_second_server_on_same_data_dir_refused(server: object, tmp_path: Path) 
     assert result.returncode == 1 and "another callgate server" in result.stderr
 
 
-def test_config_change_from_cli_reaches_running_server(server: object, tmp_path: Path) -> None:
+def test_config_change_from_cli_reaches_running_server(server: Server, tmp_path: Path) -> None:
     import urllib.request
 
     srv = server
@@ -129,13 +129,13 @@ def test_config_change_from_cli_reaches_running_server(server: object, tmp_path:
     )
     path = tmp_path / "changed.toml"
     path.write_bytes(configfile.encode(config, "toml"))
-    assert callgate("import", str(path), data=srv.data_dir).returncode == 0  # type: ignore[attr-defined]
+    assert callgate("import", str(path), data=srv.data_dir).returncode == 0
 
     def caller_id() -> str:
         request = urllib.request.Request(
-            srv.url + "/v1/explain",  # type: ignore[attr-defined]
+            srv.url + "/v1/explain",
             data=b'{"user": "ana", "to": "(212) 555-0187"}',
-            headers=srv.headers,  # type: ignore[attr-defined]
+            headers=srv.headers,
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=5) as response:

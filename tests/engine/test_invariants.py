@@ -27,6 +27,7 @@ BREAKS: list[tuple[str, Callable[[AccountConfig], AccountConfig], str]] = [
     ("owner in a department", lambda c: _user(c, "olivia", department="sales"), "owner cannot be in a department"),
     ("default department unknown", lambda c: R(c, default_department="nope"), "default_department"),
     ("user without department in enforced mode", lambda c: _user(c, "ana", department=None), "every user must be in a department"),
+    ("own permissions inside a department", lambda c: _user(c, "ana", permissions=("users.manage",)), "own permissions apply only outside departments"),
     ("user in unknown department", lambda c: _user(c, "ana", department="nope"), "users[1] (ana).department"),
     ("unknown default caller id", lambda c: _user(c, "ana", default_caller_id="+12125559999"), "users[1] (ana).default_caller_id"),
     ("unknown custom caller id", lambda c: _user(c, "chris", custom_caller_ids=("+12125559999",)), "custom_caller_ids[0]"),

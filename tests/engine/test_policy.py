@@ -6,12 +6,12 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from callerid import AccountConfig, Permission, compile_account
+from callerid import AccountConfig, AccountSnapshot, Permission, compile_account
 from engine.numbers import normalise
 from engine.policy import check_destination
 
 
-def snapshot(demo: AccountConfig, permissions: tuple[Permission, ...]) -> object:
+def snapshot(demo: AccountConfig, permissions: tuple[Permission, ...]) -> AccountSnapshot:
     sales = [d for d in demo.departments if d.id == "sales"][0]
     departments = tuple(
         msgspec.structs.replace(sales, permissions=permissions) if d.id == "sales" else d
@@ -33,7 +33,7 @@ def test_denial_names_missing_permission(demo: AccountConfig, dialled: str, perm
     snap = snapshot(demo, ())
     dest = normalise(dialled, "US")
     assert dest is not None
-    denial = check_destination(snap, snap.users["ana"], dest)  # type: ignore[attr-defined]
+    denial = check_destination(snap, snap.users["ana"], dest)
     assert denial is not None and denial.permission is permission
     assert str(permission) in denial.detail
 
@@ -55,11 +55,11 @@ def test_holder_of_both_permissions_may_call(demo: AccountConfig, dialled: str) 
     snap = snapshot(demo, (Permission.DIAL_OUT_OF_PLAN, Permission.DIAL_SPECIAL_NUMBERS))
     dest = normalise(dialled, "US")
     assert dest is not None
-    assert check_destination(snap, snap.users["ana"], dest) is None  # type: ignore[attr-defined]
+    assert check_destination(snap, snap.users["ana"], dest) is None
 
 
 def test_in_plan_ordinary_number_needs_nothing(demo: AccountConfig) -> None:
     snap = snapshot(demo, ())
     dest = normalise("+1 416 555 0123", "US")
     assert dest is not None
-    assert check_destination(snap, snap.users["ana"], dest) is None  # type: ignore[attr-defined]
+    assert check_destination(snap, snap.users["ana"], dest) is None

@@ -187,3 +187,34 @@ async def test_release_keeps_number_on_record(service: AccountService) -> None:
     config, _ = await service.apply("demo", changes.release_number("+12125550101"))
     number = next(n for n in config.numbers if n.number == "+12125550101")
     assert number.status == NumberStatus.RELEASED
+
+
+async def test_legacy_move_does_not_switch_on_extras_that_were_off(
+    service: AccountService, demo: AccountConfig,
+) -> None:
+    legacy = msgspec.structs.replace(
+        demo,
+        departments_mode=DepartmentsMode.LEGACY,
+        users=(*demo.users, User(id="old", email="old@demo.example", permissions=(P.USERS_MANAGE,),
+                                 extra_permissions_enabled=False, extra_permissions=(P.BILLING_TOPUP,))),
+    )
+    await service.put(legacy)
+    config, _ = await service.apply("demo", changes.move_user("old", "support"))
+    old = user(config, "old")
+    assert old.extra_permissions_enabled and set(old.extra_permissions) == {P.USERS_MANAGE}
+
+
+async def test_update_that_moves_a_legacy_user_applies_the_migration(
+    service: AccountService, engine: Engine, demo: AccountConfig,
+) -> None:
+    legacy = msgspec.structs.replace(
+        demo,
+        departments_mode=DepartmentsMode.LEGACY,
+        users=(*demo.users, User(id="old", email="old@demo.example", permissions=(P.USERS_MANAGE,))),
+    )
+    await service.put(legacy)
+    moved = msgspec.structs.replace(user(legacy, "old"), department="support", name="Old Timer")
+    config, _ = await service.apply("demo", changes.update_user(moved))
+    old = user(config, "old")
+    assert (old.name, old.department, old.permissions) == ("Old Timer", "support", ())
+    assert engine.snapshot("demo").users["old"].permissions == {P.USERS_MANAGE, P.CONTACTS_MANAGE}

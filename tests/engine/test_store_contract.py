@@ -154,7 +154,7 @@ async def test_sticky_recorded_only_on_connected_calls(contract_store: Store, ou
     await contract_store.admit(ticket("c0"), allow("c0", fallback="+13105550110"))
     result = await contract_store.end("a", "c0", outcome)
     assert result.sticky_recorded is outcome.connected
-    peek = await contract_store.peek("a", "u", "+12125550187")
+    peek = await contract_store.peek(ticket("probe", remember=False))
     assert peek.sticky == ("+13105550110" if outcome.connected else None)
 
 
@@ -184,7 +184,7 @@ async def test_leases_sticky_and_records_survive_reopen(contract_store: Store, c
     try:
         assert not (await store.admit(ticket("h2", contact=None), allow("h2"))).allowed
         assert await store.admit(ticket("h0", contact=None), allow("h0")) == held[0]
-        assert (await store.peek("a", "u", "+12125550187")).sticky == first.caller_id
+        assert (await store.peek(ticket("probe", remember=False))).sticky == first.caller_id
     finally:
         await store.close()
 

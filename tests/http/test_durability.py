@@ -175,6 +175,8 @@ async def test_a_dial_whose_write_failed_leaves_nothing_behind(servers: ServerFa
         # Past SQLite's busy timeout, so the server's write of this call fails.
         first = await dial_while_locked(api, body, hold_s=_BUSY_TIMEOUT_MS / 1000 + 0.5)
         assert first.status == 503, first
+        assert first.body["allowed"] is False and first.body["reason"] == "store_unavailable"
+        assert first.body["call_id"] == "slow-1" and first.body["detail"]
 
         retry = await api.request("POST", "/v1/dial", json=body)
 

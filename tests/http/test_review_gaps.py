@@ -1,0 +1,64 @@
+"""Behaviours pinned after review: explain honours call ids, choices reach the dialer,
+emergency calls pass the account cap, the auth scheme is case-insensitive."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+
+from tests.conftest import Server, demo_config, write_account
+from tests.http.http_support import Api, connect
+
+
+@pytest.fixture
+async def api(server: Server) -> AsyncIterator[Api]:
+    async with connect(server) as client:
+        yield client
+
+
+async def test_explain_returns_the_stored_answer_for_a_used_call_id(api: Api) -> None:
+    first = await api.dial("ana", "2125550111", call_id="used-1")
+    again = await api.explain("ana", "2125550111", call_id="used-1")
+    assert {k: v for k, v in again.items() if k != "trace"} == first
+    assert again["trace"][0]["step"] == "replay"
+
+
+async def test_explain_refuses_a_call_id_used_for_another_request(api: Api) -> None:
+    await api.dial("ana", "2125550111", call_id="used-2")
+    reply = await api.request(
+        "POST", "/v1/explain", json={"user": "ana", "to": "2125550122", "call_id": "used-2"}
+    )
+    assert reply.status == 409
+
+
+async def test_no_caller_id_carries_choices_over_http(api: Api) -> None:
+    decision = await api.dial("chris", "2125550111")
+    assert decision["reason"] == "no_caller_id"
+    assert decision["choices"] == ["+13105550110", "+13125550120", "+14165550150"]
+
+
+async def test_lowercase_bearer_scheme_accepted(server: Server, api: Api) -> None:
+    reply = await api.request(
+        "POST",
+        "/v1/explain",
+        json={"user": "ana", "to": "2125550111"},
+        headers={"Authorization": f"bearer {server.token}"},
+    )
+    assert reply.status == 200
+
+
+async def test_emergency_call_passes_the_account_cap(tmp_path: object) -> None:
+    config = demo_config()
+    config = msgspec.structs.replace(config, max_channels=1)
+    path = write_account(tmp_path / "capped.toml", config)  # type: ignore[operator]
+    server = Server(tmp_path / "data", demo=path).start()  # type: ignore[operator]
+    try:
+        async with connect(server) as client:
+            assert (await client.dial("ana", "2125550111"))["allowed"]
+            assert (await client.dial("sam", "2125550111"))["reason"] == "channel_limit"
+            sos = await client.dial("sam", "911")
+            assert sos["allowed"] and sos["rule"] == "emergency"
+    finally:
+        server.kill()
