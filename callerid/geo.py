@@ -36,7 +36,7 @@ class NumberKind(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
-class Destination(msgspec.Struct, frozen=True, kw_only=True):
+class Destination(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A normalised callee, as the engine hands it to policy and caller-ID resolution."""
 
     e164: str

@@ -66,7 +66,7 @@ class TraceStep(msgspec.Struct, frozen=True, kw_only=True):
     caller_id: str | None = None
 
 
-class Resolution(msgspec.Struct, frozen=True, kw_only=True):
+class Resolution(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     caller_id: str | None = None
     rule: Rule | None = None
     reason: Reason | None = None

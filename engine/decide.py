@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import functools
 import time
-import uuid
+import itertools
+import secrets
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -116,6 +117,16 @@ def _decide(
     )
 
 
+_CALL_ID_PREFIX = secrets.token_hex(6)
+_call_numbers = itertools.count(1)
+
+
+def _new_call_id() -> str:
+    """A call id unique across processes and restarts: a random per-process prefix and a
+    counter (a uuid4 per dial costs a system call for randomness)."""
+    return f"{_CALL_ID_PREFIX}-{next(_call_numbers)}"
+
+
 class Engine:
     def __init__(
         self,
@@ -159,7 +170,7 @@ class Engine:
         sticky_applies = requested is None and user.settings.sticky_caller_id
         ticket = Ticket(
             account_id=account_id,
-            call_id=request.call_id or str(uuid.uuid4()),
+            call_id=request.call_id or _new_call_id(),
             user_id=user.id,
             fingerprint=f"{user.id}\n{dest.e164 if dest else request.to}\n{requested or ''}",
             remember=request.call_id is not None,
@@ -181,8 +192,11 @@ class Engine:
             _decide, account, user, request.to, dest, request.caller_id, ticket.call_id
         )
         try:
-            async with self._deadline():
-                decision = await self._store.admit(ticket, build)
+            try:
+                async with asyncio.timeout(self._deadline_s):
+                    decision = await self._store.admit(ticket, build)
+            except TimeoutError:
+                raise self._late() from None
         except StoreUnavailable as exc:
             decision = Decision(
                 allowed=False,
@@ -248,9 +262,10 @@ class Engine:
             async with asyncio.timeout(self._deadline_s):
                 yield
         except TimeoutError:
-            raise StoreUnavailable(
-                f"the store did not answer within {self._deadline_s * 1000:.0f} ms"
-            ) from None
+            raise self._late() from None
+
+    def _late(self) -> StoreUnavailable:
+        return StoreUnavailable(f"the store did not answer within {self._deadline_s * 1000:.0f} ms")
 
     @staticmethod
     def _user(account: AccountSnapshot, user_id: str) -> UserView:

@@ -10,6 +10,7 @@ costs a dict lookup. Call ``load_metadata`` at start-up so no metadata file is r
 from __future__ import annotations
 
 import functools
+import re
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberType
@@ -33,9 +34,10 @@ _KINDS = {
     if name.isupper() and isinstance(value, int) and name.lower() in NumberKind.__members__.values()
 }
 
-# phonenumbers' own helper that types a national number against one region's metadata.
-# It is private; where a release lacks it, fall back to the public (slower) number_type.
-_type_for_region = getattr(_util, "_number_type_helper", None)
+# phonenumbers' own helper that types a national number against one region's metadata. It is
+# private; a release without it fails the import here, which the test suite would show.
+_type_for = _util._number_type_helper
+_REGIONS = _util.COUNTRY_CODE_TO_REGION_CODE
 
 
 def load_metadata() -> None:
@@ -46,14 +48,31 @@ def load_metadata() -> None:
         PhoneMetadata.short_metadata_for_region(region)
 
 
-def _number_type(number: phonenumbers.PhoneNumber, country_code: int, region: str) -> int:
-    if _type_for_region is None:
-        return int(phonenumbers.number_type(number))
-    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
-    if metadata is None:
-        return PhoneNumberType.UNKNOWN
-    nsn = _util.national_significant_number(number)
-    return int(_type_for_region(nsn, metadata))
+def _region_and_type(country_code: int, national: str) -> tuple[str | None, int]:
+    """The region a number belongs to and its type there: phonenumbers'
+    ``region_code_for_number`` followed by ``number_type``, typing each candidate region once
+    (its region lookup already types the number for regions that have no leading digits)."""
+    regions = _REGIONS.get(country_code)
+    if not regions:
+        return None, PhoneNumberType.UNKNOWN
+    if len(regions) == 1:
+        region = regions[0]
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+        if metadata is None:
+            return region, PhoneNumberType.UNKNOWN
+        return region, int(_type_for(national, metadata))
+    for region in regions:
+        metadata = PhoneMetadata.metadata_for_region(region, None)
+        if metadata is None:
+            continue
+        if metadata.leading_digits is not None:
+            if re.match(metadata.leading_digits, national):
+                return region, int(_type_for(national, metadata))
+        else:
+            kind = int(_type_for(national, metadata))
+            if kind != PhoneNumberType.UNKNOWN:
+                return region, kind
+    return None, PhoneNumberType.UNKNOWN
 
 
 @functools.lru_cache(maxsize=65536)
@@ -77,14 +96,13 @@ def normalise(raw: str, default_region: str) -> Destination | None:
         number = phonenumbers.parse(stripped, default_region)
     except NumberParseException:
         return None
-    region = phonenumbers.region_code_for_number(number)
     country_code = number.country_code
-    if region is None or country_code is None:
-        return None
-    kind = _number_type(number, country_code, region)
-    if kind == PhoneNumberType.UNKNOWN:
+    if country_code is None:
         return None
     national = _util.national_significant_number(number)
+    region, kind = _region_and_type(country_code, national)
+    if region is None or kind == PhoneNumberType.UNKNOWN:
+        return None
     return Destination(
         e164=f"+{country_code}{national}",
         country_code=country_code,

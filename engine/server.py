@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -98,6 +99,9 @@ async def serve(settings: ServeSettings) -> None:
                     f"--host {settings.host} --port {settings.port}: cannot listen there "
                     f"({exc.strerror or exc})"
                 ) from None
+            # Everything alive now lives as long as the process: keep it out of the
+            # collector's way, so full collections stay short as call records pile up.
+            gc.freeze()
             print(_banner(settings, demo), flush=True)
             if os.environ.get("CALLGATE_DETECT_BLOCKING") == "1":
                 _detect_blocking()

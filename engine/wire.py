@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import functools
 import time
 
 import msgspec
@@ -57,7 +58,7 @@ class HeartbeatRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     pass
 
 
-class Decision(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Decision(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     allowed: bool
     call_id: str
     caller_id: str | None = None
@@ -93,7 +94,12 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     field: str | None = None
 
 
+@functools.lru_cache(maxsize=4)
+def _rfc3339_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
 def rfc3339(ms: int) -> str:
     """``ms`` since the epoch as an RFC 3339 UTC timestamp with milliseconds."""
     seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return f"{_rfc3339_seconds(seconds)}.{millis:03d}Z"

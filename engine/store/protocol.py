@@ -18,7 +18,7 @@ from ..wire import Decision, EndResult
 __all__ = ["Build", "Peek", "Store", "Ticket", "TokenRecord", "channel_refusal"]
 
 
-class Ticket(msgspec.Struct, frozen=True, kw_only=True):
+class Ticket(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One dial as the store sees it: whose channel, which limits, what to remember."""
 
     account_id: str

@@ -1,11 +1,22 @@
 """One thread that owns one SQLite connection, so the event loop never waits on the disk.
 
-Jobs run in submission order. Every write job the thread finds waiting joins one transaction
-(one commit for many dials: group commit), each inside its own savepoint so one job's error
-rolls back that job alone. Read jobs take no write lock unless a write transaction is already
-open (so a reader never waits on another process's writer). If the thread dies, every waiting
-and later job fails with ``StoreUnavailable`` rather than waiting forever. A job's future is resolved on the loop after the commit, so an
-answer that depends on a write is sent only once the write is in the WAL.
+Every write the thread finds waiting joins one transaction: one commit for many dials (group
+commit). Two kinds of write:
+
+* a job, ``job(connection)``, run in submission order inside its own savepoint, so one job's
+  error (say, a stale version) rolls back that job alone;
+* ``Rows``: plain row changes that cannot fail on their own. The thread merges the rows of a
+  whole batch into one multi-row statement per kind (``INSERT ... VALUES (..), (..), ...``),
+  which is what makes a dial's write cheap: the sqlite3 module lets go of the GIL around every
+  statement step, and with ``executemany`` that is once per row, each time a handoff with the
+  event loop's thread (measured: a third of the loop's throughput). Kinds run phase by phase,
+  and rows in submission order within a kind; callers choose phases so that this is safe.
+
+Read jobs take no write lock unless a write transaction is already open (so a reader never
+waits on another process's writer). Futures are settled on the loop after the commit, all of a
+batch's in one wake-up, so an answer that depends on a write is sent only once the write is in
+the WAL. If the thread dies, every waiting and later job fails with ``StoreUnavailable`` rather
+than waiting forever.
 
 Durability: WAL mode with ``synchronous=NORMAL``: a commit survives the process being killed
 (``kill -9``); the last commits before a power loss may not. Checkpoints run in this thread.
@@ -20,17 +31,37 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ..errors import StoreUnavailable
 
-__all__ = ["SqliteThread"]
+__all__ = ["Rows", "SqliteThread", "Statement"]
 
 log = logging.getLogger("callgate.store")
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
-Queued = tuple[Job, "asyncio.Future[Any]", bool]
+
+
+class Statement(NamedTuple):
+    """A statement that takes any number of rows: ``head + group, group, ... + tail``."""
+
+    phase: int
+    head: str
+    group: str
+    tail: str = ""
+
+
+class Rows(NamedTuple):
+    """Row changes, merged with the rest of the batch's: ``(statement, parameters)``."""
+
+    changes: tuple[tuple[Statement, tuple[Any, ...]], ...]
+
+
+_ROWS_PER_STATEMENT = 400  # well under SQLite's limit of 32766 bound parameters
+
+
+Queued = tuple["Job | Rows", "asyncio.Future[Any]", bool]
 
 _BUSY_TIMEOUT_MS = 5000
 
@@ -72,6 +103,16 @@ class SqliteThread:
             raise StoreUnavailable("the embedded store is not open")
         future: asyncio.Future[T] = self._loop.create_future()
         self._jobs.put((job, future, write))
+        return future
+
+    def submit_rows(self, rows: Rows) -> asyncio.Future[None]:
+        """Queue row changes; the future settles once they are committed."""
+        if self._failure is not None:
+            raise StoreUnavailable(self._failure)
+        if self._thread is None or self._loop is None:
+            raise StoreUnavailable("the embedded store is not open")
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._jobs.put((rows, future, True))
         return future
 
     async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
@@ -142,10 +183,16 @@ class SqliteThread:
     def _run_batch(self, conn: sqlite3.Connection, batch: list[Queued]) -> None:
         assert self._loop is not None
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        merged: dict[Statement, list[tuple[Any, ...]]] = {}
         try:
             for job, future, write in batch:
                 if write and not conn.in_transaction:
                     conn.execute("BEGIN IMMEDIATE")
+                if isinstance(job, Rows):
+                    for statement, parameters in job.changes:
+                        merged.setdefault(statement, []).append(parameters)
+                    outcomes.append((future, None, None))
+                    continue
                 if not conn.in_transaction:
                     try:
                         outcomes.append((future, job(conn), None))
@@ -162,6 +209,8 @@ class SqliteThread:
                 else:
                     conn.execute("RELEASE job")
                     outcomes.append((future, result, None))
+            for statement in sorted(merged, key=lambda key: key.phase):
+                _execute_rows(conn, statement, merged[statement])
             if conn.in_transaction:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -169,8 +218,16 @@ class SqliteThread:
                 conn.execute("ROLLBACK")
             failed = StoreUnavailable(f"embedded store: {exc}")
             outcomes = [(future, None, failed) for _, future, _ in batch]
-        for future, result, error in outcomes:
-            self._loop.call_soon_threadsafe(_settle, future, result, error)
+        self._loop.call_soon_threadsafe(_settle_all, outcomes)  # one wake-up per batch
+
+
+def _execute_rows(
+    conn: sqlite3.Connection, statement: Statement, rows: list[tuple[Any, ...]]
+) -> None:
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
+        sql = statement.head + ", ".join([statement.group] * len(chunk)) + statement.tail
+        conn.execute(sql, [value for row in chunk for value in row])
 
 
 def _translate(exc: Exception) -> BaseException:
@@ -179,6 +236,11 @@ def _translate(exc: Exception) -> BaseException:
         error.__cause__ = exc
         return error
     return exc
+
+
+def _settle_all(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in outcomes:
+        _settle(future, result, error)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -53,3 +53,57 @@ def test_impossible_numbers_give_none(dialled: str) -> None:
 def test_number_type_is_classified(dialled: str, kind: str) -> None:
     dest = normalise(dialled, "US")
     assert dest is not None and dest.kind == kind
+
+
+def _reference(dialled: str, region: str) -> tuple[str, str, str] | None:
+    """What phonenumbers' public API says of ``dialled``: E.164, region and type, or None."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(dialled, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    kind = phonenumbers.number_type(number)
+    name = next(n for n, v in vars(phonenumbers.PhoneNumberType).items() if v == kind and n.isupper())
+    return (
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        str(phonenumbers.region_code_for_number(number)),
+        name.lower(),
+    )
+
+
+def _corpus() -> list[tuple[str, str]]:
+    """Example numbers of every region and type, as dialled internationally and nationally,
+    plus neighbours of each (one digit changed), which are often invalid."""
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(7)
+    out: list[tuple[str, str]] = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in range(11):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+            digits = list(e164[1:])
+            position = rng.randrange(len(digits))
+            digits[position] = str(rng.randrange(10))
+            out += [(e164, "US"), (national, region), ("+" + "".join(digits), "GB")]
+    return out
+
+
+def test_normalise_agrees_with_phonenumbers_public_api() -> None:
+    """normalise types each number once through phonenumbers' private helper; it must say
+    exactly what the public API says, for every region and number type."""
+    disagreements = []
+    for dialled, region in _corpus():
+        dest = normalise(dialled, region)
+        ours = None if dest is None or dest.emergency else (dest.e164, str(dest.region), str(dest.kind))
+        if ours != _reference(dialled, region):
+            disagreements.append((dialled, region, ours, _reference(dialled, region)))
+    assert not disagreements, disagreements[:10]

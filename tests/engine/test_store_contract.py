@@ -195,3 +195,18 @@ async def test_sweep_forgets_records_past_retention(contract_store: Store, clock
     assert await contract_store.sweep() == 1
     with pytest.raises(NotFound):
         await contract_store.end("a", "c0", Outcome.ANSWERED)
+
+
+async def test_ended_call_stays_ended_across_reopen_after_its_record_expires(
+    contract_store: Store, clock: Clock,
+) -> None:
+    await contract_store.admit(ticket("c0", limit=1, ttl_ms=3_600_000), allow("c0"))
+    await contract_store.end("a", "c0", Outcome.BUSY)
+    clock.ms += 15 * 60 * 1000 + 1  # the ended record's retention is over; the lease's is not
+    store = await reopen(contract_store, clock)
+    try:
+        assert (await store.admit(ticket("c1", limit=1), allow("c1"))).allowed
+        with pytest.raises(NotFound):
+            await store.end("a", "c0", Outcome.BUSY)
+    finally:
+        await store.close()

@@ -26,3 +26,16 @@ async def test_dead_database_thread_fails_fast_and_reports_unhealthy(store: Embe
     assert store.lease_counts().get("a", 0) == 0, "the refused dial left no lease behind"
     with pytest.raises(StoreUnavailable):
         await store.account_versions()
+
+
+async def test_call_log_keeps_one_row_per_call(store: EmbeddedStore) -> None:
+    from callerid import Outcome
+
+    for i in range(5):
+        await store.admit(ticket(f"c{i}", limit=10), allow(f"c{i}"))
+        await store.heartbeat("a", f"c{i}", 60_000)
+        await store.end("a", f"c{i}", Outcome.ANSWERED)
+    rows = await store._db.read(
+        lambda conn: conn.execute("SELECT call_id, COUNT(*) FROM call_log GROUP BY call_id").fetchall()
+    )
+    assert sorted(rows) == [(f"c{i}", 1) for i in range(5)]
