@@ -1,0 +1,73 @@
+"""The HTTP baseline: the least an aiohttp service answering a dial could do.
+
+One POST handler on the same path as callgate's (``/v1/dial``), so one wrk script drives both:
+it decodes the small JSON body into a msgspec Struct and encodes a small Struct back. No
+access log, like ``callgate serve``. Run it as ``python -m bench.baseline_app --port P``; it
+prints ``Stop with Ctrl-C.`` once it is listening, as ``callgate serve`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+import msgspec
+from aiohttp import web
+
+__all__ = ["build_app", "main"]
+
+
+class DialIn(msgspec.Struct):
+    user: str
+    to: str
+
+
+class DialOut(msgspec.Struct):
+    allowed: bool
+    user: str
+    to: str
+
+
+_decoder = msgspec.json.Decoder(DialIn)
+_encoder = msgspec.json.Encoder()
+
+
+async def dial(request: web.Request) -> web.Response:
+    body = _decoder.decode(await request.read())
+    answer = DialOut(allowed=True, user=body.user, to=body.to)
+    return web.Response(body=_encoder.encode(answer), content_type="application/json")
+
+
+def build_app() -> web.Application:
+    app = web.Application()
+    app.add_routes([web.post("/v1/dial", dial)])
+    return app
+
+
+async def serve(host: str, port: int) -> None:
+    runner = web.AppRunner(build_app(), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        print(f"baseline serving on http://{host}:{port}", flush=True)
+        print("Stop with Ctrl-C.", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="minimal aiohttp + msgspec baseline server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    asyncio.run(serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

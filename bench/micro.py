@@ -1,0 +1,155 @@
+"""Pure, per-call costs: caller-ID resolution on a compiled snapshot, ``normalise``, and the
+decision without its store, each beside phonenumbers' own parse + is_valid_number + number_type
+for the same numbers in the same round."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from time import perf_counter
+
+import phonenumbers
+
+from callerid import AccountSnapshot, Destination, compile_account, resolve
+from engine.decide import _decide
+from engine.numbers import load_metadata, normalise
+
+from .report import Row, median, paired_ratio
+from .workload import BENCH_USER, FreshNumbers, demo_config
+
+__all__ = ["RESOLUTION_CASES", "phonenumbers_cost_us", "run"]
+
+RESOLUTION_TARGET_US = 10.0
+
+# (user, destination, the rule that must choose the caller ID): one case per path through
+# ``resolve`` that the demo account exercises without a sticky number.
+RESOLUTION_CASES: tuple[tuple[str, str, str], ...] = (
+    ("ana", "+12125550187", "user_default"),
+    ("gina", "+13105550187", "geo_area_code"),
+    ("gina", "+14165550187", "geo_country"),
+    ("gina", "+15125550187", "geo_default"),
+    ("dev", "+12125550187", "department_default"),
+    ("lee", "+12125550187", "account_default"),
+)
+
+
+def phonenumbers_cost_us(numbers: Sequence[str]) -> float:
+    """Mean µs per number of phonenumbers' own parse + validate + type: the baseline."""
+    parse, valid, kind = phonenumbers.parse, phonenumbers.is_valid_number, phonenumbers.number_type
+    start = perf_counter()
+    for raw in numbers:
+        number = parse(raw, "US")
+        valid(number)
+        kind(number)
+    return (perf_counter() - start) / len(numbers) * 1e6
+
+
+def _per_call_us(fn: Callable[[], object], calls: int) -> float:
+    start = perf_counter()
+    for _ in range(calls):
+        fn()
+    return (perf_counter() - start) / calls * 1e6
+
+
+def _destination(raw: str, region: str) -> Destination:
+    dest = normalise(raw, region)
+    if dest is None:
+        raise RuntimeError(f"bench: {raw} does not normalise")
+    return dest
+
+
+def _resolution_cost_us(snapshot: AccountSnapshot, user_id: str, raw: str, rule: str) -> float:
+    user = snapshot.users[user_id]
+    dest = _destination(raw, snapshot.default_region)
+    got = resolve(snapshot, user, dest, sticky=None)
+    if got.rule != rule:  # the case would time another path than its label says
+        raise RuntimeError(f"bench: {user_id} -> {raw} resolved by {got.rule}, expected {rule}")
+    return _per_call_us(lambda: resolve(snapshot, user, dest, sticky=None), 20_000)
+
+
+def _normalise_cost_us(numbers: Sequence[str], region: str) -> float:
+    normalise.cache_clear()
+    start = perf_counter()
+    for raw in numbers:
+        normalise(raw, region)
+    return (perf_counter() - start) / len(numbers) * 1e6
+
+
+def _decide_cost_us(snapshot: AccountSnapshot, numbers: Sequence[str], *, cached: bool) -> float:
+    """normalise + policy + resolve for ``numbers``: the decision with no lease taken and
+    nothing written. Call ids are made beforehand (``dial`` spends ~3 µs on a uuid4)."""
+    user = snapshot.users[BENCH_USER]
+    region = snapshot.default_region
+    call_ids = [str(uuid.uuid4()) for _ in numbers]
+    normalise.cache_clear()
+    if cached:
+        for raw in numbers:
+            normalise(raw, region)
+    start = perf_counter()
+    for raw, call_id in zip(numbers, call_ids):
+        decision = _decide(snapshot, user, raw, normalise(raw, region), None, call_id, None)
+    elapsed = perf_counter() - start
+    if not decision.allowed:
+        raise RuntimeError(f"bench: {BENCH_USER} -> {numbers[-1]} was denied: {decision.detail}")
+    return elapsed / len(numbers) * 1e6
+
+
+def run(rounds: int = 5, per_round: int = 10_000) -> list[Row]:
+    load_metadata()
+    snapshot = compile_account(demo_config(), 1)
+    fresh = FreshNumbers(seed=1)
+    baseline: list[float] = []
+    resolution: dict[tuple[str, str, str], list[float]] = {case: [] for case in RESOLUTION_CASES}
+    norm: list[float] = []
+    decide_fresh: list[float] = []
+    decide_cached: list[float] = []
+    for n in range(rounds):
+        numbers = fresh.take(per_round)
+
+        def callgate() -> None:
+            for case in RESOLUTION_CASES:
+                resolution[case].append(_resolution_cost_us(snapshot, *case))
+            norm.append(_normalise_cost_us(numbers, snapshot.default_region))
+            decide_fresh.append(_decide_cost_us(snapshot, numbers, cached=False))
+            decide_cached.append(_decide_cost_us(snapshot, numbers, cached=True))
+
+        # Alternate which side runs first, so drift within a round favours neither.
+        if n % 2 == 0:
+            baseline.append(phonenumbers_cost_us(numbers))
+            callgate()
+        else:
+            callgate()
+            baseline.append(phonenumbers_cost_us(numbers))
+        print(
+            f"  micro round {n + 1}/{rounds}: phonenumbers {baseline[-1]:.1f} µs, "
+            f"normalise {norm[-1]:.1f} µs, resolve(ana) "
+            f"{resolution[RESOLUTION_CASES[0]][-1]:.2f} µs",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    base = median(baseline)
+    pn = "phonenumbers"
+    rows = [
+        Row(
+            f"callerid.resolve: {user} -> {rule}",
+            median(values),
+            "µs",
+            base,
+            pn,
+            f"< {RESOLUTION_TARGET_US:.0f} µs",
+            median(values) < RESOLUTION_TARGET_US,
+            paired_ratio=paired_ratio(values, baseline),
+        )
+        for (user, _, rule), values in resolution.items()
+    ]
+    for what, values in (
+        ("normalise, fresh number", norm),
+        ("normalise+policy+resolve, fresh (no store)", decide_fresh),
+        ("normalise+policy+resolve, cached (no store)", decide_cached),
+    ):
+        rows.append(
+            Row(what, median(values), "µs", base, pn, paired_ratio=paired_ratio(values, baseline))
+        )
+    return rows
