@@ -1,9 +1,14 @@
 """Normalising what a user dialled into a ``Destination``; phonenumbers stays in this module.
 
-``normalise`` answers None for input that is not a possible, valid number. It costs about one
-phonenumbers parse plus one region lookup: validity and number type are computed from the
-region found once, where ``is_valid_number`` followed by ``number_type`` would look the region up
-again each time. Results are cached per (input, default region), so a destination dialled again
+``normalise`` answers None for input that is not a possible, valid number. Two shortcuts
+through phonenumbers, both checked against its public API over every region by the tests:
+
+* input in international form (``+`` and digits, with the separators the wire allows) skips the
+  general parser, whose work is mostly for letters, extensions and RFC 3966 URIs, and goes
+  straight to its country-code and national-prefix steps;
+* the region and the number type come from one pass, where ``region_code_for_number`` followed
+  by ``number_type`` would type the number twice.
+ Results are cached per (input, default region), so a destination dialled again
 costs a dict lookup. Call ``load_metadata`` at start-up so no metadata file is read on the loop.
 """
 
@@ -38,6 +43,12 @@ _KINDS = {
 # private; a release without it fails the import here, which the test suite would show.
 _type_for = _util._number_type_helper
 _REGIONS = _util.COUNTRY_CODE_TO_REGION_CODE
+_UNUSABLE_LENGTHS = (
+    _util.ValidationResult.TOO_SHORT,
+    _util.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+    _util.ValidationResult.INVALID_LENGTH,
+)
+_SEPARATORS = str.maketrans("", "", " ().-/")
 
 
 def load_metadata() -> None:
@@ -75,6 +86,41 @@ def _region_and_type(country_code: int, national: str) -> tuple[str | None, int]
     return None, PhoneNumberType.UNKNOWN
 
 
+def _parse_international(digits: str) -> phonenumbers.PhoneNumber | None:
+    """phonenumbers' ``parse`` for ``+`` followed by ``digits``, from the step where it takes
+    the country code off; None where parse would fail or go the general way."""
+    if len(digits) <= _util._MIN_LENGTH_FOR_NSN:
+        return None
+    country_code, national = _util._extract_country_code(digits)
+    if country_code == 0 or len(national) < _util._MIN_LENGTH_FOR_NSN:
+        return None
+    region = _util.region_code_for_country_code(country_code)
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+    if metadata is not None:
+        _, stripped, _ = _util._maybe_strip_national_prefix_carrier_code(national, metadata)
+        if _util._test_number_length(stripped, metadata) not in _UNUSABLE_LENGTHS:
+            national = stripped
+    if not _util._MIN_LENGTH_FOR_NSN <= len(national) <= _util._MAX_LENGTH_FOR_NSN:
+        return None
+    number = phonenumbers.PhoneNumber(country_code=country_code)
+    _util._set_italian_leading_zeros_for_phone_number(national, number)
+    number.national_number = int(national)
+    return number
+
+
+def _parse(text: str, default_region: str) -> phonenumbers.PhoneNumber | None:
+    if text.startswith("+"):
+        digits = text[1:].translate(_SEPARATORS)
+        if digits.isdigit() and digits.isascii():
+            number = _parse_international(digits)
+            if number is not None:
+                return number
+    try:
+        return phonenumbers.parse(text, default_region)
+    except NumberParseException:
+        return None
+
+
 @functools.lru_cache(maxsize=65536)
 def normalise(raw: str, default_region: str) -> Destination | None:
     """The destination ``raw`` names, read in ``default_region`` when it has no ``+``; None when
@@ -92,9 +138,8 @@ def normalise(raw: str, default_region: str) -> Destination | None:
                 emergency=True,
                 kind=NumberKind.EMERGENCY,
             )
-    try:
-        number = phonenumbers.parse(stripped, default_region)
-    except NumberParseException:
+    number = _parse(stripped, default_region)
+    if number is None:
         return None
     country_code = number.country_code
     if country_code is None:

@@ -75,8 +75,9 @@ def _reference(dialled: str, region: str) -> tuple[str, str, str] | None:
 
 
 def _corpus() -> list[tuple[str, str]]:
-    """Example numbers of every region and type, as dialled internationally and nationally,
-    plus neighbours of each (one digit changed), which are often invalid."""
+    """Example numbers of every region and type, as dialled internationally (bare and with
+    separators) and nationally, plus neighbours of each (one digit changed, cut short, one
+    digit too many), which are often invalid."""
     import random
 
     import phonenumbers
@@ -93,7 +94,17 @@ def _corpus() -> list[tuple[str, str]]:
             digits = list(e164[1:])
             position = rng.randrange(len(digits))
             digits[position] = str(rng.randrange(10))
-            out += [(e164, "US"), (national, region), ("+" + "".join(digits), "GB")]
+            international = phonenumbers.format_number(
+                example, phonenumbers.PhoneNumberFormat.INTERNATIONAL
+            )
+            out += [
+                (e164, "US"),
+                (national, region),
+                (international, "FR"),
+                ("+" + "".join(digits), "GB"),
+                ("+" + "".join(digits[: rng.randrange(1, len(digits))]), "US"),
+                ("+" + "".join(digits) + str(rng.randrange(10)), "US"),
+            ]
     return out
 
 
