@@ -15,13 +15,10 @@ gets the stored answer. ``explain`` runs the same steps with a trace and takes n
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import time
 import itertools
 import secrets
-from collections.abc import AsyncIterator
 
 import msgspec
 
@@ -50,8 +47,6 @@ from .wire import Decision, DialRequest, EndResult, HeartbeatResult, rfc3339
 
 __all__ = ["Engine"]
 
-DEFAULT_DEADLINE_S = 0.1
-"""How long a dial may wait for its store before answering 503 ``store_unavailable``."""
 
 
 def _decide(
@@ -128,16 +123,9 @@ def _new_call_id() -> str:
 
 
 class Engine:
-    def __init__(
-        self,
-        store: Store,
-        *,
-        metrics: Metrics | None = None,
-        deadline_s: float = DEFAULT_DEADLINE_S,
-    ) -> None:
+    def __init__(self, store: Store, *, metrics: Metrics | None = None) -> None:
         self._store = store
         self._metrics = metrics
-        self._deadline_s = deadline_s
         self._snapshots: dict[str, AccountSnapshot] = {}
 
     # -- configuration -----------------------------------------------------------------------
@@ -184,19 +172,15 @@ class Engine:
 
     async def dial(self, account_id: str, request: DialRequest) -> Decision:
         """Decide one dial and, when allowed, take its channel. Raises ``NotFound`` for an
-        unknown user, ``Conflict`` for a call id reused for another request, and
-        ``StoreUnavailable`` when the store does not answer within the deadline."""
+        unknown user and ``Conflict`` for a call id reused for another request; a store that
+        cannot answer within its deadline gives a ``store_unavailable`` decision."""
         started = time.perf_counter()
         account, user, dest, ticket = self._ticket(account_id, request)
         build = functools.partial(
             _decide, account, user, request.to, dest, request.caller_id, ticket.call_id
         )
         try:
-            try:
-                async with asyncio.timeout(self._deadline_s):
-                    decision = await self._store.admit(ticket, build)
-            except TimeoutError:
-                raise self._late() from None
+            decision = await self._store.admit(ticket, build)
         except StoreUnavailable as exc:
             decision = Decision(
                 allowed=False,
@@ -212,8 +196,7 @@ class Engine:
         """The decision ``dial`` would make now, with the trace of every step; no channel is
         taken and nothing is written."""
         account, user, dest, ticket = self._ticket(account_id, request)
-        async with self._deadline():
-            peek = await self._store.peek(ticket)
+        peek = await self._store.peek(ticket)
         if peek.known is not None:
             replayed = TraceStep(
                 step=Step.REPLAY,
@@ -245,27 +228,12 @@ class Engine:
 
     async def end(self, account_id: str, call_id: str, outcome: Outcome) -> EndResult:
         self.snapshot(account_id)
-        async with self._deadline():
-            return await self._store.end(account_id, call_id, outcome)
+        return await self._store.end(account_id, call_id, outcome)
 
     async def heartbeat(self, account_id: str, call_id: str) -> HeartbeatResult:
         account = self.snapshot(account_id)
-        async with self._deadline():
-            expires = await self._store.heartbeat(account_id, call_id, account.lease_ttl_ms)
+        expires = await self._store.heartbeat(account_id, call_id, account.lease_ttl_ms)
         return HeartbeatResult(call_id=call_id, lease_expires_at=rfc3339(expires))
-
-    @contextlib.asynccontextmanager
-    async def _deadline(self) -> AsyncIterator[None]:
-        """Bound a store call: past the deadline it is abandoned (and the store undoes what the
-        caller will not hear of) and ``StoreUnavailable`` is raised."""
-        try:
-            async with asyncio.timeout(self._deadline_s):
-                yield
-        except TimeoutError:
-            raise self._late() from None
-
-    def _late(self) -> StoreUnavailable:
-        return StoreUnavailable(f"the store did not answer within {self._deadline_s * 1000:.0f} ms")
 
     @staticmethod
     def _user(account: AccountSnapshot, user_id: str) -> UserView:

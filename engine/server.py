@@ -28,9 +28,6 @@ __all__ = ["ServeSettings", "serve"]
 
 log = logging.getLogger("callgate")
 
-EMBEDDED_DEADLINE_S = 1.0
-"""The embedded store answers from memory and commits locally; a commit can still wait on a
-WAL checkpoint's fsync, which on a busy disk takes far longer than a network round trip."""
 
 
 class ServeSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,7 +83,7 @@ async def serve(settings: ServeSettings) -> None:
     try:
         registry = CollectorRegistry()
         metrics = Metrics(registry, store.lease_counts)
-        engine = Engine(store, metrics=metrics, deadline_s=EMBEDDED_DEADLINE_S)
+        engine = Engine(store, metrics=metrics)
         demo = await _demo(store, engine, settings.demo) if settings.demo else None
         await load_all(store, engine)
         runner = web.AppRunner(build_app(store, engine, metrics), access_log=None)

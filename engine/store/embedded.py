@@ -50,6 +50,10 @@ __all__ = ["EmbeddedStore", "RETENTION_MS"]
 
 log = logging.getLogger("callgate.store")
 
+DEADLINE_S = 1.0
+"""The embedded store answers from memory and commits locally, but a commit can still wait on
+a WAL checkpoint's fsync or on another process holding the database (``callgate import``)."""
+
 RETENTION_MS = 15 * 60 * 1000
 """How long a call's record outlives its lease (or its denial): the window in which a retry
 with the same call id gets the same answer."""
@@ -151,11 +155,17 @@ class EmbeddedStore:
         *,
         exclusive: bool = False,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        deadline_s: float = DEADLINE_S,
     ) -> None:
-        """``exclusive``: this process serves calls and must own the directory alone."""
+        """``exclusive``: this process serves calls and must own the directory alone.
+        ``deadline_s``: how long a change may wait for its commit before the caller is told
+        ``StoreUnavailable`` (and the change is undone)."""
         self.data_dir = data_dir
         self._exclusive = exclusive
         self._clock_ms = clock_ms
+        self._deadline_s = deadline_s
+        self._due: dict[asyncio.Future[None], float] = {}
+        self._watchdog: asyncio.Task[None] | None = None
         self._db = SqliteThread(data_dir / "callgate.db", SCHEMA)
         self._lock_file: IO[bytes] | None = None
         self._calls: dict[Key, CallRecord] = {}
@@ -197,6 +207,21 @@ class EmbeddedStore:
             if self._holds_channel(record, now):
                 self._index(account_id, call_id, record)
         self._sticky = {(a, c): n for a, c, n in sticky}
+        self._watchdog = asyncio.create_task(self._enforce_deadlines(), name="embedded-deadlines")
+
+    async def _enforce_deadlines(self) -> None:
+        """Fail every commit wait that is past its deadline. One task for all of them: a
+        timer per dial (``asyncio.timeout``) cost about a tenth of the server's throughput."""
+        loop = asyncio.get_running_loop()
+        late = f"the store did not commit within {self._deadline_s * 1000:.0f} ms"
+        while True:
+            await asyncio.sleep(self._deadline_s / 4)
+            now = loop.time()
+            for future, due in list(self._due.items()):
+                if due <= now:
+                    del self._due[future]
+                    if not future.done():
+                        future.set_exception(StoreUnavailable(late))
 
     def _prepare_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -215,6 +240,10 @@ class EmbeddedStore:
         self._lock_file = lock
 
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+            self._watchdog = None
         await self._db.stop()
         if self._lock_file is not None:
             self._lock_file.close()
@@ -454,6 +483,7 @@ class EmbeddedStore:
                 )
             )
             self._pending[key] = written
+            self._due[written] = asyncio.get_running_loop().time() + self._deadline_s
             await written  # cancelling us cancels only our wait: the thread writes regardless
         except BaseException:
             if self._calls.get(key) is not record:
@@ -481,8 +511,10 @@ class EmbeddedStore:
                 undo.add_done_callback(_log_undo_failure)
             raise
         finally:
-            if written is not None and self._pending.get(key) is written:
-                del self._pending[key]
+            if written is not None:
+                self._due.pop(written, None)
+                if self._pending.get(key) is written:
+                    del self._pending[key]
 
     async def end(self, account_id: str, call_id: str, outcome: Outcome) -> EndResult:
         key = (account_id, call_id)

@@ -74,6 +74,9 @@ class TokenRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Store(Protocol):
+    """Every call that waits on the store's own I/O answers within the store's deadline or
+    raises ``StoreUnavailable``; what the caller is not told of by then is undone."""
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
