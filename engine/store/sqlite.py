@@ -70,7 +70,10 @@ class SqliteThread:
     def __init__(self, path: Path, schema: str) -> None:
         self._path = path
         self._schema = schema
-        self._jobs: queue.SimpleQueue[Queued | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[list[Queued] | None] = queue.SimpleQueue()
+        self._outbox: list[Queued] = []
+        """What this loop iteration submitted: handed to the thread in one put when the
+        iteration ends, so the thread is woken once per iteration, not once per dial."""
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failure: str | None = None
@@ -91,6 +94,7 @@ class SqliteThread:
     async def stop(self) -> None:
         if self._thread is None:
             return
+        self._hand_over()
         self._jobs.put(None)
         await asyncio.to_thread(self._thread.join)
         self._thread = None
@@ -102,7 +106,7 @@ class SqliteThread:
         if self._thread is None or self._loop is None:
             raise StoreUnavailable("the embedded store is not open")
         future: asyncio.Future[T] = self._loop.create_future()
-        self._jobs.put((job, future, write))
+        self._post((job, future, write))
         return future
 
     def submit_rows(self, rows: Rows) -> asyncio.Future[None]:
@@ -112,8 +116,24 @@ class SqliteThread:
         if self._thread is None or self._loop is None:
             raise StoreUnavailable("the embedded store is not open")
         future: asyncio.Future[None] = self._loop.create_future()
-        self._jobs.put((rows, future, True))
+        self._post((rows, future, True))
         return future
+
+    def _post(self, item: Queued) -> None:
+        assert self._loop is not None
+        if not self._outbox:
+            self._loop.call_soon(self._hand_over)
+        self._outbox.append(item)
+
+    def _hand_over(self) -> None:
+        items, self._outbox = self._outbox, []
+        if not items:
+            return
+        if self._failure is not None:  # nobody is left to run them
+            for _, future, _ in items:
+                _settle(future, None, StoreUnavailable(self._failure))
+            return
+        self._jobs.put(items)
 
     async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run a writing ``job(connection)`` in the thread; its result once committed."""
@@ -148,17 +168,17 @@ class SqliteThread:
                 first = self._jobs.get()
                 if first is None:
                     return
-                batch = [first]
+                batch = list(first)
                 stop = False
                 while True:
                     try:
-                        item = self._jobs.get_nowait()
+                        items = self._jobs.get_nowait()
                     except queue.Empty:
                         break
-                    if item is None:
+                    if items is None:
                         stop = True
                         break
-                    batch.append(item)
+                    batch.extend(items)
                 self._run_batch(conn, batch)
                 batch = []
                 if stop:
@@ -173,10 +193,10 @@ class SqliteThread:
                 self._loop.call_soon_threadsafe(_settle, future, None, error)
             while True:
                 try:
-                    item = self._jobs.get_nowait()
+                    items = self._jobs.get_nowait()
                 except queue.Empty:
                     break
-                if item is not None:
+                for item in items or ():
                     self._loop.call_soon_threadsafe(_settle, item[1], None, error)
             conn.close()
 
