@@ -57,9 +57,11 @@ def _decide(
     requested: str | None,
     call_id: str,
     sticky: str | None,
+    lease_expires_at: str | None = None,
     trace: list[TraceStep] | None = None,
 ) -> Decision:
-    """Steps 1-3 for one dial, pure: the decision before any channel is taken."""
+    """Steps 1-3 for one dial, pure: the decision before any channel is taken (an allowed
+    one carries ``lease_expires_at``, the expiry its lease would get)."""
     if dest is None:
         detail = (
             f"{dialled!r} is not a valid phone number "
@@ -108,6 +110,7 @@ def _decide(
         caller_id=resolution.caller_id,
         rule=resolution.rule,
         to=dest.e164,
+        lease_expires_at=lease_expires_at,
         settings=user.settings,
     )
 
@@ -206,7 +209,8 @@ class Engine:
             return msgspec.structs.replace(peek.known, trace=(replayed,))
         trace: list[TraceStep] = []
         decision = _decide(
-            account, user, request.to, dest, request.caller_id, ticket.call_id, peek.sticky, trace
+            account, user, request.to, dest, request.caller_id, ticket.call_id, peek.sticky,
+            trace=trace,
         )
         if decision.allowed and ticket.counted:
             refusal = channel_refusal(ticket, peek.user_leases, peek.account_leases)

@@ -19,6 +19,7 @@ __all__ = ["TokenCache", "hash_token", "issue_token"]
 PREFIX = "cg_"
 _REVALIDATE_S = 2.0
 _LOOKUP_DEADLINE_S = 1.0
+_DIGESTS_KEPT = 4096
 
 
 def hash_token(token: str) -> str:
@@ -45,12 +46,18 @@ class TokenCache:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._known: dict[str, tuple[str, float]] = {}
+        self._digests: dict[str, str] = {}
 
     async def account_for(self, authorization: str | None) -> str:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():  # schemes are case-insensitive
             raise Unauthorized("send the token as `Authorization: Bearer <token>`")
-        digest = hash_token(token.strip())
+        digest = self._digests.get(token)
+        if digest is None:
+            digest = hash_token(token.strip())
+            if len(self._digests) >= _DIGESTS_KEPT:
+                self._digests.clear()  # a flood of made-up tokens must not grow memory
+            self._digests[token] = digest
         now = time.monotonic()
         known = self._known.get(digest)
         if known is not None and now - known[1] < _REVALIDATE_S:

@@ -165,6 +165,7 @@ class EmbeddedStore:
         self._clock_ms = clock_ms
         self._deadline_s = deadline_s
         self._due: dict[asyncio.Future[None], float] = {}
+        """Commit waits and when they are due (``time.monotonic``), for the watchdog."""
         self._watchdog: asyncio.Task[None] | None = None
         self._db = SqliteThread(data_dir / "callgate.db", SCHEMA)
         self._lock_file: IO[bytes] | None = None
@@ -212,11 +213,10 @@ class EmbeddedStore:
     async def _enforce_deadlines(self) -> None:
         """Fail every commit wait that is past its deadline. One task for all of them: a
         timer per dial (``asyncio.timeout``) cost about a tenth of the server's throughput."""
-        loop = asyncio.get_running_loop()
         late = f"the store did not commit within {self._deadline_s * 1000:.0f} ms"
         while True:
             await asyncio.sleep(self._deadline_s / 4)
-            now = loop.time()
+            now = time.monotonic()
             for future, due in list(self._due.items()):
                 if due <= now:
                     del self._due[future]
@@ -332,7 +332,8 @@ class EmbeddedStore:
 
     async def admit(self, ticket: Ticket, build: Build) -> Decision:
         key = (ticket.account_id, ticket.call_id)
-        await self._settled(key)
+        if key in self._pending:
+            await self._settled(key)
         now = self._clock_ms()
         replay = self._known(key, ticket, now)
         if replay is not None:
@@ -340,7 +341,8 @@ class EmbeddedStore:
         stale = self._calls.get(key)  # a record past its retention, replaced below
 
         sticky = self._sticky.get((ticket.account_id, ticket.contact)) if ticket.contact else None
-        decision = build(sticky)
+        expires = now + ticket.ttl_ms
+        decision = build(sticky, rfc3339(expires))
         if decision.allowed and ticket.counted:
             refusal = self._refuse_channel(ticket, now)
             if refusal is not None:
@@ -361,8 +363,6 @@ class EmbeddedStore:
                 await self._commit_call(key, record, previous=stale)
             return decision
 
-        expires = now + ticket.ttl_ms
-        decision = msgspec.structs.replace(decision, lease_expires_at=rfc3339(expires))
         record = CallRecord(
             user_id=ticket.user_id,
             fingerprint=ticket.fingerprint,
@@ -483,7 +483,7 @@ class EmbeddedStore:
                 )
             )
             self._pending[key] = written
-            self._due[written] = asyncio.get_running_loop().time() + self._deadline_s
+            self._due[written] = time.monotonic() + self._deadline_s
             await written  # cancelling us cancels only our wait: the thread writes regardless
         except BaseException:
             if self._calls.get(key) is not record:

@@ -52,8 +52,9 @@ def channel_refusal(ticket: Ticket, user_calls: int, account_calls: int) -> str 
     return None
 
 
-Build = Callable[[str | None], Decision]
-"""The engine's pure decision given the sticky caller ID read for the contact (or None)."""
+Build = Callable[[str | None, str], Decision]
+"""The engine's pure decision given the sticky caller ID read for the contact (or None) and
+the lease expiry (RFC 3339) an allowed call would get."""
 
 
 class Peek(msgspec.Struct, frozen=True, kw_only=True):

@@ -53,9 +53,10 @@ def ticket(call_id: str, *, user: str = "u", limit: int = 2, account_limit: int 
 
 
 def allow(call_id: str, fallback: str = "+12125550100") -> Build:
-    def build(sticky: str | None) -> Decision:
+    def build(sticky: str | None, lease_expires_at: str) -> Decision:
         return Decision(allowed=True, call_id=call_id, caller_id=sticky or fallback,
-                        rule=Rule.STICKY if sticky else Rule.USER_DEFAULT, to="+12125550187")
+                        rule=Rule.STICKY if sticky else Rule.USER_DEFAULT, to="+12125550187",
+                        lease_expires_at=lease_expires_at)
     return build
 
 
