@@ -15,7 +15,9 @@ Invariants:
 2. An answer that took or released a channel is sent only after its row is committed: what a
    client was told survives ``kill -9``. A change whose answer nobody receives (its write
    failed, or the caller stopped waiting at its deadline) is undone in memory and on disk, so
-   a 503 never leaves a channel taken.
+   a 503 never leaves a channel taken. The one gap: a crash after such a change is committed
+   and before its undo is leaves the change on disk; at worst that channel stays taken until
+   its lease expires.
 3. Changes to one call id are serialised: a request for a call id whose last change is still
    being written waits for that write first.
 4. Only one server process may own a data directory (an exclusive lock on ``lock``), since

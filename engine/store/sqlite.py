@@ -101,23 +101,22 @@ class SqliteThread:
 
     def submit(self, job: Callable[[sqlite3.Connection], T], *, write: bool = True) -> asyncio.Future[T]:
         """Queue ``job(connection)`` for the thread; the future settles once it is committed."""
-        if self._failure is not None:
-            raise StoreUnavailable(self._failure)
-        if self._thread is None or self._loop is None:
-            raise StoreUnavailable("the embedded store is not open")
-        future: asyncio.Future[T] = self._loop.create_future()
+        future: asyncio.Future[T] = self._new_future()
         self._post((job, future, write))
         return future
 
     def submit_rows(self, rows: Rows) -> asyncio.Future[None]:
         """Queue row changes; the future settles once they are committed."""
+        future: asyncio.Future[None] = self._new_future()
+        self._post((rows, future, True))
+        return future
+
+    def _new_future(self) -> asyncio.Future[Any]:
         if self._failure is not None:
             raise StoreUnavailable(self._failure)
         if self._thread is None or self._loop is None:
             raise StoreUnavailable("the embedded store is not open")
-        future: asyncio.Future[None] = self._loop.create_future()
-        self._post((rows, future, True))
-        return future
+        return self._loop.create_future()
 
     def _post(self, item: Queued) -> None:
         assert self._loop is not None
