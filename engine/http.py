@@ -119,7 +119,8 @@ async def _body(request: web.Request) -> bytes:
 
 
 async def _account(request: web.Request) -> str:
-    return await request.app[TOKENS].account_for(request.headers.get("Authorization"))
+    tokens, header = request.app[TOKENS], request.headers.get("Authorization")
+    return tokens.cached(header) or await tokens.account_for(header)
 
 
 async def dial(request: web.Request) -> web.Response:

@@ -48,6 +48,17 @@ class TokenCache:
         self._known: dict[str, tuple[str, float]] = {}
         self._digests: dict[str, str] = {}
 
+    def cached(self, authorization: str | None) -> str | None:
+        """The account of a token checked within the last couple of seconds, else None (then
+        ``account_for`` asks the store): the common case without a coroutine."""
+        if authorization is None or authorization[:7].lower() != "bearer ":
+            return None
+        digest = self._digests.get(authorization[7:])
+        known = self._known.get(digest) if digest is not None else None
+        if known is not None and time.monotonic() - known[1] < _REVALIDATE_S:
+            return known[0]
+        return None
+
     async def account_for(self, authorization: str | None) -> str:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():  # schemes are case-insensitive
@@ -57,7 +68,7 @@ class TokenCache:
             digest = hash_token(token.strip())
             if len(self._digests) >= _DIGESTS_KEPT:
                 self._digests.clear()  # a flood of made-up tokens must not grow memory
-            self._digests[token] = digest
+            self._digests[token] = digest  # keyed as ``cached`` looks it up
         now = time.monotonic()
         known = self._known.get(digest)
         if known is not None and now - known[1] < _REVALIDATE_S:

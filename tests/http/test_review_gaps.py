@@ -62,3 +62,14 @@ async def test_emergency_call_passes_the_account_cap(tmp_path: object) -> None:
             assert sos["allowed"] and sos["rule"] == "emergency"
     finally:
         server.kill()
+
+
+async def test_known_token_under_another_scheme_refused(server: Server, api: Api) -> None:
+    await api.explain("ana", "2125550111")  # the token is now in the server's cache
+    reply = await api.request(
+        "POST",
+        "/v1/explain",
+        json={"user": "ana", "to": "2125550111"},
+        headers={"Authorization": f"Basic00 {server.token}"},
+    )
+    assert reply.status == 401
