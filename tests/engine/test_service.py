@@ -30,6 +30,13 @@ def user(config: AccountConfig, user_id: str) -> User:
     return next(u for u in config.users if u.id == user_id)
 
 
+def legacy_with(demo: AccountConfig, extra: User) -> AccountConfig:
+    """The demo account in legacy mode, with ``extra`` added (typically outside departments)."""
+    return msgspec.structs.replace(
+        demo, departments_mode=DepartmentsMode.LEGACY, users=(*demo.users, extra)
+    )
+
+
 async def test_new_account_has_owner_outside_departments_and_full_default_department(
     service: AccountService,
 ) -> None:
@@ -87,12 +94,8 @@ async def test_new_department_copies_template_permissions(service: AccountServic
 async def test_legacy_user_moved_into_department_keeps_missing_permissions_as_extras(
     service: AccountService, demo: AccountConfig,
 ) -> None:
-    legacy = msgspec.structs.replace(
-        demo,
-        departments_mode=DepartmentsMode.LEGACY,
-        users=(*demo.users, User(id="old", email="old@demo.example",
-                                 permissions=(P.USERS_MANAGE, P.CONTACTS_MANAGE))),
-    )
+    legacy = legacy_with(demo, User(id="old", email="old@demo.example",
+                                 permissions=(P.USERS_MANAGE, P.CONTACTS_MANAGE)))
     await service.put(legacy)
     config, _ = await service.apply("demo", changes.move_user("old", "support"))
     old = user(config, "old")
@@ -103,11 +106,7 @@ async def test_legacy_user_moved_into_department_keeps_missing_permissions_as_ex
 async def test_legacy_user_keeps_own_permissions_until_moved(
     service: AccountService, engine: Engine, demo: AccountConfig,
 ) -> None:
-    legacy = msgspec.structs.replace(
-        demo,
-        departments_mode=DepartmentsMode.LEGACY,
-        users=(*demo.users, User(id="old", email="old@demo.example", permissions=(P.DIAL_SPECIAL_NUMBERS,))),
-    )
+    legacy = legacy_with(demo, User(id="old", email="old@demo.example", permissions=(P.DIAL_SPECIAL_NUMBERS,)))
     await service.put(legacy)
     view = engine.snapshot("demo").users["old"]
     assert view.permissions == {P.DIAL_SPECIAL_NUMBERS}
@@ -192,12 +191,8 @@ async def test_release_keeps_number_on_record(service: AccountService) -> None:
 async def test_legacy_move_does_not_switch_on_extras_that_were_off(
     service: AccountService, demo: AccountConfig,
 ) -> None:
-    legacy = msgspec.structs.replace(
-        demo,
-        departments_mode=DepartmentsMode.LEGACY,
-        users=(*demo.users, User(id="old", email="old@demo.example", permissions=(P.USERS_MANAGE,),
-                                 extra_permissions_enabled=False, extra_permissions=(P.BILLING_TOPUP,))),
-    )
+    legacy = legacy_with(demo, User(id="old", email="old@demo.example", permissions=(P.USERS_MANAGE,),
+                                 extra_permissions_enabled=False, extra_permissions=(P.BILLING_TOPUP,)))
     await service.put(legacy)
     config, _ = await service.apply("demo", changes.move_user("old", "support"))
     old = user(config, "old")
@@ -207,11 +202,7 @@ async def test_legacy_move_does_not_switch_on_extras_that_were_off(
 async def test_update_that_moves_a_legacy_user_applies_the_migration(
     service: AccountService, engine: Engine, demo: AccountConfig,
 ) -> None:
-    legacy = msgspec.structs.replace(
-        demo,
-        departments_mode=DepartmentsMode.LEGACY,
-        users=(*demo.users, User(id="old", email="old@demo.example", permissions=(P.USERS_MANAGE,))),
-    )
+    legacy = legacy_with(demo, User(id="old", email="old@demo.example", permissions=(P.USERS_MANAGE,)))
     await service.put(legacy)
     moved = msgspec.structs.replace(user(legacy, "old"), department="support", name="Old Timer")
     config, _ = await service.apply("demo", changes.update_user(moved))
