@@ -1,8 +1,9 @@
-"""``python -m bench [all|micro|http]``: run the benchmarks and print one summary table.
+"""``python -m bench [all|micro|http|instructions]``: run the benchmarks, print one table.
 
 ``micro`` is everything in process (caller-ID resolution, the decision with and without its
-store, the blocking check); ``http`` is ``/v1/dial`` under wrk. Progress goes to stderr, the
-table to stdout. The exit status is 0 whether targets are met or missed (this is a report);
+store, the blocking check); ``http`` is ``/v1/dial`` under wrk; ``instructions`` (not part of
+``all``: it takes minutes) counts instructions per operation under callgrind. Progress goes to
+stderr, the table to stdout. The exit status is 0 whether targets are met or missed (this is a report);
 it is 1 only when the harness itself fails.
 """
 
@@ -18,7 +19,7 @@ import traceback
 from collections.abc import Sequence
 from importlib.metadata import version
 
-from . import blocking, http, inprocess, micro
+from . import blocking, http, inprocess, instructions, micro
 from .report import Row, Section, format_table
 
 ISSUE_PHONENUMBERS_US = "45-65 µs"
@@ -26,7 +27,9 @@ ISSUE_PHONENUMBERS_US = "45-65 µs"
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("part", nargs="?", choices=["all", "micro", "http"], default="all")
+    parser.add_argument(
+        "part", nargs="?", choices=["all", "micro", "http", "instructions"], default="all"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="in-process rounds (default 5)")
     parser.add_argument("--http-rounds", type=int, default=5, help="HTTP rounds (default 5)")
     parser.add_argument(
@@ -81,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print("blocking calls on the event loop ...", file=sys.stderr, flush=True)
             sections.append(("event loop", blocking.run()))
+        if args.part == "instructions":
+            print("instructions per operation under callgrind ...", file=sys.stderr, flush=True)
+            sections.append(("instructions per operation (callgrind)", instructions.run()))
         if args.part in ("all", "http"):
             print("HTTP /v1/dial under wrk ...", file=sys.stderr, flush=True)
             sections.append(
