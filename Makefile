@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Debian packages the test suite drives, as command=package pairs.
 SYSTEM_TOOLS := curl=curl
-BENCH_TOOLS := wrk=wrk
+BENCH_TOOLS := wrk=wrk valgrind=valgrind
 
 .PHONY: run test bench system-tools bench-tools typecheck clean
 
