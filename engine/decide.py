@@ -8,17 +8,17 @@
 4. channel lease, taken by the store in the same step as the sticky read;
 5. the answer.
 
-Steps 1-3 are pure and run inside the store's admission (``build``), so the store can read the
-sticky caller ID, decide and take the channel as one atomic step; a retry with the same call id
-gets the stored answer. ``explain`` runs the same steps with a trace and takes no channel.
+Steps 1-3 are pure. Normalisation runs first; policy and caller ID run inside the store's
+admission (``build``), so the store can read the sticky caller ID, decide and take the channel
+as one atomic step; a retry with the same call id gets the stored answer. ``explain`` runs the same steps with a trace and takes no channel.
 """
 
 from __future__ import annotations
 
 import functools
-import time
 import itertools
 import secrets
+import time
 
 import msgspec
 
@@ -34,7 +34,6 @@ from callerid import (
     resolve,
     resolve_emergency,
 )
-
 from callerid.resolve import Step, StepResult
 
 from .errors import NotFound, StoreUnavailable

@@ -17,10 +17,16 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .decide import Engine
 from callerid import Reason
 
-from .errors import CallgateError, InvalidField, MalformedRequest, PayloadTooLarge, http_status
+from .decide import Engine
+from .errors import (
+    CallgateError,
+    InvalidField,
+    MalformedRequest,
+    PayloadTooLarge,
+    http_status,
+)
 from .metrics import Metrics
 from .store import Store
 from .sync import refresh_forever

@@ -58,7 +58,8 @@ class Metrics(Collector):
         yield decisions
 
         cumulative, buckets = 0, []
-        for bound, count in zip((*map(str, LATENCY_BUCKETS_S), "+Inf"), self._buckets):
+        bounds = (*map(str, LATENCY_BUCKETS_S), "+Inf")
+        for bound, count in zip(bounds, self._buckets, strict=True):
             cumulative += count
             buckets.append((bound, cumulative))
         yield HistogramMetricFamily(

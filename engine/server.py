@@ -21,7 +21,7 @@ from .metrics import Metrics
 from .numbers import load_metadata
 from .service import AccountService
 from .store import EmbeddedStore, Store
-from .sync import load_all
+from .sync import refresh_once
 from .tokens import issue_token
 
 __all__ = ["ServeSettings", "serve"]
@@ -85,7 +85,7 @@ async def serve(settings: ServeSettings) -> None:
         metrics = Metrics(registry, store.lease_counts)
         engine = Engine(store, metrics=metrics)
         demo = await _demo(store, engine, settings.demo) if settings.demo else None
-        await load_all(store, engine)
+        await refresh_once(store, engine)
         runner = web.AppRunner(build_app(store, engine, metrics), access_log=None)
         await runner.setup()
         try:

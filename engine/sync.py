@@ -15,7 +15,7 @@ from .decide import Engine
 from .errors import CallgateError
 from .store import Store
 
-__all__ = ["load_all", "refresh_forever", "refresh_once"]
+__all__ = ["refresh_forever", "refresh_once"]
 
 log = logging.getLogger("callgate.sync")
 
@@ -23,12 +23,9 @@ POLL_S = 1.0
 SWEEP_EVERY = 30
 
 
-async def load_all(store: Store, engine: Engine) -> int:
-    """Install every stored account; the number installed."""
-    return await refresh_once(store, engine)
-
-
 async def refresh_once(store: Store, engine: Engine) -> int:
+    """Install every stored account newer than the engine's copy; the number installed (at
+    start-up, every account)."""
     installed = engine.versions()
     changed = 0
     for account_id, version in (await store.account_versions()).items():

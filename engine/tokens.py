@@ -83,9 +83,3 @@ class TokenCache:
             raise Unauthorized("unknown or revoked token")
         self._known[digest] = (record.account_id, now)
         return record.account_id
-
-    def forget(self, account_id: str | None = None) -> None:
-        if account_id is None:
-            self._known.clear()
-        else:
-            self._known = {k: v for k, v in self._known.items() if v[0] != account_id}

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import functools
 import time
+from typing import Annotated
 
 import msgspec
 
