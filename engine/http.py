@@ -1,13 +1,15 @@
 """The decision HTTP API (aiohttp).
 
-One middleware translates errors: a ``CallgateError`` becomes its row of
-``errors.HTTP_STATUS``, an aiohttp HTTP error (unknown route, body over the limit) keeps its
-status, anything else is a 500; all as ``application/problem+json`` naming the problem.
+Every route answers its errors itself (``_answers_problems``): a ``CallgateError`` becomes its
+row of ``errors.HTTP_STATUS``, an aiohttp HTTP error (a body over the limit) keeps its status,
+anything else is a 500; a catch-all route answers unknown paths (404) and methods (405). All
+as ``application/problem+json`` naming the problem.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -78,30 +80,53 @@ def problem_response(
 _PASSED_ON = ("Allow", "WWW-Authenticate")
 
 
-@web.middleware
-async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except CallgateError as exc:
+def _problem_for(request: web.BaseRequest, exc: Exception) -> web.Response:
+    """The problem response for an error raised while answering ``request``."""
+    if isinstance(exc, CallgateError):
         status = http_status(exc)
         headers = {"WWW-Authenticate": 'Bearer realm="callgate"'} if status == 401 else None
         return problem_response(status, exc.title, exc.detail, exc.field, headers)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        too_large = PayloadTooLarge(f"the body is over the limit of {BODY_LIMIT_BYTES} bytes")
+        return _problem_for(request, too_large)
+    if isinstance(exc, web.HTTPException) and exc.status >= 400:
         passed = {k: v for k in _PASSED_ON if (v := exc.headers.get(k)) is not None}
-        if exc.status == 404:
-            detail = f"no such endpoint: {request.method} {request.path}"
-        elif exc.status == 405:
-            detail = f"{request.method} is not allowed on {request.path}; allowed: {passed.get('Allow', '')}"
-        else:
-            detail = exc.text or exc.reason
-        return problem_response(exc.status, exc.reason, detail, headers=passed)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem_response(500, "Internal error", "callgate failed to answer; see its log")
+        return problem_response(exc.status, exc.reason, exc.text or exc.reason, headers=passed)
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return problem_response(500, "Internal error", "callgate failed to answer; see its log")
+
+
+def _answers_problems(handler: Handler) -> Handler:
+    """``handler``, with every error it raises answered as a problem. A wrapper per route
+    rather than a middleware: aiohttp runs each middleware as two more coroutines a request."""
+
+    @functools.wraps(handler)
+    async def answered(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return _problem_for(request, exc)
+
+    return answered
+
+
+async def _unrouted(request: web.Request) -> web.Response:
+    """Every request no route takes: 405 (with ``Allow``) on a known path, else 404."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not request.match_info.route.resource:
+            allowed |= (await resource.resolve(request))[1]
+    if allowed:
+        methods = ", ".join(sorted(allowed))
+        return problem_response(
+            405,
+            "Method Not Allowed",
+            f"{request.method} is not allowed on {request.path}; allowed: {methods}",
+            headers={"Allow": methods},
+        )
+    return problem_response(404, "Not Found", f"no such endpoint: {request.method} {request.path}")
 
 
 def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
@@ -115,43 +140,35 @@ def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
         raise MalformedRequest(f"the body is not valid JSON: {exc}") from None
 
 
-async def _body(request: web.Request) -> bytes:
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(
-            f"the body is over the limit of {BODY_LIMIT_BYTES} bytes", field=None
-        ) from None
-
-
 async def _account(request: web.Request) -> str:
     tokens, header = request.app[TOKENS], request.headers.get("Authorization")
     return tokens.cached(header) or await tokens.account_for(header)
 
 
 async def dial(request: web.Request) -> web.Response:
-    account = await _account(request)
-    body = _decode(_dial_decoder, await _body(request))
+    tokens, header = request.app[TOKENS], request.headers.get("Authorization")
+    account = tokens.cached(header) or await tokens.account_for(header)
+    body = _decode(_dial_decoder, await request.read())
     decision = await request.app[ENGINE].dial(account, body)
     return _json(decision, 503 if decision.reason is Reason.STORE_UNAVAILABLE else 200)
 
 
 async def explain(request: web.Request) -> web.Response:
     account = await _account(request)
-    body = _decode(_dial_decoder, await _body(request))
+    body = _decode(_dial_decoder, await request.read())
     return _json(await request.app[ENGINE].explain(account, body))
 
 
 async def end(request: web.Request) -> web.Response:
     account = await _account(request)
-    body = _decode(_end_decoder, await _body(request))
+    body = _decode(_end_decoder, await request.read())
     result = await request.app[ENGINE].end(account, request.match_info["call_id"], body.outcome)
     return _json(result)
 
 
 async def heartbeat(request: web.Request) -> web.Response:
     account = await _account(request)
-    _decode(_heartbeat_decoder, await _body(request) or b"{}")
+    _decode(_heartbeat_decoder, await request.read() or b"{}")
     return _json(await request.app[ENGINE].heartbeat(account, request.match_info["call_id"]))
 
 
@@ -175,20 +192,22 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_app(store: Store, engine: Engine, metrics_: Metrics) -> web.Application:
-    app = web.Application(middlewares=[problems], client_max_size=BODY_LIMIT_BYTES)
+    app = web.Application(client_max_size=BODY_LIMIT_BYTES)
     app[STORE] = store
     app[ENGINE] = engine
     app[TOKENS] = TokenCache(store)
     app[METRICS] = metrics_
+    answered = _answers_problems
     app.add_routes(
         [
-            web.post("/v1/dial", dial),
-            web.post("/v1/explain", explain),
-            web.post("/v1/calls/{call_id}/end", end),
-            web.post("/v1/calls/{call_id}/heartbeat", heartbeat),
-            web.get("/healthz", healthz),
-            web.get("/metrics", metrics),
+            web.post("/v1/dial", answered(dial)),
+            web.post("/v1/explain", answered(explain)),
+            web.post("/v1/calls/{call_id}/end", answered(end)),
+            web.post("/v1/calls/{call_id}/heartbeat", answered(heartbeat)),
+            web.get("/healthz", answered(healthz)),
+            web.get("/metrics", answered(metrics)),
         ]
     )
+    app.router.add_route("*", "/{path:.*}", _unrouted)  # last: what no route above takes
     app.cleanup_ctx.append(_background)
     return app

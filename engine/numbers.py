@@ -7,8 +7,11 @@ through phonenumbers, both checked against its public API over every region by t
   general parser, whose work is mostly for letters, extensions and RFC 3966 URIs, and goes
   straight to its country-code and national-prefix steps;
 * the region and the number type come from one pass, where ``region_code_for_number`` followed
-  by ``number_type`` would type the number twice.
- Results are cached per (input, default region), so a destination dialled again
+  by ``number_type`` would type the number twice; the typing itself (``_number_type``) asks
+  phonenumbers' questions in phonenumbers' order, but from patterns compiled once per region
+  and number length rather than looked up and length-checked for every number.
+
+Results are cached per (input, default region), so a destination dialled again
 costs a dict lookup. Call ``load_metadata`` at start-up so no metadata file is read on the loop.
 """
 
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberType
@@ -39,9 +44,6 @@ _KINDS = {
     if name.isupper() and isinstance(value, int) and name.lower() in NumberKind.__members__.values()
 }
 
-# phonenumbers' own helper that types a national number against one region's metadata. It is
-# private; a release without it fails the import here, which the test suite would show.
-_type_for = _util._number_type_helper
 _REGIONS = _util.COUNTRY_CODE_TO_REGION_CODE
 _UNUSABLE_LENGTHS = (
     _util.ValidationResult.TOO_SHORT,
@@ -59,6 +61,86 @@ def load_metadata() -> None:
         PhoneMetadata.short_metadata_for_region(region)
 
 
+Match = Callable[[str], "re.Match[str] | None"]
+
+
+class _Checks(NamedTuple):
+    """What typing a national number of one length against one region's metadata asks: each
+    pattern that could match a number of that length (None: none could), in phonenumbers'
+    order (``_number_type_helper``)."""
+
+    general: Match | None
+    special: tuple[tuple[Match, int], ...]
+    """Premium rate, toll free, shared cost, VoIP, personal, pager, UAN, voicemail."""
+    fixed_line: Match | None
+    mobile: Match | None
+    same_mobile_and_fixed_line: bool
+
+
+_SPECIAL_TYPES = (
+    ("premium_rate", PhoneNumberType.PREMIUM_RATE),
+    ("toll_free", PhoneNumberType.TOLL_FREE),
+    ("shared_cost", PhoneNumberType.SHARED_COST),
+    ("voip", PhoneNumberType.VOIP),
+    ("personal_number", PhoneNumberType.PERSONAL_NUMBER),
+    ("pager", PhoneNumberType.PAGER),
+    ("uan", PhoneNumberType.UAN),
+    ("voicemail", PhoneNumberType.VOICEMAIL),
+)
+_checks: dict[tuple[int, int], _Checks] = {}
+"""By (id of the region's metadata, number length); the metadata objects live as long as the
+process, so their ids stay theirs."""
+
+
+def _pattern(desc: Any, length: int) -> Match | None:
+    """The whole-number matcher of ``desc`` for numbers of ``length`` digits; None when no
+    such number can match it (phonenumbers' ``_is_number_matching_desc``)."""
+    if desc is None or not desc.national_number_pattern:
+        return None
+    if desc.possible_length and length not in desc.possible_length:
+        return None
+    return re.compile(desc.national_number_pattern).fullmatch
+
+
+def _compile_checks(metadata: PhoneMetadata, length: int) -> _Checks:
+    special = []
+    for name, kind in _SPECIAL_TYPES:
+        match = _pattern(getattr(metadata, name), length)
+        if match is not None:
+            special.append((match, int(kind)))
+    return _Checks(
+        general=_pattern(metadata.general_desc, length),
+        special=tuple(special),
+        fixed_line=_pattern(metadata.fixed_line, length),
+        mobile=_pattern(metadata.mobile, length),
+        same_mobile_and_fixed_line=bool(metadata.same_mobile_and_fixed_line_pattern),
+    )
+
+
+def _number_type(national: str, metadata: PhoneMetadata) -> int:
+    """phonenumbers' ``_number_type_helper(national, metadata)``, from compiled checks."""
+    key = (id(metadata), len(national))
+    checks = _checks.get(key)
+    if checks is None:
+        checks = _checks[key] = _compile_checks(metadata, len(national))
+    if checks.general is None or checks.general(national) is None:
+        return PhoneNumberType.UNKNOWN
+    for match, kind in checks.special:
+        if match(national) is not None:
+            return kind
+    mobile = checks.mobile
+    if checks.fixed_line is not None and checks.fixed_line(national) is not None:
+        if checks.same_mobile_and_fixed_line or (mobile is not None and mobile(national)):
+            return PhoneNumberType.FIXED_LINE_OR_MOBILE
+        return PhoneNumberType.FIXED_LINE
+    if not checks.same_mobile_and_fixed_line and mobile is not None and mobile(national):
+        return PhoneNumberType.MOBILE
+    return PhoneNumberType.UNKNOWN
+
+
+_leading_digits: dict[str, Match] = {}
+
+
 def _region_and_type(country_code: int, national: str) -> tuple[str | None, int]:
     """The region a number belongs to and its type there: phonenumbers'
     ``region_code_for_number`` followed by ``number_type``, typing each candidate region once
@@ -71,24 +153,29 @@ def _region_and_type(country_code: int, national: str) -> tuple[str | None, int]
         metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
         if metadata is None:
             return region, PhoneNumberType.UNKNOWN
-        return region, int(_type_for(national, metadata))
+        return region, _number_type(national, metadata)
     for region in regions:
         metadata = PhoneMetadata.metadata_for_region(region, None)
         if metadata is None:
             continue
-        if metadata.leading_digits is not None:
-            if re.match(metadata.leading_digits, national):
-                return region, int(_type_for(national, metadata))
+        leading = metadata.leading_digits
+        if leading is not None:
+            starts = _leading_digits.get(leading)
+            if starts is None:
+                starts = _leading_digits[leading] = re.compile(leading).match
+            if starts(national):
+                return region, _number_type(national, metadata)
         else:
-            kind = int(_type_for(national, metadata))
+            kind = _number_type(national, metadata)
             if kind != PhoneNumberType.UNKNOWN:
                 return region, kind
     return None, PhoneNumberType.UNKNOWN
 
 
-def _parse_international(digits: str) -> phonenumbers.PhoneNumber | None:
+def _parse_international(digits: str) -> tuple[int, str] | None:
     """phonenumbers' ``parse`` for ``+`` followed by ``digits``, from the step where it takes
-    the country code off; None where parse would fail or go the general way."""
+    the country code off, as (country code, national significant number); None where parse
+    would fail or go the general way."""
     if len(digits) <= _util._MIN_LENGTH_FOR_NSN:
         return None
     country_code, national = _util._extract_country_code(digits)
@@ -102,23 +189,26 @@ def _parse_international(digits: str) -> phonenumbers.PhoneNumber | None:
             national = stripped
     if not _util._MIN_LENGTH_FOR_NSN <= len(national) <= _util._MAX_LENGTH_FOR_NSN:
         return None
-    number = phonenumbers.PhoneNumber(country_code=country_code)
-    _util._set_italian_leading_zeros_for_phone_number(national, number)
-    number.national_number = int(national)
-    return number
+    # parse would keep int(national) and count its leading zeros (Italian numbers), from which
+    # national_significant_number rebuilds exactly this string.
+    return country_code, national
 
 
-def _parse(text: str, default_region: str) -> phonenumbers.PhoneNumber | None:
+def _parse(text: str, default_region: str) -> tuple[int, str] | None:
+    """(country code, national significant number) of ``text``; None if it does not parse."""
     if text.startswith("+"):
         digits = text[1:].translate(_SEPARATORS)
         if digits.isdigit() and digits.isascii():
-            number = _parse_international(digits)
-            if number is not None:
-                return number
+            parsed = _parse_international(digits)
+            if parsed is not None:
+                return parsed
     try:
-        return phonenumbers.parse(text, default_region)
+        number = phonenumbers.parse(text, default_region)
     except NumberParseException:
         return None
+    if number.country_code is None:
+        return None
+    return number.country_code, _util.national_significant_number(number)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -138,13 +228,10 @@ def normalise(raw: str, default_region: str) -> Destination | None:
                 emergency=True,
                 kind=NumberKind.EMERGENCY,
             )
-    number = _parse(stripped, default_region)
-    if number is None:
+    parsed = _parse(stripped, default_region)
+    if parsed is None:
         return None
-    country_code = number.country_code
-    if country_code is None:
-        return None
-    national = _util.national_significant_number(number)
+    country_code, national = parsed
     region, kind = _region_and_type(country_code, national)
     if region is None or kind == PhoneNumberType.UNKNOWN:
         return None

@@ -245,3 +245,13 @@ async def test_a_401_says_how_to_authenticate(api: Api) -> None:
 
     assert reply.status == 401
     assert reply.headers.get("WWW-Authenticate", "").startswith("Bearer"), reply.headers
+
+
+async def test_every_method_of_a_read_route_is_answered(api: Api) -> None:
+    """GET routes take HEAD too; any other method is a 405 naming both."""
+    assert (await api.request("HEAD", "/healthz")).status == 200
+
+    reply = await api.request("DELETE", "/healthz")
+
+    assert reply.status == 405 and reply.content_type == PROBLEM_JSON
+    assert reply.headers.get("Allow") == "GET, HEAD", reply.headers
