@@ -143,7 +143,9 @@ def _write_call(
         changes.append((_INSERT_CALL, (seq, account_id, call_id, record.retain_until_ms, blob)))
     if sticky is not None:
         changes.append((_SET_STICKY, (account_id, sticky[0], sticky[1], now_ms)))
-    changes.extend((_DELETE_CALLS, (old,)) for old in replaces if old is not None)
+    for old in replaces:
+        if old is not None:
+            changes.append((_DELETE_CALLS, (old,)))
     return Rows(tuple(changes))
 
 
@@ -339,10 +341,10 @@ class EmbeddedStore:
         if key in self._pending:
             await self._settled(key)
         now = self._clock_ms()
-        replay = self._known(key, ticket, now)
-        if replay is not None:
-            return replay
-        stale = self._calls.get(key)  # a record past its retention, replaced below
+        stale = self._calls.get(key)
+        if stale is not None and stale.retain_until_ms > now:
+            return self._replay(stale, ticket)
+        # stale: None, or a record past its retention, replaced below
 
         sticky = self._sticky.get((ticket.account_id, ticket.contact)) if ticket.contact else None
         expires = now + ticket.ttl_ms
@@ -364,7 +366,7 @@ class EmbeddedStore:
                     decision=decision,
                     retain_until_ms=now + RETENTION_MS,
                 )
-                await self._commit_call(key, record, previous=stale)
+                await self._commit_call(key, record, previous=stale, now=now)
             return decision
 
         record = CallRecord(
@@ -375,19 +377,23 @@ class EmbeddedStore:
             lease_expires_ms=expires,
             retain_until_ms=expires + RETENTION_MS,
         )
-        await self._commit_call(key, record, previous=stale)
+        await self._commit_call(key, record, previous=stale, now=now)
         return decision
 
     def _refuse_channel(self, ticket: Ticket, now: int) -> str | None:
         """Why no channel is free for this dial, or None. Purges expired leases it meets."""
         account_id, user_id = ticket.account_id, ticket.user_id
         held = len(self._user_leases.get((account_id, user_id), ()))
-        if held >= ticket.user_limit and now >= self._user_expiry.get((account_id, user_id), 0):
-            held = self._purge_user(account_id, user_id, now)
         in_account = len(self._account_leases.get(account_id, ()))
         limit = ticket.account_limit
+        if held < ticket.user_limit and (limit is None or in_account < limit):
+            return None  # the common case: free without counting expiries
+        if held >= ticket.user_limit and now >= self._user_expiry.get((account_id, user_id), 0):
+            held = self._purge_user(account_id, user_id, now)
+            in_account = len(self._account_leases.get(account_id, ()))
         if limit is not None and in_account >= limit and now >= self._account_expiry.get(account_id, 0):
             in_account = self._purge_account(account_id, now)
+            held = len(self._user_leases.get((account_id, user_id), ()))
         return channel_refusal(ticket, held, in_account)
 
     def _purge_user(self, account_id: str, user_id: str, now: int) -> int:
@@ -439,7 +445,9 @@ class EmbeddedStore:
             # (and then undone), after which the caller decides afresh.
             await asyncio.wait((pending,))
 
-    def _install(self, key: Key, record: CallRecord | None, replacing: CallRecord | None) -> None:
+    def _install(
+        self, key: Key, record: CallRecord | None, replacing: CallRecord | None, now: int
+    ) -> None:
         """Make ``record`` (None: nothing) the memory state of ``key`` in place of ``replacing``."""
         account_id, call_id = key
         if replacing is not None:
@@ -448,7 +456,7 @@ class EmbeddedStore:
             self._calls.pop(key, None)
             return
         self._calls[key] = record
-        if self._holds_channel(record, self._clock_ms()):
+        if self._holds_channel(record, now):
             self._index(account_id, call_id, record)
 
     def _set_sticky(self, account_id: str, contact: str, caller_id: str | None) -> None:
@@ -463,6 +471,7 @@ class EmbeddedStore:
         record: CallRecord,
         *,
         previous: CallRecord | None,
+        now: int,
         sticky: tuple[str, str] | None = None,
     ) -> None:
         """Install ``record`` (and a sticky entry) in memory now, write them, and return once
@@ -475,7 +484,7 @@ class EmbeddedStore:
         old_sticky = self._sticky.get((account_id, sticky[0])) if sticky else None
         old_row = self._rows.get(key)
         row = self._next_row()
-        self._install(key, record, previous)
+        self._install(key, record, previous, now)
         self._rows[key] = row
         if sticky is not None:
             self._set_sticky(account_id, *sticky)
@@ -483,7 +492,7 @@ class EmbeddedStore:
         try:
             written = self._db.submit_rows(
                 _write_call(
-                    key, record, seq=row, replaces=(old_row,), sticky=sticky, now_ms=self._clock_ms()
+                    key, record, seq=row, replaces=(old_row,), sticky=sticky, now_ms=now
                 )
             )
             self._pending[key] = written
@@ -492,7 +501,7 @@ class EmbeddedStore:
         except BaseException:
             if self._calls.get(key) is not record:
                 raise  # a later change to this call id has replaced ours already
-            self._install(key, previous, record)
+            self._install(key, previous, record, self._clock_ms())
             restore = (sticky[0], old_sticky) if sticky is not None else None
             if sticky is not None:
                 self._set_sticky(account_id, sticky[0], old_sticky)
@@ -546,7 +555,7 @@ class EmbeddedStore:
         if records_sticky:
             assert decision.to is not None and decision.caller_id is not None
             sticky = (decision.to, decision.caller_id)
-        await self._commit_call(key, ended, previous=record, sticky=sticky)
+        await self._commit_call(key, ended, previous=record, now=now, sticky=sticky)
         return EndResult(call_id=call_id, outcome=outcome, sticky_recorded=records_sticky)
 
     async def heartbeat(self, account_id: str, call_id: str, ttl_ms: int) -> int:
@@ -568,7 +577,7 @@ class EmbeddedStore:
             lease_expires_ms=expires,
             retain_until_ms=expires + RETENTION_MS,
         )
-        await self._commit_call(key, extended, previous=record)
+        await self._commit_call(key, extended, previous=record, now=now)
         return expires
 
     def _live_record(self, key: Key, now: int) -> CallRecord:
@@ -604,6 +613,11 @@ class EmbeddedStore:
         known = self._calls.get(key)
         if known is None or known.retain_until_ms <= now:
             return None
+        return self._replay(known, ticket)
+
+    @staticmethod
+    def _replay(known: CallRecord, ticket: Ticket) -> Decision:
+        """The answer ``known`` gave, for a retry of the same request."""
         if known.fingerprint != ticket.fingerprint:
             raise Conflict(
                 f"call id {ticket.call_id!r} was already used for a different request",
