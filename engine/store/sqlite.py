@@ -264,8 +264,13 @@ def _translate(exc: Exception) -> BaseException:
 
 
 def _settle_all(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for future, result, error in outcomes:
-        _settle(future, result, error)
+    for future, result, error in outcomes:  # _settle, inline: once per dial
+        if future.cancelled():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
