@@ -264,7 +264,8 @@ def _translate(exc: Exception) -> BaseException:
 
 
 def _settle_all(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for future, result, error in outcomes:  # _settle, inline: once per dial
+    """Give each future its result or error, unless its waiter has given up (cancelled)."""
+    for future, result, error in outcomes:  # no call per future: this runs once per dial
         if future.cancelled():
             continue
         if error is not None:
@@ -274,9 +275,4 @@ def _settle_all(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | N
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+    _settle_all([(future, result, error)])
