@@ -145,18 +145,11 @@ async def _account(request: web.Request) -> str:
     return tokens.cached(header) or await tokens.account_for(header)
 
 
-def _dial_route(engine: Engine, tokens: TokenCache) -> Handler:
-    """``POST /v1/dial``, over its engine and token cache (every dial would otherwise look
-    both up in the application)."""
-
-    async def dial(request: web.Request) -> web.Response:
-        header = request.headers.get("Authorization")
-        account = tokens.cached(header) or await tokens.account_for(header)
-        body = _decode(_dial_decoder, await request.read())
-        decision = await engine.dial(account, body)
-        return _json(decision, 503 if decision.reason is Reason.STORE_UNAVAILABLE else 200)
-
-    return dial
+async def dial(request: web.Request) -> web.Response:
+    account = await _account(request)
+    body = _decode(_dial_decoder, await request.read())
+    decision = await request.app[ENGINE].dial(account, body)
+    return _json(decision, 503 if decision.reason is Reason.STORE_UNAVAILABLE else 200)
 
 
 async def explain(request: web.Request) -> web.Response:
@@ -201,12 +194,12 @@ def build_app(store: Store, engine: Engine, metrics_: Metrics) -> web.Applicatio
     app = web.Application(client_max_size=BODY_LIMIT_BYTES)
     app[STORE] = store
     app[ENGINE] = engine
-    app[TOKENS] = tokens = TokenCache(store)
+    app[TOKENS] = TokenCache(store)
     app[METRICS] = metrics_
     answered = _answers_problems
     app.add_routes(
         [
-            web.post("/v1/dial", answered(_dial_route(engine, tokens))),
+            web.post("/v1/dial", answered(dial)),
             web.post("/v1/explain", answered(explain)),
             web.post("/v1/calls/{call_id}/end", answered(end)),
             web.post("/v1/calls/{call_id}/heartbeat", answered(heartbeat)),

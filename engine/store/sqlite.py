@@ -106,15 +106,9 @@ class SqliteThread:
         return future
 
     def submit_rows(self, rows: Rows) -> asyncio.Future[None]:
-        """Queue row changes; the future settles once they are committed (``submit``, with
-        its steps inline: this is every dial's write)."""
-        loop = self._loop
-        if self._failure is not None or loop is None:
-            raise StoreUnavailable(self._failure or "the embedded store is not open")
-        future: asyncio.Future[None] = loop.create_future()
-        if not self._outbox:
-            loop.call_soon(self._hand_over)
-        self._outbox.append((rows, future, True))
+        """Queue row changes; the future settles once they are committed."""
+        future: asyncio.Future[None] = self._new_future()
+        self._post((rows, future, True))
         return future
 
     def _new_future(self) -> asyncio.Future[Any]:
