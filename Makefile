@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Debian packages the test suite drives, as command=package pairs.
-SYSTEM_TOOLS := curl=curl
+SYSTEM_TOOLS := curl=curl redis-server=redis-server
 BENCH_TOOLS := wrk=wrk valgrind=valgrind
 
 .PHONY: run test bench system-tools bench-tools typecheck clean

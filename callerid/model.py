@@ -231,6 +231,8 @@ class AccountConfig(_Config, frozen=True):
     """The plan's cap on concurrent calls across the account; absent means no cap."""
     lease_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=7 * 86400)] = 4 * 3600
     """The longest call allowed without a heartbeat: a lease nobody ends expires after this."""
+    sticky_ttl_days: Annotated[int, msgspec.Meta(ge=1, le=3660)] = 180
+    """How long a contact's sticky caller ID is kept after its last connected call."""
     users: tuple[User, ...] = ()
     departments: tuple[Department, ...] = ()
     numbers: tuple[PhoneNumber, ...] = ()

@@ -45,6 +45,7 @@ class AccountSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     account_default: str | None
     max_channels: int | None
     lease_ttl_ms: int
+    sticky_ttl_ms: int
     users: dict[str, UserView]
     active_numbers: frozenset[str]
 
@@ -102,6 +103,7 @@ def compile_account(account: AccountConfig, version: int) -> AccountSnapshot:
         account_default=account.default_caller_id,
         max_channels=account.max_channels,
         lease_ttl_ms=account.lease_ttl_s * 1000,
+        sticky_ttl_ms=account.sticky_ttl_days * 86_400_000,
         users=users,
         active_numbers=active,
     )

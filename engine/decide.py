@@ -8,14 +8,15 @@
 4. channel lease, taken by the store in the same step as the sticky read;
 5. the answer.
 
-Steps 1-3 are pure. Normalisation runs first; policy and caller ID run inside the store's
-admission (``build``), so the store can read the sticky caller ID, decide and take the channel
-as one atomic step; a retry with the same call id gets the stored answer. ``explain`` runs the same steps with a trace and takes no channel.
+Steps 1-3 are pure and run here, giving a ``Plan``: the answer without a sticky caller ID,
+and the answer a sticky hit would give instead. The store reads the sticky caller ID, picks
+between the two and takes the channel as one atomic step (on Redis, in one script call); a
+retry with the same call id gets the stored answer. ``explain`` runs the same steps with a
+trace and takes no channel.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import secrets
 import time
@@ -28,6 +29,7 @@ from callerid import (
     Destination,
     Outcome,
     Reason,
+    Rule,
     TraceStep,
     UserView,
     compile_account,
@@ -40,8 +42,8 @@ from .errors import NotFound, StoreUnavailable
 from .metrics import Metrics
 from .numbers import normalise
 from .policy import check_destination
-from .store import Store, Ticket
-from .store.protocol import channel_refusal
+from .store import Plan, Store, Ticket
+from .store.protocol import channel_denial, channel_refusal
 from .wire import Decision, DialRequest, EndResult, HeartbeatResult, rfc3339
 
 __all__ = ["Engine"]
@@ -169,6 +171,7 @@ class Engine:
             user_limit=user.max_channels,
             account_limit=account.max_channels,
             ttl_ms=account.lease_ttl_ms,
+            sticky_ttl_ms=account.sticky_ttl_ms,
         )
         return account, user, dest, ticket
 
@@ -178,11 +181,25 @@ class Engine:
         cannot answer within its deadline gives a ``store_unavailable`` decision."""
         started = time.perf_counter()
         account, user, dest, ticket = self._ticket(account_id, request)
-        build = functools.partial(
-            _decide, account, user, request.to, dest, request.caller_id, ticket.call_id
+        fallback = _decide(
+            account, user, request.to, dest, request.caller_id, ticket.call_id, None
         )
+        plan = Plan(decision=fallback)
+        if ticket.contact is not None and fallback.reason is not Reason.PERMISSION_DENIED:
+            # Sticky applies: a usable sticky caller ID wins over every later step.
+            plan = Plan(
+                decision=fallback,
+                sticky=Decision(
+                    allowed=True,
+                    call_id=ticket.call_id,
+                    rule=Rule.STICKY,
+                    to=ticket.contact,
+                    settings=user.settings,
+                ),
+                sticky_ids=user.available,
+            )
         try:
-            decision = await self._store.admit(ticket, build)
+            decision = await self._store.admit(ticket, plan)
         except StoreUnavailable as exc:
             decision = Decision(
                 allowed=False,
@@ -222,9 +239,7 @@ class Engine:
                 )
             )
             if refusal:
-                decision = Decision(
-                    allowed=False, call_id=ticket.call_id, reason=Reason.CHANNEL_LIMIT, detail=refusal
-                )
+                decision = channel_denial(ticket.call_id, refusal)
         return msgspec.structs.replace(decision, trace=tuple(trace))
 
     # -- call lifecycle ----------------------------------------------------------------------

@@ -158,3 +158,6 @@ def write_account(path: Path, config: AccountConfig) -> Path:
 
 def replace(struct: msgspec.Struct, **changes: object) -> msgspec.Struct:
     return msgspec.structs.replace(struct, **changes)
+
+
+from .redis_support_fixtures import redis_cluster, redis_server  # noqa: E402,F401  (fixtures)

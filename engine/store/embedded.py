@@ -41,11 +41,11 @@ from typing import IO, Any
 
 import msgspec
 
-from callerid import AccountConfig, Outcome, Reason, Rule
+from callerid import AccountConfig, Outcome, Rule
 
 from ..errors import Conflict, NotFound, PreconditionFailed, StoreUnavailable
 from ..wire import Decision, EndResult, rfc3339
-from .protocol import Build, Peek, Ticket, TokenRecord, channel_refusal
+from .protocol import OnChange, Peek, Plan, Ticket, TokenRecord, channel_denial, channel_refusal
 from .sqlite import Rows, SqliteThread, Statement
 
 __all__ = ["EmbeddedStore", "RETENTION_MS"]
@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE INDEX IF NOT EXISTS tokens_by_account ON tokens (account_id, name);
 CREATE TABLE IF NOT EXISTS sticky (
     account_id TEXT NOT NULL, contact TEXT NOT NULL, caller_id TEXT,
-    updated_ms INTEGER NOT NULL, PRIMARY KEY (account_id, contact)) WITHOUT ROWID;
+    updated_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL DEFAULT 9223372036854775807,
+    PRIMARY KEY (account_id, contact)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS call_log (
     seq INTEGER PRIMARY KEY, account_id TEXT NOT NULL, call_id TEXT NOT NULL,
     retain_until_ms INTEGER NOT NULL, record BLOB NOT NULL);
@@ -82,7 +83,10 @@ CREATE TABLE IF NOT EXISTS call_log (
 # where an index would add a second B-tree insert to every dial's append.
 
 Key = tuple[str, str]
+Sticky = tuple[str, int]
+"""A contact's sticky caller ID and when it expires (ms)."""
 _NEVER = 2**62
+_DEFAULT_STICKY_TTL_MS = 180 * 86_400_000
 
 
 class CallRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -96,6 +100,7 @@ class CallRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """0 when no channel was taken (a denial)."""
     outcome: Outcome | None = None
     retain_until_ms: int
+    sticky_ttl_ms: int = _DEFAULT_STICKY_TTL_MS
 
 
 _record_encoder = msgspec.msgpack.Encoder()
@@ -118,8 +123,9 @@ _INSERT_CALL = Statement(
 )
 _SET_STICKY = Statement(
     _APPEND,
-    "INSERT OR REPLACE INTO sticky (account_id, contact, caller_id, updated_ms) VALUES ",
-    "(?, ?, ?, ?)",
+    "INSERT OR REPLACE INTO sticky (account_id, contact, caller_id, updated_ms, expires_ms) "
+    "VALUES ",
+    "(?, ?, ?, ?, ?)",
 )
 _DELETE_CALLS = Statement(_DELETE, "DELETE FROM call_log WHERE seq IN (", "?", ")")
 
@@ -130,23 +136,35 @@ def _write_call(
     *,
     seq: int,
     replaces: tuple[int | None, ...],
-    sticky: tuple[str, str | None] | None,
+    sticky: tuple[str, Sticky | None] | None,
     now_ms: int,
 ) -> Rows:
     """The row changes that make the disk say ``record`` for the call (appended as row ``seq``;
     None: no record), delete the rows it ``replaces``, and set the contact's sticky caller ID
-    (None: cleared)."""
+    and its expiry (None: cleared)."""
     account_id, call_id = key
     changes: list[tuple[Statement, tuple[Any, ...]]] = []
     if record is not None:
         blob = _record_encoder.encode(record)
         changes.append((_INSERT_CALL, (seq, account_id, call_id, record.retain_until_ms, blob)))
     if sticky is not None:
-        changes.append((_SET_STICKY, (account_id, sticky[0], sticky[1], now_ms)))
+        contact, entry = sticky
+        caller_id, expires = entry if entry is not None else (None, 0)
+        changes.append((_SET_STICKY, (account_id, contact, caller_id, now_ms, expires)))
     for old in replaces:
         if old is not None:
             changes.append((_DELETE_CALLS, (old,)))
     return Rows(tuple(changes))
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database written by an earlier version up to ``SCHEMA``."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(sticky)")}
+    if "expires_ms" not in columns:
+        conn.execute(
+            "ALTER TABLE sticky ADD COLUMN expires_ms INTEGER NOT NULL "
+            "DEFAULT 9223372036854775807"
+        )
 
 
 def _log_undo_failure(future: asyncio.Future[None]) -> None:
@@ -184,13 +202,14 @@ class EmbeddedStore:
         self._account_leases: dict[str, dict[str, int]] = {}
         self._user_expiry: dict[Key, int] = {}
         self._account_expiry: dict[str, int] = {}
-        self._sticky: dict[Key, str] = {}
+        self._sticky: dict[Key, Sticky] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
         await asyncio.to_thread(self._prepare_dir)
         await self._db.start()
+        await self._db.run(_migrate)
         now = self._clock_ms()
         calls, sticky, last_row = await self._db.read(
             lambda conn: (
@@ -200,8 +219,9 @@ class EmbeddedStore:
                     (now,),
                 ).fetchall(),
                 conn.execute(
-                    "SELECT account_id, contact, caller_id FROM sticky "
-                    "WHERE caller_id IS NOT NULL"
+                    "SELECT account_id, contact, caller_id, expires_ms FROM sticky "
+                    "WHERE caller_id IS NOT NULL AND expires_ms > ?",
+                    (now,),
                 ).fetchall(),
                 conn.execute("SELECT COALESCE(MAX(seq), 0) FROM call_log").fetchone()[0],
             )
@@ -213,7 +233,7 @@ class EmbeddedStore:
         for (account_id, call_id), record in self._calls.items():
             if self._holds_channel(record, now):
                 self._index(account_id, call_id, record)
-        self._sticky = {(a, c): n for a, c, n in sticky}
+        self._sticky = {(a, c): (n, e) for a, c, n, e in sticky}
         self._watchdog = asyncio.create_task(self._enforce_deadlines(), name="embedded-deadlines")
 
     async def _enforce_deadlines(self) -> None:
@@ -296,6 +316,10 @@ class EmbeddedStore:
 
         return await self._db.run(job)
 
+    async def watch(self, on_change: OnChange) -> None:
+        """Nothing to watch: one server owns the directory, and the configuration commands
+        beside it are noticed by polling."""
+
     # -- tokens ------------------------------------------------------------------------------
 
     async def add_token(self, record: TokenRecord) -> None:
@@ -336,7 +360,7 @@ class EmbeddedStore:
 
     # -- calls -------------------------------------------------------------------------------
 
-    async def admit(self, ticket: Ticket, build: Build) -> Decision:
+    async def admit(self, ticket: Ticket, plan: Plan) -> Decision:
         key = (ticket.account_id, ticket.call_id)
         if key in self._pending:
             await self._settled(key)
@@ -346,18 +370,13 @@ class EmbeddedStore:
             return self._replay(stale, ticket)
         # stale: None, or a record past its retention, replaced below
 
-        sticky = self._sticky.get((ticket.account_id, ticket.contact)) if ticket.contact else None
+        sticky = self._sticky_at(ticket.account_id, ticket.contact, now) if ticket.contact else None
         expires = now + ticket.ttl_ms
-        decision = build(sticky, rfc3339(expires))
+        decision = plan.choose(sticky, rfc3339(expires))
         if decision.allowed and ticket.counted:
             refusal = self._refuse_channel(ticket, now)
             if refusal is not None:
-                decision = Decision(
-                    allowed=False,
-                    call_id=ticket.call_id,
-                    reason=Reason.CHANNEL_LIMIT,
-                    detail=refusal,
-                )
+                decision = channel_denial(ticket.call_id, refusal)
         if not decision.allowed:
             if ticket.remember:
                 record = CallRecord(
@@ -376,9 +395,14 @@ class EmbeddedStore:
             counted=ticket.counted,
             lease_expires_ms=expires,
             retain_until_ms=expires + RETENTION_MS,
+            sticky_ttl_ms=ticket.sticky_ttl_ms,
         )
         await self._commit_call(key, record, previous=stale, now=now)
         return decision
+
+    def _sticky_at(self, account_id: str, contact: str, now: int) -> str | None:
+        entry = self._sticky.get((account_id, contact))
+        return entry[0] if entry is not None and entry[1] > now else None
 
     def _refuse_channel(self, ticket: Ticket, now: int) -> str | None:
         """Why no channel is free for this dial, or None. Purges expired leases it meets."""
@@ -459,11 +483,11 @@ class EmbeddedStore:
         if self._holds_channel(record, now):
             self._index(account_id, call_id, record)
 
-    def _set_sticky(self, account_id: str, contact: str, caller_id: str | None) -> None:
-        if caller_id is None:
+    def _set_sticky(self, account_id: str, contact: str, entry: Sticky | None) -> None:
+        if entry is None:
             self._sticky.pop((account_id, contact), None)
         else:
-            self._sticky[(account_id, contact)] = caller_id
+            self._sticky[(account_id, contact)] = entry
 
     async def _commit_call(
         self,
@@ -472,7 +496,7 @@ class EmbeddedStore:
         *,
         previous: CallRecord | None,
         now: int,
-        sticky: tuple[str, str] | None = None,
+        sticky: tuple[str, Sticky] | None = None,
     ) -> None:
         """Install ``record`` (and a sticky entry) in memory now, write them, and return once
         they are committed.
@@ -554,7 +578,7 @@ class EmbeddedStore:
         sticky = None
         if records_sticky:
             assert decision.to is not None and decision.caller_id is not None
-            sticky = (decision.to, decision.caller_id)
+            sticky = (decision.to, (decision.caller_id, now + record.sticky_ttl_ms))
         await self._commit_call(key, ended, previous=record, now=now, sticky=sticky)
         return EndResult(call_id=call_id, outcome=outcome, sticky_recorded=records_sticky)
 
@@ -603,7 +627,7 @@ class EmbeddedStore:
         contact = ticket.contact
         return Peek(
             known=known,
-            sticky=self._sticky.get((ticket.account_id, contact)) if contact else None,
+            sticky=self._sticky_at(ticket.account_id, contact, now) if contact else None,
             user_leases=sum(1 for until in user.values() if until > now),
             account_leases=sum(1 for until in account.values() if until > now),
         )

@@ -1,21 +1,31 @@
 """What the engine and the domain service need from a store, and the records they exchange.
 
 Two implementations pass one contract suite: the embedded store (one process, SQLite on local
-disk) and, later, the Redis store (many processes, one shared Redis).
+disk) and the Redis store (many processes, one shared Redis or Redis Cluster).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import msgspec
 
-from callerid import AccountConfig, Outcome
+from callerid import AccountConfig, Outcome, Reason, Rule
 
 from ..wire import Decision, EndResult
 
-__all__ = ["Build", "Peek", "Store", "Ticket", "TokenRecord", "channel_refusal"]
+__all__ = [
+    "OnChange",
+    "Peek",
+    "Plan",
+    "Store",
+    "Ticket",
+    "TokenRecord",
+    "channel_denial",
+    "channel_refusal",
+    "refusal_detail",
+]
 
 
 class Ticket(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -35,26 +45,81 @@ class Ticket(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     user_limit: int
     account_limit: int | None
     ttl_ms: int
+    sticky_ttl_ms: int = 180 * 86_400_000
+    """How long the contact's sticky caller ID lasts once this call connects."""
 
 
-def channel_refusal(ticket: Ticket, user_calls: int, account_calls: int) -> str | None:
-    """Why ``ticket`` gets no channel given the calls in progress, or None when one is free."""
-    if user_calls >= ticket.user_limit:
+def refusal_detail(
+    user_id: str, user_calls: int, account_calls: int, user_limit: int, account_limit: int | None
+) -> str | None:
+    """Why a dial gets no channel given the calls in progress, or None when one is free."""
+    if user_calls >= user_limit:
         return (
-            f"user {ticket.user_id!r} is on {user_calls} calls, "
-            f"the most their max channels ({ticket.user_limit}) allows"
+            f"user {user_id!r} is on {user_calls} calls, "
+            f"the most their max channels ({user_limit}) allows"
         )
-    if ticket.account_limit is not None and account_calls >= ticket.account_limit:
+    if account_limit is not None and account_calls >= account_limit:
         return (
             f"the account is on {account_calls} calls, its cap on concurrent calls "
-            f"({ticket.account_limit})"
+            f"({account_limit})"
         )
     return None
 
 
-Build = Callable[[str | None, str], Decision]
-"""The engine's pure decision given the sticky caller ID read for the contact (or None) and
-the lease expiry (RFC 3339) an allowed call would get."""
+def channel_refusal(ticket: Ticket, user_calls: int, account_calls: int) -> str | None:
+    """Why ``ticket`` gets no channel given the calls in progress, or None when one is free."""
+    return refusal_detail(
+        ticket.user_id, user_calls, account_calls, ticket.user_limit, ticket.account_limit
+    )
+
+
+class Plan(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The engine's answer as data, before the store reads the contact's sticky caller ID.
+
+    The store picks ``sticky`` when the caller ID it reads for the contact is one of
+    ``sticky_ids`` (the user's available caller IDs), else ``decision``; an allowed answer
+    then takes a channel or becomes a ``channel_limit`` denial. Being data rather than a
+    callback, a plan can travel to a Redis script, which makes that choice next to the data.
+    """
+
+    decision: Decision
+    """The answer when no usable sticky caller ID is found. When allowed, its
+    ``lease_expires_at`` is left unset: the store sets it from its own clock."""
+    sticky: Decision | None = None
+    """The allowed answer for a sticky hit, ``caller_id`` and lease expiry left unset; None
+    when no sticky caller ID can change the answer."""
+    sticky_ids: frozenset[str] = frozenset()
+
+    def choose(self, sticky: str | None, lease_expires_at: str) -> Decision:
+        """The answer given the sticky caller ID read for the contact (or None); an allowed
+        one carries ``lease_expires_at``."""
+        if sticky is not None and self.sticky is not None and sticky in self.sticky_ids:
+            return msgspec.structs.replace(
+                self.sticky, caller_id=sticky, lease_expires_at=lease_expires_at
+            )
+        if self.decision.allowed:
+            return msgspec.structs.replace(self.decision, lease_expires_at=lease_expires_at)
+        return self.decision
+
+    @property
+    def may_allow(self) -> bool:
+        """Whether any sticky read could make this an allowed answer (else nothing is taken)."""
+        return self.decision.allowed or self.sticky is not None
+
+    def sticky_pair(self, decision: Decision) -> tuple[str, str] | None:
+        """(contact, caller ID) that ``decision`` records as sticky if its call connects."""
+        if decision.rule is Rule.EMERGENCY or decision.caller_id is None or decision.to is None:
+            return None
+        return decision.to, decision.caller_id
+
+
+def channel_denial(call_id: str, detail: str) -> Decision:
+    return Decision(allowed=False, call_id=call_id, reason=Reason.CHANNEL_LIMIT, detail=detail)
+
+
+OnChange = Callable[[str | None, int], Awaitable[None]]
+"""Told of a configuration change: (account id, its new version), or (None, 0) when changes
+may have been missed and every account should be checked."""
 
 
 class Peek(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,8 +163,13 @@ class Store(Protocol):
 
     async def revoke_token(self, account_id: str, name: str) -> int: ...
 
+    async def watch(self, on_change: OnChange) -> None:
+        """Call ``on_change`` for configuration saved by other processes, until cancelled
+        (returns at once when the store has no notifications: polling covers it)."""
+        ...
+
     # Calls: the hot path and the call lifecycle.
-    async def admit(self, ticket: Ticket, build: Build) -> Decision: ...
+    async def admit(self, ticket: Ticket, plan: Plan) -> Decision: ...
 
     async def end(self, account_id: str, call_id: str, outcome: Outcome) -> EndResult: ...
 

@@ -4,23 +4,35 @@ IDs, durability across a reopen. Written once, run over every store implementati
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from callerid import Outcome, Reason, Rule
-from engine.errors import Conflict, NotFound
-from engine.store import Build, EmbeddedStore, Store, Ticket
+from callerid import AccountConfig, Outcome, Reason, Rule
+from engine.errors import Conflict, NotFound, PreconditionFailed
+from engine.store import EmbeddedStore, Plan, Store, Ticket, TokenRecord
+from engine.store.redis_store import RedisStore
 from engine.wire import Decision
+
+from ..redis_support_fixtures import STORE_KINDS, store_url
 
 
 class Clock:
+    """Time as the store sees it, moved by the tests. It starts at the real time; the embedded
+    store reads it directly, the Redis store adds how far it has moved to the Redis server's
+    clock (so the two agree to within the time a test takes)."""
+
     def __init__(self) -> None:
-        self.ms = 1_800_000_000_000
+        self.start = self.ms = time.time_ns() // 1_000_000
 
     def __call__(self) -> int:
         return self.ms
+
+    def skew(self) -> int:
+        return self.ms - self.start
 
 
 @pytest.fixture
@@ -28,36 +40,58 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture(params=["embedded"])
-async def contract_store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> AsyncIterator[Store]:
-    store = EmbeddedStore(tmp_path / "data", exclusive=True, clock_ms=clock)
+def open_store(kind: str, where: str, clock: Clock) -> Store:
+    if kind == "embedded":
+        return EmbeddedStore(Path(where), exclusive=True, clock_ms=clock)
+    return RedisStore(where, skew_ms=clock.skew)
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def contract_store(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: Clock
+) -> AsyncIterator[Store]:
+    kind = request.param
+    where = str(tmp_path / "data") if kind == "embedded" else store_url(request, kind)
+    store = open_store(kind, where, clock)
     await store.open()
+    store_kinds[id(store)] = (kind, where)
     yield store
     await store.close()
 
 
+store_kinds: dict[int, tuple[str, str]] = {}
+
+
 async def reopen(store: Store, clock: Clock) -> Store:
-    assert isinstance(store, EmbeddedStore)
+    """The same data, opened again by a new store object (a restarted process)."""
+    kind, where = store_kinds[id(store)]
     await store.close()
-    again = EmbeddedStore(store.data_dir, exclusive=True, clock_ms=clock)
+    again = open_store(kind, where, clock)
     await again.open()
+    store_kinds[id(again)] = (kind, where)
     return again
 
 
 def ticket(call_id: str, *, user: str = "u", limit: int = 2, account_limit: int | None = None,
            remember: bool = True, contact: str | None = "+12125550187", counted: bool = True,
-           fingerprint: str = "f", ttl_ms: int = 60_000) -> Ticket:
+           fingerprint: str = "f", ttl_ms: int = 60_000,
+           sticky_ttl_ms: int = 86_400_000) -> Ticket:
     return Ticket(account_id="a", call_id=call_id, user_id=user, fingerprint=fingerprint,
                   remember=remember, contact=contact, counted=counted, user_limit=limit,
-                  account_limit=account_limit, ttl_ms=ttl_ms)
+                  account_limit=account_limit, ttl_ms=ttl_ms, sticky_ttl_ms=sticky_ttl_ms)
 
 
-def allow(call_id: str, fallback: str = "+12125550100") -> Build:
-    def build(sticky: str | None, lease_expires_at: str) -> Decision:
-        return Decision(allowed=True, call_id=call_id, caller_id=sticky or fallback,
-                        rule=Rule.STICKY if sticky else Rule.USER_DEFAULT, to="+12125550187",
-                        lease_expires_at=lease_expires_at)
-    return build
+OURS = frozenset({"+12125550100", "+13105550110"})
+
+
+def allow(call_id: str, fallback: str = "+12125550100") -> Plan:
+    """Allowed from ``fallback``, or from a sticky caller ID that is one of ``OURS``."""
+    return Plan(
+        decision=Decision(allowed=True, call_id=call_id, caller_id=fallback,
+                          rule=Rule.USER_DEFAULT, to="+12125550187"),
+        sticky=Decision(allowed=True, call_id=call_id, rule=Rule.STICKY, to="+12125550187"),
+        sticky_ids=OURS,
+    )
 
 
 async def test_lease_taken_up_to_user_limit(contract_store: Store) -> None:
@@ -124,7 +158,7 @@ async def test_heartbeat_extends_lease(contract_store: Store, clock: Clock) -> N
         await contract_store.admit(ticket(f"c{i}", ttl_ms=1000), allow(f"c{i}"))
     clock.ms += 900
     expires = await contract_store.heartbeat("a", "c0", 1000)
-    assert expires == clock.ms + 1000
+    assert abs(expires - (clock.ms + 1000)) < 2000, "the lease runs from now"
     clock.ms += 500  # c1 expired, c0 still held
     assert (await contract_store.admit(ticket("c2"), allow("c2"))).allowed
     assert not (await contract_store.admit(ticket("c3"), allow("c3"))).allowed
@@ -193,7 +227,7 @@ async def test_leases_sticky_and_records_survive_reopen(contract_store: Store, c
 async def test_sweep_forgets_records_past_retention(contract_store: Store, clock: Clock) -> None:
     await contract_store.admit(ticket("c0", ttl_ms=1000), allow("c0"))
     clock.ms += 1000 + 15 * 60 * 1000 + 1
-    assert await contract_store.sweep() == 1
+    await contract_store.sweep()  # the embedded store drops it now; Redis expires it itself
     with pytest.raises(NotFound):
         await contract_store.end("a", "c0", Outcome.ANSWERED)
 
@@ -211,3 +245,110 @@ async def test_ended_call_stays_ended_across_reopen_after_its_record_expires(
             await store.end("a", "c0", Outcome.BUSY)
     finally:
         await store.close()
+
+
+def deny_without_sticky(call_id: str) -> Plan:
+    """Denied (no caller ID applies) unless the contact's sticky caller ID is one of ours."""
+    return Plan(
+        decision=Decision(allowed=False, call_id=call_id, reason=Reason.NO_CALLER_ID,
+                          detail="no caller ID applies", to="+12125550187"),
+        sticky=Decision(allowed=True, call_id=call_id, rule=Rule.STICKY, to="+12125550187"),
+        sticky_ids=OURS,
+    )
+
+
+async def connect_sticky(store: Store, caller_id: str = "+13105550110", **kw: object) -> None:
+    await store.admit(ticket("s0", **kw), allow("s0", fallback=caller_id))  # type: ignore[arg-type]
+    await store.end("a", "s0", Outcome.ANSWERED)
+
+
+async def test_sticky_hit_turns_a_denial_into_a_call_with_a_channel(contract_store: Store) -> None:
+    assert not (await contract_store.admit(ticket("c0"), deny_without_sticky("c0"))).allowed
+    await connect_sticky(contract_store, limit=2)
+    answer = await contract_store.admit(ticket("c1", limit=2), deny_without_sticky("c1"))
+    assert (answer.allowed, answer.rule, answer.caller_id) == (True, Rule.STICKY, "+13105550110")
+    assert answer.lease_expires_at is not None
+    assert (await contract_store.peek(ticket("probe", remember=False))).user_leases == 1
+    assert await contract_store.admit(ticket("c1", limit=2), deny_without_sticky("c1")) == answer
+
+
+async def test_sticky_caller_id_no_longer_available_is_passed_over(contract_store: Store) -> None:
+    await connect_sticky(contract_store)
+    plan = msgspec.structs.replace(allow("c1"), sticky_ids=frozenset({"+12125550100"}))
+    answer = await contract_store.admit(ticket("c1"), plan)
+    assert (answer.rule, answer.caller_id) == (Rule.USER_DEFAULT, "+12125550100")
+
+
+async def test_sticky_entry_expires_after_its_ttl(contract_store: Store, clock: Clock) -> None:
+    await connect_sticky(contract_store, sticky_ttl_ms=10_000)
+    clock.ms += 9_000
+    assert (await contract_store.peek(ticket("probe", remember=False))).sticky == "+13105550110"
+    clock.ms += 1_001
+    assert (await contract_store.peek(ticket("probe", remember=False))).sticky is None
+    answer = await contract_store.admit(ticket("c1"), allow("c1"))
+    assert answer.rule is Rule.USER_DEFAULT
+
+
+async def test_a_denied_call_holds_nothing_to_end_or_extend(contract_store: Store) -> None:
+    denied = await contract_store.admit(ticket("d0"), deny_without_sticky("d0"))
+    assert await contract_store.admit(ticket("d0"), deny_without_sticky("d0")) == denied
+    with pytest.raises(Conflict, match="was denied"):
+        await contract_store.end("a", "d0", Outcome.ANSWERED)
+    with pytest.raises(Conflict, match="was denied"):
+        await contract_store.heartbeat("a", "d0", 1000)
+
+
+async def test_channel_limit_denial_replays_word_for_word(contract_store: Store) -> None:
+    for i in range(2):
+        await contract_store.admit(ticket(f"c{i}"), allow(f"c{i}"))
+    refused = await contract_store.admit(ticket("late"), allow("late"))
+    assert refused.reason is Reason.CHANNEL_LIMIT
+    assert refused.detail == "user 'u' is on 2 calls, the most their max channels (2) allows"
+    await contract_store.end("a", "c0", Outcome.BUSY)
+    assert await contract_store.admit(ticket("late"), allow("late")) == refused
+
+
+async def test_unremembered_denial_leaves_nothing(contract_store: Store) -> None:
+    plan = Plan(decision=Decision(allowed=False, call_id="x", reason=Reason.PERMISSION_DENIED))
+    assert await contract_store.admit(ticket("x", remember=False), plan) == plan.decision
+    with pytest.raises(NotFound):
+        await contract_store.end("a", "x", Outcome.BUSY)
+
+
+async def test_config_versions_and_lost_updates(contract_store: Store, demo: AccountConfig) -> None:
+    assert await contract_store.account_versions() == {}
+    assert await contract_store.load_account(demo.id) is None
+    assert await contract_store.save_account(demo, 0) == 1
+    with pytest.raises(Conflict, match="already exists"):
+        await contract_store.save_account(demo, 0)
+    renamed = msgspec.structs.replace(demo, name="Renamed")
+    assert await contract_store.save_account(renamed, 1) == 2
+    with pytest.raises(PreconditionFailed, match="at version 2, not 1"):
+        await contract_store.save_account(demo, 1)
+    assert await contract_store.load_account(demo.id) == (renamed, 2)
+    assert await contract_store.account_versions() == {demo.id: 2}
+
+
+async def test_concurrent_saves_over_one_version_one_wins(
+    contract_store: Store, demo: AccountConfig
+) -> None:
+    await contract_store.save_account(demo, 0)
+    names = [msgspec.structs.replace(demo, name=f"Writer {i}") for i in range(10)]
+    results = await asyncio.gather(
+        *(contract_store.save_account(n, 1) for n in names), return_exceptions=True
+    )
+    assert sorted(type(r).__name__ for r in results) == ["PreconditionFailed"] * 9 + ["int"]
+    assert (await contract_store.account_versions())[demo.id] == 2
+
+
+async def test_tokens_by_hash(contract_store: Store) -> None:
+    records = [TokenRecord(hash=f"{i:064x}", account_id="a", name="ci" if i < 2 else "ops",
+                           created_ms=1000 + i) for i in range(3)]
+    for record in records:
+        await contract_store.add_token(record)
+    assert await contract_store.find_token(records[2].hash) == records[2]
+    assert await contract_store.list_tokens("a") == records
+    assert await contract_store.list_tokens("b") == []
+    assert await contract_store.revoke_token("a", "ci") == 2
+    assert await contract_store.find_token(records[0].hash) is None
+    assert await contract_store.list_tokens("a") == [records[2]]
