@@ -15,7 +15,8 @@ import msgspec
 from . import configfile
 from .errors import CallgateError, ConfigurationError, NotFound, RequestError
 from .service import AccountService
-from .store import EmbeddedStore
+from .store import EmbeddedStore, Store
+from .store.redis_store import RedisSettings, RedisStore, parse_redis_url
 from .tokens import issue_token
 
 __all__ = ["main"]
@@ -37,6 +38,27 @@ def _port(value: str) -> int:
     return port
 
 
+def _count(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 256:
+        raise argparse.ArgumentTypeError(f"not a number of processes from 1 to 256: {value!r}")
+    return int(value)
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 0.05 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"out of range 0.05-3600 seconds: {value!r}")
+    return seconds
+
+
+def _redis(value: str | None) -> RedisSettings | None:
+    url = value or os.environ.get("CALLGATE_REDIS_URL")
+    return parse_redis_url(url) if url else None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callgate", description="Outbound-call decisions: permissions, channels, caller ID."
@@ -50,12 +72,34 @@ def _parser() -> argparse.ArgumentParser:
             help=f"data directory of the embedded store (env CALLGATE_DATA; default "
             f"{DEFAULT_DATA_DIR})",
         )
+        p.add_argument(
+            "--redis-url",
+            metavar="URL",
+            help="use the Redis store at this URL instead of the embedded store (env "
+            "CALLGATE_REDIS_URL): redis://, rediss:// or unix://, with the options "
+            "cluster=yes, sentinel=<master>, pool=<n>, timeout_ms=<n>",
+        )
         return p
 
     serve_p = with_data(sub.add_parser("serve", help="run the decision API"))
     serve_p.add_argument("--host", default=os.environ.get("CALLGATE_HOST", "127.0.0.1"))
     serve_p.add_argument(
         "--port", type=_port, default=_port(os.environ.get("CALLGATE_PORT", "8080"))
+    )
+    serve_p.add_argument(
+        "--workers",
+        type=_count,
+        default=_count(os.environ.get("CALLGATE_WORKERS", "1")),
+        help="worker processes sharing the port (SO_REUSEPORT); more than 1 needs --redis-url "
+        "(env CALLGATE_WORKERS; default 1)",
+    )
+    serve_p.add_argument(
+        "--config-poll",
+        type=_seconds,
+        metavar="SECONDS",
+        default=_seconds(os.environ.get("CALLGATE_CONFIG_POLL_S", "1")),
+        help="how often each process checks for configuration changes it was not notified of "
+        "(env CALLGATE_CONFIG_POLL_S; default 1)",
     )
     serve_p.add_argument(
         "--demo",
@@ -86,8 +130,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _with_store(data: Path, work: Callable[[EmbeddedStore], Awaitable[int]]) -> int:
-    store = EmbeddedStore(data)
+async def _with_store(
+    data: Path, redis: RedisSettings | None, work: Callable[[Store], Awaitable[int]]
+) -> int:
+    store: Store = RedisStore(redis) if redis is not None else EmbeddedStore(data)
     await store.open()
     try:
         return await work(store)
@@ -95,7 +141,7 @@ async def _with_store(data: Path, work: Callable[[EmbeddedStore], Awaitable[int]
         await store.close()
 
 
-async def _import(store: EmbeddedStore, path: Path) -> int:
+async def _import(store: Store, path: Path) -> int:
     data = await asyncio.to_thread(path.read_bytes)
     config = configfile.decode(data, configfile.format_for(path), source=str(path))
     version = await AccountService(store).put(config)
@@ -103,7 +149,7 @@ async def _import(store: EmbeddedStore, path: Path) -> int:
     return 0
 
 
-async def _export(store: EmbeddedStore, account: str, fmt: configfile.Format, out: str | None) -> int:
+async def _export(store: Store, account: str, fmt: configfile.Format, out: str | None) -> int:
     config, _ = await AccountService(store).get(account)
     data = configfile.encode(config, fmt)
     if out is None:
@@ -114,19 +160,19 @@ async def _export(store: EmbeddedStore, account: str, fmt: configfile.Format, ou
     return 0
 
 
-async def _token_create(store: EmbeddedStore, account: str, name: str) -> int:
+async def _token_create(store: Store, account: str, name: str) -> int:
     await AccountService(store).get(account)
     print(await issue_token(store, account, name))
     return 0
 
 
-async def _token_list(store: EmbeddedStore, account: str) -> int:
+async def _token_list(store: Store, account: str) -> int:
     for record in await store.list_tokens(account):
         print(f"{record.name}\tcreated_ms={record.created_ms}\tsha256={record.hash[:12]}...")
     return 0
 
 
-async def _token_revoke(store: EmbeddedStore, account: str, name: str) -> int:
+async def _token_revoke(store: Store, account: str, name: str) -> int:
     count = await store.revoke_token(account, name)
     if not count:
         raise NotFound(f"no token named {name!r} in account {account!r}")
@@ -139,16 +185,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data = _data_dir(getattr(args, "data", None))
     try:
+        redis = _redis(getattr(args, "redis_url", None))
         if args.command == "serve":
-            from .server import ServeSettings, serve  # aiohttp loads only for the server
+            # aiohttp loads only for the server
+            from .server import ServeSettings, serve, serve_workers
 
             settings = ServeSettings(
                 data_dir=data,
                 host=args.host,
                 port=args.port,
                 demo=Path(args.demo) if args.demo else None,
+                redis=redis,
+                workers=args.workers,
+                poll_s=args.config_poll,
             )
-            asyncio.run(serve(settings))
+            if settings.workers > 1:
+                serve_workers(settings)
+            else:
+                asyncio.run(serve(settings))
             return 0
         if args.command == "schema":
             sys.stdout.buffer.write(
@@ -157,16 +211,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print()
             return 0
         if args.command == "import":
-            return asyncio.run(_with_store(data, lambda s: _import(s, Path(args.file))))
+            return asyncio.run(_with_store(data, redis, lambda s: _import(s, Path(args.file))))
         if args.command == "export":
             return asyncio.run(
-                _with_store(data, lambda s: _export(s, args.account, args.format, args.output))
+                _with_store(data, redis, lambda s: _export(s, args.account, args.format, args.output))
             )
         if args.token_command == "create":
-            return asyncio.run(_with_store(data, lambda s: _token_create(s, args.account, args.name)))
+            return asyncio.run(_with_store(data, redis, lambda s: _token_create(s, args.account, args.name)))
         if args.token_command == "list":
-            return asyncio.run(_with_store(data, lambda s: _token_list(s, args.account)))
-        return asyncio.run(_with_store(data, lambda s: _token_revoke(s, args.account, args.name)))
+            return asyncio.run(_with_store(data, redis, lambda s: _token_list(s, args.account)))
+        return asyncio.run(_with_store(data, redis, lambda s: _token_revoke(s, args.account, args.name)))
     except (ConfigurationError, RequestError) as exc:
         print(f"callgate: error: {exc.detail}", file=sys.stderr)
         return 2

@@ -31,7 +31,7 @@ from .errors import (
 )
 from .metrics import Metrics
 from .store import Store
-from .sync import refresh_forever
+from .sync import POLL_S, follow, refresh_forever
 from .tokens import TokenCache
 from .wire import DialRequest, EndRequest, HeartbeatRequest, Problem
 
@@ -183,14 +183,24 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def _background(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(refresh_forever(app[STORE], app[ENGINE]))
-    yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+def _background(poll_s: float) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        store, engine = app[STORE], app[ENGINE]
+        tasks = [
+            asyncio.create_task(refresh_forever(store, engine, poll_s=poll_s), name="config-poll"),
+            asyncio.create_task(follow(store, engine), name="config-follow"),
+        ]
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    return run
 
 
-def build_app(store: Store, engine: Engine, metrics_: Metrics) -> web.Application:
+def build_app(
+    store: Store, engine: Engine, metrics_: Metrics, *, poll_s: float = POLL_S
+) -> web.Application:
     app = web.Application(client_max_size=BODY_LIMIT_BYTES)
     app[STORE] = store
     app[ENGINE] = engine
@@ -208,5 +218,5 @@ def build_app(store: Store, engine: Engine, metrics_: Metrics) -> web.Applicatio
         ]
     )
     app.router.add_route("*", "/{path:.*}", _unrouted)  # last: what no route above takes
-    app.cleanup_ctx.append(_background)
+    app.cleanup_ctx.append(_background(poll_s))
     return app

@@ -1,12 +1,17 @@
-"""Start-up and shutdown of a callgate server process."""
+"""Start-up and shutdown of a callgate server: one process, or N worker processes sharing one
+port (``SO_REUSEPORT``) and one Redis store, under a parent that restarts any that dies."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import logging
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -15,16 +20,17 @@ from prometheus_client import CollectorRegistry
 
 from . import configfile
 from .decide import Engine
-from .errors import ConfigurationError
+from .errors import CallgateError, ConfigurationError
 from .http import build_app
 from .metrics import Metrics
 from .numbers import load_metadata
 from .service import AccountService
 from .store import EmbeddedStore, Store
-from .sync import refresh_once
+from .store.redis_store import RedisSettings, RedisStore
+from .sync import POLL_S, refresh_once
 from .tokens import issue_token
 
-__all__ = ["ServeSettings", "serve"]
+__all__ = ["ServeSettings", "open_store", "serve", "serve_workers"]
 
 log = logging.getLogger("callgate")
 
@@ -35,7 +41,20 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8080
     demo: Path | None = None
-    """Import this account on first start (empty data directory) and print a fresh token."""
+    """Import this account on first start (empty store) and print a fresh token."""
+    redis: RedisSettings | None = None
+    """Serve on this Redis store instead of the embedded one."""
+    workers: int = 1
+    poll_s: float = POLL_S
+    """How often each process checks the stored configuration versions."""
+
+
+def open_store(settings: ServeSettings, *, serving: bool = True) -> Store:
+    """The store ``settings`` name. A server waits for Redis to come up; a one-off command
+    fails at once."""
+    if settings.redis is not None:
+        return RedisStore(settings.redis, wait_at_start=serving)
+    return EmbeddedStore(settings.data_dir, exclusive=serving)
 
 
 async def _demo(store: Store, engine: Engine, path: Path) -> tuple[str, str]:
@@ -53,7 +72,12 @@ async def _demo(store: Store, engine: Engine, path: Path) -> tuple[str, str]:
 
 def _banner(settings: ServeSettings, demo: tuple[str, str] | None) -> str:
     url = f"http://{settings.host}:{settings.port}"
-    lines = [f"callgate is serving on {url} (embedded store in {settings.data_dir})"]
+    if settings.redis is not None:
+        store = f"Redis store at {settings.redis.where}"
+    else:
+        store = f"embedded store in {settings.data_dir}"
+    workers = f", {settings.workers} worker processes" if settings.workers > 1 else ""
+    lines = [f"callgate is serving on {url} ({store}{workers})"]
     if demo is not None:
         account, token = demo
         lines += [
@@ -76,9 +100,11 @@ def _detect_blocking() -> None:
     log.info("blocking calls on the event loop will raise")
 
 
-async def serve(settings: ServeSettings) -> None:
+async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = None) -> None:
+    """Serve until SIGINT or SIGTERM. ``ready``: called once listening, instead of printing
+    the banner (a worker process tells its parent)."""
     await asyncio.to_thread(load_metadata)
-    store = EmbeddedStore(settings.data_dir, exclusive=True)
+    store = open_store(settings)
     await store.open()
     try:
         registry = CollectorRegistry()
@@ -86,11 +112,14 @@ async def serve(settings: ServeSettings) -> None:
         engine = Engine(store, metrics=metrics)
         demo = await _demo(store, engine, settings.demo) if settings.demo else None
         await refresh_once(store, engine)
-        runner = web.AppRunner(build_app(store, engine, metrics), access_log=None)
+        app = build_app(store, engine, metrics, poll_s=settings.poll_s)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
             try:
-                await web.TCPSite(runner, settings.host, settings.port).start()
+                await web.TCPSite(
+                    runner, settings.host, settings.port, reuse_port=settings.workers > 1
+                ).start()
             except OSError as exc:
                 raise ConfigurationError(
                     f"--host {settings.host} --port {settings.port}: cannot listen there "
@@ -99,7 +128,10 @@ async def serve(settings: ServeSettings) -> None:
             # Everything alive now lives as long as the process: keep it out of the
             # collector's way, so full collections stay short as call records pile up.
             gc.freeze()
-            print(_banner(settings, demo), flush=True)
+            if ready is not None:
+                ready()
+            else:
+                print(_banner(settings, demo), flush=True)
             if os.environ.get("CALLGATE_DETECT_BLOCKING") == "1":
                 _detect_blocking()
             stop = asyncio.Event()
@@ -111,3 +143,86 @@ async def serve(settings: ServeSettings) -> None:
             await runner.cleanup()
     finally:
         await store.close()
+
+
+# -- several worker processes ------------------------------------------------------------------
+
+
+def _worker(settings: ServeSettings, pipe: multiprocessing.connection.Connection) -> None:
+    """A worker process: serve, and tell the parent once listening (or why it could not)."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s %(levelname)s %(name)s[{os.getpid()}]: %(message)s",
+    )
+    try:
+        asyncio.run(serve(settings, ready=lambda: pipe.send("ready")))
+    except CallgateError as exc:
+        pipe.send(f"error: {exc.detail}")
+    except KeyboardInterrupt:
+        pass
+
+
+async def _prepare(settings: ServeSettings) -> tuple[str, str] | None:
+    """What one process does before the workers start: the demo account and its token."""
+    if settings.demo is None:
+        return None
+    await asyncio.to_thread(load_metadata)
+    store = open_store(settings)
+    await store.open()
+    try:
+        return await _demo(store, Engine(store), settings.demo)
+    finally:
+        await store.close()
+
+
+def serve_workers(settings: ServeSettings) -> None:
+    """Run ``settings.workers`` worker processes on one port until SIGINT or SIGTERM, which
+    is passed on to them; a worker that dies is started again."""
+    if settings.redis is None:
+        raise ConfigurationError(
+            f"--workers {settings.workers} needs --redis-url: the embedded store's channel "
+            "counts live in one process"
+        )
+    demo = asyncio.run(_prepare(settings))
+    worker_settings = msgspec.structs.replace(settings, demo=None)
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def start() -> multiprocessing.process.BaseProcess:
+        ours, theirs = context.Pipe(duplex=False)
+        process = context.Process(target=_worker, args=(worker_settings, theirs), daemon=False)
+        process.start()
+        theirs.close()
+        try:
+            message = ours.recv()
+        except EOFError:
+            message = "error: the worker exited before it was ready"
+        if message != "ready":
+            process.join(5)
+            raise ConfigurationError(message.removeprefix("error: "))
+        return process
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    workers = []
+    try:
+        for _ in range(settings.workers):
+            workers.append(start())
+        print(_banner(settings, demo), flush=True)
+        while not stopping:
+            multiprocessing.connection.wait([w.sentinel for w in workers], timeout=0.2)
+            for i, worker in enumerate(workers):
+                if worker.exitcode is not None and not stopping:
+                    log.error("worker %d exited (status %s); starting another", worker.pid, worker.exitcode)
+                    workers[i] = start()
+    finally:
+        for worker in workers:
+            if worker.is_alive() and worker.pid is not None:
+                os.kill(worker.pid, signal.SIGTERM)
+        for worker in workers:
+            worker.join(15)
+    sys.stdout.flush()

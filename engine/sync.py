@@ -1,9 +1,13 @@
 """Keeping a serving process's compiled snapshots in step with the stored configuration.
 
 Configuration may change outside this process (``callgate import`` beside a running server;
-other processes on a shared store). Every ``poll_s`` the process compares the stored versions
-with its own and recompiles what changed; now and then it also sweeps call records past their
-retention.
+other processes on a shared store). Two paths bring a change in:
+
+- ``follow``: the store's notifications (Redis pub/sub), so a change made through one process
+  reaches every other one within milliseconds;
+- ``refresh_forever``: every ``poll_s`` the process compares the stored versions with its own
+  and recompiles what changed, which catches what a lost notification missed; now and then
+  it also sweeps call records past their retention.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from .decide import Engine
 from .errors import CallgateError
 from .store import Store
 
-__all__ = ["refresh_forever", "refresh_once"]
+__all__ = ["follow", "refresh_forever", "refresh_once"]
 
 log = logging.getLogger("callgate.sync")
 
@@ -36,6 +40,27 @@ async def refresh_once(store: Store, engine: Engine) -> int:
             engine.install(*loaded)
             changed += 1
     return changed
+
+
+async def follow(store: Store, engine: Engine) -> None:
+    """Reload each account the store announces as changed, until cancelled."""
+
+    async def changed(account_id: str | None, version: int) -> None:
+        try:
+            if account_id is None:
+                if await refresh_once(store, engine):
+                    log.info("configuration reloaded after (re)subscribing")
+                return
+            if engine.versions().get(account_id, 0) >= version:
+                return  # this process saved it, or has it already
+            loaded = await store.load_account(account_id)
+            if loaded is not None:
+                engine.install(*loaded)
+                log.info("account %r reloaded (version %d, notified)", account_id, loaded[1])
+        except CallgateError as exc:
+            log.warning("reloading %r failed: %s; the periodic check will retry", account_id, exc.detail)
+
+    await store.watch(changed)
 
 
 async def refresh_forever(

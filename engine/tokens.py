@@ -18,6 +18,7 @@ __all__ = ["TokenCache", "hash_token", "issue_token"]
 
 PREFIX = "cg_"
 _REVALIDATE_S = 2.0
+_STALE_OK_S = 300.0
 _LOOKUP_DEADLINE_S = 1.0
 _DIGESTS_KEPT = 4096
 
@@ -76,7 +77,14 @@ class TokenCache:
         try:
             async with asyncio.timeout(_LOOKUP_DEADLINE_S):
                 record = await self._store.find_token(digest)
-        except TimeoutError:
+        except (TimeoutError, StoreUnavailable) as exc:
+            if known is not None and now - known[1] < _STALE_OK_S:
+                # A token this process knew minutes ago keeps working while the store is
+                # down: the request then gets the store's own answer (a decision saying
+                # ``store_unavailable``), the same as every other request.
+                return known[0]
+            if isinstance(exc, StoreUnavailable):
+                raise
             raise StoreUnavailable("the token store did not answer in time") from None
         if record is None:
             self._known.pop(digest, None)

@@ -10,8 +10,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -81,18 +82,34 @@ def free_port() -> int:
 
 
 class Server:
-    """A ``callgate serve`` subprocess on the embedded store, started with the demo account."""
+    """A ``callgate serve`` subprocess, by default on the embedded store with the demo account.
+    ``args`` are added to the command line (``--redis-url ...``); without ``demo`` the caller
+    sets ``token``."""
 
-    def __init__(self, data_dir: Path, demo: Path = DEMO) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        demo: Path | None = DEMO,
+        *,
+        args: Sequence[str] = (),
+        token: str = "",
+        port: int | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.demo = demo
-        self.port = free_port()
+        self.args = tuple(args)
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.token = ""
+        self.token = token
         self.banner: list[str] = []
         self.process: subprocess.Popen[str] | None = None
 
     def start(self, timeout_s: float = 20.0) -> Server:
+        return self.spawn().wait_ready(timeout_s)
+
+    def spawn(self) -> Server:
+        """Start the process without waiting for it (``wait_ready`` does)."""
+        demo = ["--demo", str(self.demo)] if self.demo is not None else []
         self.process = subprocess.Popen(
             [
                 str(CALLGATE),
@@ -101,30 +118,39 @@ class Server:
                 str(self.data_dir),
                 "--port",
                 str(self.port),
-                "--demo",
-                str(self.demo),
+                *demo,
+                *self.args,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "CALLGATE_DETECT_BLOCKING": "1"},
         )
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout_s
-        seen: list[str] = []
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
+        self.output: list[str] = []
+        """Everything the process printed (its log included), read by a thread so that a
+        chatty server never blocks on a full pipe."""
+        self._ready = threading.Event()
+        threading.Thread(target=self._drain, args=(self.process,), daemon=True).start()
+        return self
+
+    def _drain(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.output.append(line)
             found = re.search(r"token \(shown once per start\): (cg_\S+)", line)
             if found:
                 self.token = found.group(1)
             if line.startswith("Stop with Ctrl-C"):
-                self.banner = seen
-                return self
-        self.kill()
-        raise RuntimeError("callgate serve did not start:\n" + "".join(seen))
+                self.banner = list(self.output)
+                self._ready.set()
+        self._ready.set()
+
+    def wait_ready(self, timeout_s: float = 20.0) -> Server:
+        self._ready.wait(timeout_s)
+        if not self.banner:
+            self.kill()
+            raise RuntimeError("callgate serve did not start:\n" + "".join(self.output))
+        return self
 
     @property
     def headers(self) -> dict[str, str]:

@@ -1,0 +1,155 @@
+"""Many callgate processes on one Redis behave as one: limits hold across processes, a retried
+call id gets one answer and one lease wherever it lands, and a configuration change made by
+one process reaches every other."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Server
+from tests.http.http_support import SALES_1, Api, account, agent, connect
+
+from ..redis_support import RedisServer
+from .fleet import Fleet, leases
+
+SALES_2 = "+12125550102"
+BEHAVIOUR = "timeout_ms=2000"
+"""1,000 requests at once on 2 cores keep each process's loop busy for longer than the 100 ms
+deadline; these tests are about limits, not deadlines."""
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, redis: RedisServer) -> Iterator[Fleet]:
+    (tmp_path / "fleet").mkdir()
+    fleet = Fleet(tmp_path / "fleet", redis, url=f"{redis.url}?{BEHAVIOUR}")
+    yield fleet
+    fleet.close()
+
+
+async def spread(servers: list[Server], bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """POST every body to /v1/dial at once, body i to server i mod n; every answer must be a
+    decision (200)."""
+    async with contextlib_multi(servers) as apis:
+        replies = await asyncio.gather(
+            *(apis[i % len(apis)].request("POST", "/v1/dial", json=b) for i, b in enumerate(bodies))
+        )
+    statuses = Counter(r.status for r in replies)
+    assert set(statuses) == {200}, f"{dict(statuses)}: {[r.body for r in replies if r.status != 200][:3]}"
+    return [r.body for r in replies]
+
+
+class contextlib_multi:
+    """One client per server."""
+
+    def __init__(self, servers: list[Server]) -> None:
+        self._contexts = [connect(s) for s in servers]
+
+    async def __aenter__(self) -> list[Api]:
+        return [await c.__aenter__() for c in self._contexts]
+
+    async def __aexit__(self, *exc: object) -> None:
+        for context in self._contexts:
+            await context.__aexit__(None, None, None)
+
+
+async def test_1000_dials_over_4_processes_allow_exactly_max_channels(fleet: Fleet) -> None:
+    fleet.setup(account(users=[agent("bulk", max_channels=10)], max_channels=None))
+    servers = fleet.start(4)
+    bodies = [{"user": "bulk", "to": f"+1212555{i:04d}"} for i in range(1000)]
+    decisions = await spread(servers, bodies)
+    allowed = [d for d in decisions if d["allowed"]]
+    assert len(allowed) == 10
+    assert Counter(d["reason"] for d in decisions if not d["allowed"]) == {"channel_limit": 990}
+    assert len({d["call_id"].split("-")[0] for d in allowed}) >= 2, "several processes allowed calls"
+    assert leases(fleet.redis, users=["bulk"]) == {"account": 10, "bulk": 10}
+
+    async with contextlib_multi(servers) as apis:
+        await asyncio.gather(
+            *(apis[i % 4].end(d["call_id"], "answered") for i, d in enumerate(allowed))
+        )
+    assert leases(fleet.redis, users=["bulk"]) == {"account": 0, "bulk": 0}
+
+
+async def test_1000_dials_over_4_processes_hold_the_account_cap(fleet: Fleet) -> None:
+    users = [agent(f"team{i}", max_channels=5) for i in range(5)]
+    fleet.setup(account(users=users, max_channels=12))
+    servers = fleet.start(4)
+    bodies = [{"user": f"team{i % 5}", "to": f"+1212555{i:04d}"} for i in range(1000)]
+    decisions = await spread(servers, bodies)
+    allowed = [d for d in decisions if d["allowed"]]
+    assert len(allowed) == 12
+    per_user = Counter(bodies[i]["user"] for i, d in enumerate(decisions) if d["allowed"])
+    assert max(per_user.values()) <= 5
+    async with contextlib_multi(servers) as apis:
+        for i, d in enumerate(allowed):
+            await apis[i % 4].end(d["call_id"], "no_answer")
+    assert leases(fleet.redis, users=[u.id for u in users])["account"] == 0
+    assert set(leases(fleet.redis, users=[u.id for u in users]).values()) == {0}
+
+
+async def test_a_call_id_retried_on_every_process_gets_one_answer_and_one_lease(fleet: Fleet) -> None:
+    fleet.setup(account(users=[agent("retry", max_channels=3)]))
+    servers = fleet.start(4)
+    body = {"user": "retry", "to": "(212) 555-0187", "call_id": "dialer-7f3a"}
+    decisions = await spread(servers, [body] * 40)
+    assert all(d == decisions[0] for d in decisions) and decisions[0]["allowed"]
+    assert leases(fleet.redis, users=["retry"])["retry"] == 1
+
+
+async def test_two_workers_share_one_port_and_the_limit(fleet: Fleet) -> None:
+    fleet.setup(account(users=[agent("pair", max_channels=4)]))
+    [server] = fleet.start(1, "--workers", "2")
+    assert "2 worker processes" in "".join(server.banner)
+    bodies = [{"user": "pair", "to": f"+1212555{i:04d}"} for i in range(300)]
+    decisions = await spread([server], bodies)
+    assert sum(d["allowed"] for d in decisions) == 4
+    answered_by = {d["call_id"].rsplit("-", 1)[0] for d in decisions}
+    assert len(answered_by) == 2, "both workers answered"
+
+
+async def _until(check: Any, timeout_s: float) -> float:
+    """Seconds until ``await check()`` is true; fails after ``timeout_s``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if await check():
+            return time.monotonic() - started
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not within {timeout_s} s")
+
+
+async def _all_use(servers: list[Server], caller_id: str) -> bool:
+    async with contextlib_multi(servers) as apis:
+        answers = await asyncio.gather(*(a.explain("ana", "(212) 555-0187") for a in apis))
+    return all(answer.get("caller_id") == caller_id for answer in answers)
+
+
+async def test_a_change_reaches_every_process_within_a_second(fleet: Fleet) -> None:
+    fleet.setup(account())
+    servers = fleet.start(4, "--config-poll", "30")  # only the notification can be this quick
+    assert await _all_use(servers, SALES_1)
+    fleet.put(account(replace_users={"ana": {"default_caller_id": SALES_2}}))
+    assert await _until(lambda: _all_use(servers, SALES_2), 1.0) < 1.0
+
+
+async def test_with_notifications_cut_a_change_arrives_within_the_poll_interval(fleet: Fleet) -> None:
+    fleet.setup(account())
+    servers = fleet.start(4, "--config-poll", "1")
+    assert await _all_use(servers, SALES_1)
+    killed = fleet.redis.cli("CLIENT", "KILL", "TYPE", "pubsub")
+    assert int(killed) == 4, "each process had its subscription"
+    fleet.put(account(replace_users={"ana": {"default_caller_id": SALES_2}}))
+    await _until(lambda: _all_use(servers, SALES_2), 1.0 + 0.5)

@@ -1,0 +1,135 @@
+"""The Redis store in one process, counted at the Redis server: one script call per dial and
+nothing else; configuration reloads without notifications; an answer lost to the deadline
+leaves no channel taken."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+from prometheus_client import CollectorRegistry
+
+from callerid import AccountConfig, Reason
+from engine.decide import Engine
+from engine.metrics import Metrics
+from engine.service import AccountService
+from engine.store.redis_store import RedisStore
+from engine.sync import refresh_forever
+from engine.wire import DialRequest
+
+from ..redis_support import RedisServer
+
+
+class Monitor:
+    """The commands clients send to Redis while in use (``MONITOR``, read over a plain socket),
+    without the commands scripts run inside Redis."""
+
+    def __init__(self, redis: RedisServer) -> None:
+        self._redis = redis
+        self._sock = socket.create_connection(("127.0.0.1", redis.port), timeout=10)
+        self._sock.sendall(b"MONITOR\r\n")
+        self._file = self._sock.makefile("rb")
+        assert self._file.readline() == b"+OK\r\n"
+        self.lines: list[str] = []
+
+    def stop(self) -> Counter[str]:
+        """Stop watching; the number of each command sent by clients."""
+        marker = f"end-of-monitor-{time.monotonic_ns()}"
+        self._redis.cli("ECHO", marker)
+        while True:
+            line = self._file.readline().decode(errors="replace").rstrip("\r\n")
+            if marker in line:
+                break
+            if "[0 lua]" not in line:
+                self.lines.append(line)
+        self._sock.close()
+        return Counter(line.split("] ", 1)[1].split(" ", 1)[0].strip('"').lower() for line in self.lines)
+
+
+@pytest.fixture
+async def setup(
+    request: pytest.FixtureRequest, redis_server: RedisServer, demo: AccountConfig
+) -> AsyncIterator[tuple[RedisStore, Engine]]:
+    """A store and an engine with the demo account; the store's deadline is the default
+    (100 ms) for tests marked ``deadline``, else relaxed (a burst on 2 cores can take longer)."""
+    redis_server.cli("FLUSHALL")
+    relaxed = request.node.get_closest_marker("deadline") is None
+    store = RedisStore(redis_server.url + ("?timeout_ms=2000" if relaxed else ""))
+    await store.open()
+    engine = Engine(store, metrics=Metrics(CollectorRegistry(), store.lease_counts))
+    await AccountService(store, on_saved=engine.install).put(demo)
+    yield store, engine
+    await store.close()
+
+
+async def test_each_dial_is_one_script_call_and_reads_no_configuration(
+    setup: tuple[RedisStore, Engine], redis_server: RedisServer
+) -> None:
+    store, engine = setup
+    dials = 200
+
+    async def burst(tag: str) -> None:
+        decisions = await asyncio.gather(
+            *(engine.dial("demo", DialRequest(user="olivia", to=f"+1212555{i:04d}",
+                                              call_id=f"{tag}{i}"))
+              for i in range(dials))
+        )
+        assert all(d.reason is None or d.reason is Reason.CHANNEL_LIMIT for d in decisions)
+
+    await burst("warm")  # the connection pool fills up
+    monitor = Monitor(redis_server)
+    await burst("c")
+    sent = monitor.stop()
+    assert sent == {"evalsha": dials}, monitor.lines[:5]
+    admit = {line.split()[4] for line in monitor.lines}
+    assert len(admit) == 1, "one script, the admission, for every dial"
+
+
+async def test_the_periodic_check_alone_reloads_a_change(
+    setup: tuple[RedisStore, Engine], redis_server: RedisServer, demo: AccountConfig
+) -> None:
+    """No notifications at all (this process never subscribes): the version check every
+    ``poll_s`` finds a change saved by another process."""
+    store, engine = setup
+    poll = asyncio.create_task(refresh_forever(store, engine, poll_s=0.3))
+    other = RedisStore(redis_server.url)
+    await other.open()
+    try:
+        renamed = msgspec.structs.replace(demo, max_channels=3)
+        await AccountService(other).put(renamed)
+        await asyncio.sleep(0.3 + 0.2)
+        assert engine.snapshot("demo").max_channels == 3
+    finally:
+        poll.cancel()
+        await other.close()
+
+
+@pytest.mark.deadline
+async def test_an_admission_answered_past_the_deadline_is_undone(
+    setup: tuple[RedisStore, Engine], redis_server: RedisServer
+) -> None:
+    store, engine = setup
+    await engine.dial("demo", DialRequest(user="ana", to="+12125550100", call_id="warm"))
+    held = int(redis_server.cli("ZCARD", "cg:{demo}:leases"))
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)  # Redis hangs: it reads nothing
+    try:
+        late = await engine.dial("demo", DialRequest(user="ana", to="+12125550100", call_id="late"))
+        assert late.reason is Reason.STORE_UNAVAILABLE and "100 ms" in (late.detail or "")
+        await asyncio.sleep(0.3)
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    for _ in range(40):  # Redis ran the admission on waking; the undo follows it
+        if int(redis_server.cli("ZCARD", "cg:{demo}:leases")) == held:
+            break
+        await asyncio.sleep(0.05)
+    assert int(redis_server.cli("ZCARD", "cg:{demo}:leases")) == held
+    assert redis_server.cli("EXISTS", "cg:{demo}:call:late") == "0"
+    again = await engine.dial("demo", DialRequest(user="ana", to="+12125550100", call_id="late"))
+    assert again.allowed, "the retry is decided afresh"
