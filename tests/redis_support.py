@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -141,3 +142,84 @@ class RedisClusterNodes:
     def stop(self) -> None:
         for node in self.nodes:
             node.kill()
+
+
+class SentinelGroup:
+    """A primary, one replica and three Sentinels watching them as ``mymaster`` (quorum 2,
+    a primary is down after 1 s without answers)."""
+
+    MASTER = "mymaster"
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.primary = RedisServer(directory / "primary")
+        self.replica = RedisServer(
+            directory / "replica", "--replicaof", "127.0.0.1", str(self.primary.port)
+        )
+        self.ports = [free_port() for _ in range(3)]
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{p}" for p in self.ports)
+        return f"redis://{hosts}?sentinel={self.MASTER}"
+
+    def start(self) -> SentinelGroup:
+        self.primary.start()
+        self.replica.start()
+        _wait(lambda: "master_link_status:up" in self.replica.cli("INFO", "replication"),
+              "the replica did not sync")
+        for i, port in enumerate(self.ports):
+            home = self.dir / f"sentinel{i}"
+            home.mkdir(parents=True, exist_ok=True)
+            conf = home / "sentinel.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {home}\n"
+                f"logfile {home / 'sentinel.log'}\n"
+                f"sentinel monitor {self.MASTER} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
+                f"sentinel failover-timeout {self.MASTER} 5000\n"
+                f"sentinel parallel-syncs {self.MASTER} 1\n"
+            )
+            self.sentinels.append(subprocess.Popen(
+                [REDIS_SERVER, str(conf), "--sentinel"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+        for port in self.ports:
+            def ready(port: int = port) -> bool:
+                reply = cli(port, "SENTINEL", "MASTER", self.MASTER)
+                return (_field(reply, "num-other-sentinels") == "2"
+                        and _field(reply, "num-slaves") == "1")
+
+            _wait(ready, "the Sentinels did not find each other and the replica")
+        return self
+
+    def primary_port(self) -> int:
+        """The port of the primary as the Sentinels name it now."""
+        return int(cli(self.ports[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.MASTER).split()[1])
+
+    def stop(self) -> None:
+        for process in self.sentinels:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+        self.primary.kill()
+        self.replica.kill()
+
+
+def _field(reply: str, name: str) -> str | None:
+    """A field of a ``SENTINEL MASTER`` reply (name and value on alternate lines)."""
+    lines = reply.splitlines()
+    for i in range(0, len(lines) - 1):
+        if lines[i] == name:
+            return lines[i + 1]
+    return None
+
+
+def _wait(check: Callable[[], bool], failure: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(failure)

@@ -74,7 +74,6 @@ async def test_1000_dials_over_4_processes_allow_exactly_max_channels(fleet: Fle
     allowed = [d for d in decisions if d["allowed"]]
     assert len(allowed) == 10
     assert Counter(d["reason"] for d in decisions if not d["allowed"]) == {"channel_limit": 990}
-    assert len({d["call_id"].split("-")[0] for d in allowed}) >= 2, "several processes allowed calls"
     assert leases(fleet.redis, users=["bulk"]) == {"account": 10, "bulk": 10}
 
     async with contextlib_multi(servers) as apis:
