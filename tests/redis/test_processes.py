@@ -5,6 +5,8 @@ one process reaches every other."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -75,6 +77,12 @@ async def test_1000_dials_over_4_processes_allow_exactly_max_channels(fleet: Fle
     assert len(allowed) == 10
     assert Counter(d["reason"] for d in decisions if not d["allowed"]) == {"channel_limit": 990}
     assert leases(fleet.redis, users=["bulk"]) == {"account": 10, "bulk": 10}
+    async with connect(servers[3]) as api:  # every process reports the shared count
+
+        async def reported() -> bool:
+            return (await api.metrics()).active_leases == 10
+
+        await _until(reported, 3.0)
 
     async with contextlib_multi(servers) as apis:
         await asyncio.gather(
@@ -152,3 +160,39 @@ async def test_with_notifications_cut_a_change_arrives_within_the_poll_interval(
     assert int(killed) == 4, "each process had its subscription"
     fleet.put(account(replace_users={"ana": {"default_caller_id": SALES_2}}))
     await _until(lambda: _all_use(servers, SALES_2), 1.0 + 0.5)
+
+
+def _workers_of(parent: int) -> list[int]:
+    """The worker processes of a ``--workers`` parent (its children running spawn_main)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+async def test_a_dead_worker_is_replaced_and_sigterm_stops_them_all(fleet: Fleet) -> None:
+    fleet.setup(account())
+    [server] = fleet.start(1, "--workers", "2")
+    assert server.process is not None
+    workers = _workers_of(server.process.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    for _ in range(100):
+        now = _workers_of(server.process.pid)
+        if len(now) == 2 and workers[0] not in now:
+            break
+        await asyncio.sleep(0.1)
+    assert len(now) == 2 and workers[0] not in now, now
+    decisions = await spread([server], [{"user": "ana", "to": "2125550187"}] * 20)
+    assert sum(d["allowed"] for d in decisions) == 2
+    assert server.stop() == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in now)
