@@ -4,6 +4,8 @@ all-or-nothing, and refuses to interleave with a concurrent change."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -21,9 +23,26 @@ from engine import changes
 from engine.decide import Engine
 from engine.errors import Conflict, NotFound, PreconditionFailed
 from engine.service import AccountService
+from engine.store import EmbeddedStore, Store
+from engine.store.redis_store import RedisStore
 from engine.wire import DialRequest
 
+from ..redis_support_fixtures import store_url
+
 P = Permission
+
+
+@pytest.fixture(params=["embedded", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """The service's rules hold the same on either store (this overrides conftest's
+    embedded-only ``store`` for this module)."""
+    if request.param == "embedded":
+        opened: Store = EmbeddedStore(tmp_path / "data", exclusive=True)
+    else:
+        opened = RedisStore(store_url(request, "redis"))
+    await opened.open()
+    yield opened
+    await opened.close()
 
 
 def user(config: AccountConfig, user_id: str) -> User:
