@@ -48,6 +48,7 @@ class TokenCache:
         self._store = store
         self._known: dict[str, tuple[str, float]] = {}
         self._digests: dict[str, str] = {}
+        self._lookups: dict[str, asyncio.Future[TokenRecord | None]] = {}
 
     def cached(self, authorization: str | None) -> str | None:
         """The account of a token checked within the last couple of seconds, else None (then
@@ -59,6 +60,23 @@ class TokenCache:
         if known is not None and time.monotonic() - known[1] < _REVALIDATE_S:
             return known[0]
         return None
+
+    async def _lookup(self, digest: str) -> TokenRecord | None:
+        """The store's record for ``digest``. Requests that arrive together with one token
+        (a dialer opening many connections at once) share one lookup."""
+        pending = self._lookups.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(self._ask_store(digest))
+            self._lookups[digest] = pending
+            pending.add_done_callback(lambda _: self._lookups.pop(digest, None))
+        return await asyncio.shield(pending)
+
+    async def _ask_store(self, digest: str) -> TokenRecord | None:
+        try:
+            async with asyncio.timeout(_LOOKUP_DEADLINE_S):
+                return await self._store.find_token(digest)
+        except TimeoutError:
+            raise StoreUnavailable("the token store did not answer in time") from None
 
     async def account_for(self, authorization: str | None) -> str:
         scheme, _, token = (authorization or "").partition(" ")
@@ -75,17 +93,14 @@ class TokenCache:
         if known is not None and now - known[1] < _REVALIDATE_S:
             return known[0]
         try:
-            async with asyncio.timeout(_LOOKUP_DEADLINE_S):
-                record = await self._store.find_token(digest)
-        except (TimeoutError, StoreUnavailable) as exc:
+            record = await self._lookup(digest)
+        except StoreUnavailable:
             if known is not None and now - known[1] < _STALE_OK_S:
                 # A token this process knew minutes ago keeps working while the store is
                 # down: the request then gets the store's own answer (a decision saying
                 # ``store_unavailable``), the same as every other request.
                 return known[0]
-            if isinstance(exc, StoreUnavailable):
-                raise
-            raise StoreUnavailable("the token store did not answer in time") from None
+            raise
         if record is None:
             self._known.pop(digest, None)
             raise Unauthorized("unknown or revoked token")
