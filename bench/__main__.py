@@ -1,10 +1,13 @@
-"""``python -m bench [all|micro|http|instructions]``: run the benchmarks, print one table.
+"""``python -m bench [all|micro|http|redis|instructions]``: run the benchmarks, print one table.
 
 ``micro`` is everything in process (caller-ID resolution, the decision with and without its
-store, the blocking check); ``http`` is ``/v1/dial`` under wrk; ``instructions`` (not part of
-``all``: it takes minutes) counts instructions per operation under callgrind. Progress goes to
-stderr, the table to stdout. The exit status is 0 whether targets are met or missed (this is a report);
-it is 1 only when the harness itself fails.
+store, the blocking check); ``http`` is ``/v1/dial`` under wrk on the embedded store; ``redis``
+is ``/v1/dial`` on the Redis store (a throwaway ``redis-server`` per run) against one EVALSHA
+behind aiohttp, one process and two, its round trips per dial counted on Redis, and latency
+at half its peak under an open-loop load; ``instructions`` (not part of ``all``: it takes
+minutes) counts instructions per operation under callgrind. Progress goes to stderr, the table
+to stdout. The exit status is 0 whether targets are met or missed (this is a report); it is 1
+only when the harness itself fails.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -19,7 +23,7 @@ import traceback
 from collections.abc import Sequence
 from importlib.metadata import version
 
-from . import blocking, http, inprocess, instructions, micro
+from . import blocking, http, inprocess, instructions, micro, redis_http
 from .report import Row, Section, format_table
 
 ISSUE_PHONENUMBERS_US = "45-65 µs"
@@ -28,10 +32,16 @@ ISSUE_PHONENUMBERS_US = "45-65 µs"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "part", nargs="?", choices=["all", "micro", "http", "instructions"], default="all"
+        "part",
+        nargs="?",
+        choices=["all", "micro", "http", "redis", "instructions"],
+        default="all",
     )
     parser.add_argument("--rounds", type=int, default=5, help="in-process rounds (default 5)")
     parser.add_argument("--http-rounds", type=int, default=5, help="HTTP rounds (default 5)")
+    parser.add_argument(
+        "--redis-rounds", type=int, default=3, help="Redis HTTP rounds (default 3)"
+    )
     parser.add_argument(
         "--seconds", type=int, default=6, help="length of each measured wrk run (default 6)"
     )
@@ -46,9 +56,21 @@ def _wrk_version() -> str:
     return (done.stdout or done.stderr).split("\n")[0].split(" [")[0]
 
 
+def _redis_version() -> str:
+    try:
+        done = subprocess.run(
+            ["redis-server", "--version"], capture_output=True, text=True, timeout=10
+        )
+    except OSError:
+        return "redis-server missing"
+    found = re.search(r"v=(\S+)", done.stdout)
+    return f"redis-server {found.group(1) if found else '?'}"
+
+
 def _footnotes(sections: Sequence[Section], elapsed_s: float) -> list[str]:
     rows = [row for _, rows in sections for row in rows]
     phonenumbers = next((r.baseline for r in rows if r.baseline_what == "phonenumbers"), None)
+    ceilings = {r.baseline_what for r in rows}
     notes = [
         "ratio: callgate / baseline, the median of the per-round ratios (each round measures "
         "both sides back to back, in alternating order);",
@@ -57,6 +79,18 @@ def _footnotes(sections: Sequence[Section], elapsed_s: float) -> list[str]:
         "aiohttp+msgspec = bench/baseline_app.py, one process, under the same wrk run "
         "(-t1 -c32, unique destination per request).",
     ]
+    if redis_http.CEILING in ceilings:
+        notes += [
+            f"{redis_http.CEILING} = bench/redis_baseline_app.py: baseline_app's handler plus "
+            "one EVALSHA (TIME, ZADD, ZCARD) via redis.asyncio + hiredis, 64-connection "
+            "blocking pool, no deadline;",
+            "  same wrk run as callgate's, each side on a fresh redis-server and fresh "
+            "processes; 2 processes = N processes on one port (SO_REUSEPORT), for callgate "
+            "`serve --workers 2`;",
+            "  open loop = bench/openloop.py: requests at fixed intervals over 64 keep-alive "
+            "connections, latency from each request's scheduled send time (no coordinated "
+            "omission); its note gives the same generator against aiohttp+msgspec (no Redis).",
+        ]
     if phonenumbers is not None:
         notes.append(
             f"Machine speed check: phonenumbers cost {phonenumbers:.1f} µs per number in this "
@@ -64,8 +98,10 @@ def _footnotes(sections: Sequence[Section], elapsed_s: float) -> list[str]:
         )
     notes.append(
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, phonenumbers "
-        f"{version('phonenumbers')}, aiohttp {version('aiohttp')}, {_wrk_version()}; "
-        f"whole run {elapsed_s:.0f} s."
+        f"{version('phonenumbers')}, aiohttp {version('aiohttp')}, {_wrk_version()}"
+        + (f", {_redis_version()}, redis-py {version('redis')}" if redis_http.CEILING in ceilings
+           else "")
+        + f"; whole run {elapsed_s:.0f} s."
     )
     return notes
 
@@ -91,6 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("HTTP /v1/dial under wrk ...", file=sys.stderr, flush=True)
             sections.append(
                 ("HTTP, one process each", http.run(args.http_rounds, args.seconds))
+            )
+        if args.part in ("all", "redis"):
+            print("HTTP /v1/dial on the Redis store ...", file=sys.stderr, flush=True)
+            sections.append(
+                ("HTTP on the Redis store", redis_http.run(args.redis_rounds, args.seconds))
             )
     except KeyboardInterrupt:
         return 130

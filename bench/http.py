@@ -130,6 +130,14 @@ def _record(side: Side, result: wrk.WrkResult) -> None:
     side.requests += result.requests
 
 
+def health(side: Side) -> str:
+    """How a side's wrk runs went: requests, and any error answer or broken socket."""
+    text = f"{side.requests:,} requests, {side.non_2xx} not 2xx"
+    if side.socket_errors:
+        text += f", {side.socket_errors} socket errors"
+    return text
+
+
 def _scripts(tmp: Path, name: str, token: str) -> tuple[Path, Path]:
     """wrk scripts for the warm-up and the measured run, on disjoint number ranges (a warm-up
     dials far fewer than 2,000,000 numbers), so the measured run never repeats a number."""
@@ -209,12 +217,6 @@ def run(rounds: int = 5, seconds: int = 6, warmup: int = 1) -> list[Row]:
                 file=sys.stderr,
                 flush=True,
             )
-
-    def health(side: Side) -> str:
-        text = f"{side.requests:,} requests, {side.non_2xx} not 2xx"
-        if side.socket_errors:
-            text += f", {side.socket_errors} socket errors"
-        return text
 
     note = (
         f"callgate: {health(callgate)}; its /metrics: {callgate.unavailable:.0f} "

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import secrets
 import time
@@ -184,6 +185,12 @@ _PEEK = _Script(lua.PEEK)
 _LEASES = _Script(lua.LEASES)
 _SAVE_CONFIG = _Script(lua.SAVE_CONFIG)
 _SCRIPTS = (_ADMIT, _UNDO_ADMIT, _END, _HEARTBEAT, _PEEK, _LEASES, _SAVE_CONFIG)
+
+
+_NONCE_PREFIX = secrets.token_hex(6) + ":"
+_attempts = itertools.count(1)
+"""Admission attempts are told apart by a random per-process prefix and a counter: unique
+across processes without a system call for randomness per dial."""
 
 
 def _prefix(account_id: str) -> str:
@@ -519,7 +526,7 @@ class RedisStore:
         if sticky is not None and ticket.contact is not None:
             keys.append(prefix + "st:" + ticket.contact)
         kept = plan.sticky_pair(fallback) if fallback.allowed else None
-        nonce = secrets.token_hex(8)
+        nonce = f"{_NONCE_PREFIX}{next(_attempts)}"
         args = (
             self._skew() if self._skew is not None else 0,
             call_id,

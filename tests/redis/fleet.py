@@ -53,7 +53,7 @@ class Fleet:
 
     def close(self) -> None:
         for server in self.servers:
-            server.kill()
+            server.stop()  # SIGTERM: a --workers parent stops its workers too
 
 
 def leases(redis: RedisServer, account: str = "demo", users: Sequence[str] = ()) -> dict[str, int]:

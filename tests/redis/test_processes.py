@@ -196,3 +196,17 @@ async def test_a_dead_worker_is_replaced_and_sigterm_stops_them_all(fleet: Fleet
     assert sum(d["allowed"] for d in decisions) == 2
     assert server.stop() == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in now)
+
+
+async def test_workers_do_not_outlive_a_killed_parent(fleet: Fleet) -> None:
+    fleet.setup(account())
+    [server] = fleet.start(1, "--workers", "2")
+    assert server.process is not None
+    workers = _workers_of(server.process.pid)
+    assert len(workers) == 2
+    server.kill()  # kill -9: the parent cannot pass anything on
+    for _ in range(100):
+        if not any(Path(f"/proc/{pid}").exists() for pid in workers):
+            break
+        await asyncio.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
