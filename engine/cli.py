@@ -15,8 +15,8 @@ import msgspec
 from . import configfile
 from .errors import CallgateError, ConfigurationError, NotFound, RequestError
 from .service import AccountService
-from .store import EmbeddedStore, Store
-from .store.redis_store import RedisSettings, RedisStore, parse_redis_url
+from .store import Store, open_store
+from .store.redis_store import RedisSettings, parse_redis_url
 from .tokens import issue_token
 
 __all__ = ["main"]
@@ -133,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
 async def _with_store(
     data: Path, redis: RedisSettings | None, work: Callable[[Store], Awaitable[int]]
 ) -> int:
-    store: Store = RedisStore(redis) if redis is not None else EmbeddedStore(data)
+    store = open_store(data, redis, serving=False)
     await store.open()
     try:
         return await work(store)

@@ -27,12 +27,12 @@ from .http import build_app
 from .metrics import Metrics
 from .numbers import load_metadata
 from .service import AccountService
-from .store import EmbeddedStore, Store
-from .store.redis_store import RedisSettings, RedisStore
+from .store import Store, open_store
+from .store.redis_store import RedisSettings
 from .sync import POLL_S, refresh_once
 from .tokens import issue_token
 
-__all__ = ["ServeSettings", "open_store", "serve", "serve_workers"]
+__all__ = ["ServeSettings", "serve", "serve_workers"]
 
 log = logging.getLogger("callgate")
 
@@ -49,14 +49,6 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True):
     workers: int = 1
     poll_s: float = POLL_S
     """How often each process checks the stored configuration versions."""
-
-
-def open_store(settings: ServeSettings, *, serving: bool = True) -> Store:
-    """The store ``settings`` name. A server waits for Redis to come up; a one-off command
-    fails at once."""
-    if settings.redis is not None:
-        return RedisStore(settings.redis, wait_at_start=serving)
-    return EmbeddedStore(settings.data_dir, exclusive=serving)
 
 
 async def _demo(store: Store, engine: Engine, path: Path) -> tuple[str, str]:
@@ -106,7 +98,7 @@ async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = N
     """Serve until SIGINT or SIGTERM. ``ready``: called once listening, instead of printing
     the banner (a worker process tells its parent)."""
     await asyncio.to_thread(load_metadata)
-    store = open_store(settings)
+    store = open_store(settings.data_dir, settings.redis, serving=True)
     await store.open()
     try:
         registry = CollectorRegistry()
@@ -182,7 +174,7 @@ async def _prepare(settings: ServeSettings) -> tuple[str, str] | None:
     if settings.demo is None:
         return None
     await asyncio.to_thread(load_metadata)
-    store = open_store(settings)
+    store = open_store(settings.data_dir, settings.redis, serving=True)
     await store.open()
     try:
         return await _demo(store, Engine(store), settings.demo)

@@ -528,7 +528,7 @@ class RedisStore:
         kept = plan.sticky_pair(fallback) if fallback.allowed else None
         nonce = f"{_NONCE_PREFIX}{next(_attempts)}"
         args = (
-            self._skew() if self._skew is not None else 0,
+            self._skew_ms(),
             call_id,
             ticket.fingerprint,
             ticket.user_id,
@@ -563,19 +563,13 @@ class RedisStore:
             return _stored_answer(call_id, ticket.user_id, answer, expires, taken, refusal)
         _, allowed, expires, taken, refusal = reply
         if refusal:
-            held, in_account = (int(n) for n in _text(refusal).split(",")[:2])
-            detail = refusal_detail(
-                ticket.user_id, held, in_account, ticket.user_limit, ticket.account_limit
-            )
-            return channel_denial(call_id, detail or "no channel free")
+            return _refusal(call_id, ticket.user_id, refusal)
         if not allowed:
             return fallback
         if taken:
             assert sticky is not None
-            return msgspec.structs.replace(
-                sticky, caller_id=_text(taken), lease_expires_at=rfc3339(expires)
-            )
-        return msgspec.structs.replace(fallback, lease_expires_at=rfc3339(expires))
+            return _with_lease(sticky, expires, taken)
+        return _with_lease(fallback, expires, taken)
 
     def _undo_later(self, keys: Sequence[str], call_id: str, nonce: str) -> None:
         """Undo, in the background, an admission whose answer may have been lost."""
@@ -676,21 +670,30 @@ class RedisStore:
         return dict(self._leases)
 
 
+def _refusal(call_id: str, user_id: str, refusal: bytes) -> Decision:
+    """The channel-limit denial the script's ``held,in_account,user_limit,account_limit``
+    describes."""
+    held, in_account, user_limit, cap = _text(refusal).split(",")
+    detail = refusal_detail(
+        user_id, int(held), int(in_account), int(user_limit), int(cap) if cap else None
+    )
+    return channel_denial(call_id, detail or "no channel free")
+
+
+def _with_lease(answer: Decision, expires: int, taken: bytes) -> Decision:
+    """An allowed answer with its lease expiry, and the sticky caller ID it took, if any."""
+    if taken:
+        return msgspec.structs.replace(
+            answer, caller_id=_text(taken), lease_expires_at=rfc3339(int(expires))
+        )
+    return msgspec.structs.replace(answer, lease_expires_at=rfc3339(int(expires)))
+
+
 def _stored_answer(
     call_id: str, user_id: str, answer: bytes, expires: int, taken: bytes, refusal: bytes
 ) -> Decision:
     """The answer a call record holds, as it was given."""
     if refusal:
-        held, in_account, user_limit, cap = _text(refusal).split(",")
-        detail = refusal_detail(
-            user_id, int(held), int(in_account), int(user_limit), int(cap) if cap else None
-        )
-        return channel_denial(call_id, detail or "no channel free")
+        return _refusal(call_id, user_id, refusal)
     decision = _answer_decoder.decode(answer)
-    if not decision.allowed:
-        return decision
-    if taken:
-        return msgspec.structs.replace(
-            decision, caller_id=_text(taken), lease_expires_at=rfc3339(int(expires))
-        )
-    return msgspec.structs.replace(decision, lease_expires_at=rfc3339(int(expires)))
+    return _with_lease(decision, expires, taken) if decision.allowed else decision

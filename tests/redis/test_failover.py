@@ -14,7 +14,7 @@ from tests.http.http_support import account, agent
 
 from ..redis_support import SentinelGroup
 from .fleet import Fleet
-from .test_processes import contextlib_multi, spread
+from .test_processes import Clients, spread
 
 
 async def _load(api: Any, stop: asyncio.Event, log: list[tuple[float, int, Any]]) -> None:
@@ -41,7 +41,7 @@ async def test_primary_killed_under_load_fails_over_to_the_replica(tmp_path: Pat
         fleet.setup(account(users=users, max_channels=None))
         servers = fleet.start(2)
         old_primary = group.primary.port
-        async with contextlib_multi(servers) as apis:
+        async with Clients(servers) as apis:
             stop = asyncio.Event()
             log: list[tuple[float, int, Any]] = []
             workers = [asyncio.create_task(_load(apis[i % 2], stop, log)) for i in range(16)]

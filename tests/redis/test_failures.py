@@ -20,7 +20,7 @@ from tests.http.http_support import Api, account, agent, connect
 
 from ..redis_support import RedisServer, free_port
 from .fleet import Fleet
-from .test_processes import contextlib_multi, spread
+from .test_processes import Clients, spread
 
 AOF = ("--appendonly", "yes", "--appendfsync", "always")
 BOUND_S = 0.1
@@ -57,7 +57,7 @@ async def test_redis_killed_under_load(tmp_path: Path, aof_redis: RedisServer) -
     fleet.setup(account(users=users, max_channels=None))
     servers = fleet.start(2)
     try:
-        async with contextlib_multi(servers) as apis:
+        async with Clients(servers) as apis:
             # Acknowledged before the kill: two leases, and a sticky caller ID.
             held = [await apis[0].dial("held", f"+1212555{i:04d}") for i in range(2)]
             assert all(h["allowed"] for h in held)
@@ -92,7 +92,7 @@ async def test_redis_killed_under_load(tmp_path: Path, aof_redis: RedisServer) -
         assert late and all(body["allowed"] for body in late), "decisions resumed, no restart"
         assert all(server.process and server.process.poll() is None for server in servers)
 
-        async with contextlib_multi(servers) as apis:
+        async with Clients(servers) as apis:
             # Acknowledged state survived the kill.
             refused = await apis[1].dial("held", "+12125550999")
             assert refused["reason"] == "channel_limit"

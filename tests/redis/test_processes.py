@@ -45,7 +45,7 @@ def fleet(tmp_path: Path, redis: RedisServer) -> Iterator[Fleet]:
 async def spread(servers: list[Server], bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """POST every body to /v1/dial at once, body i to server i mod n; every answer must be a
     decision (200)."""
-    async with contextlib_multi(servers) as apis:
+    async with Clients(servers) as apis:
         replies = await asyncio.gather(
             *(apis[i % len(apis)].request("POST", "/v1/dial", json=b) for i, b in enumerate(bodies))
         )
@@ -54,7 +54,7 @@ async def spread(servers: list[Server], bodies: list[dict[str, Any]]) -> list[di
     return [r.body for r in replies]
 
 
-class contextlib_multi:
+class Clients:
     """One client per server."""
 
     def __init__(self, servers: list[Server]) -> None:
@@ -84,7 +84,7 @@ async def test_1000_dials_over_4_processes_allow_exactly_max_channels(fleet: Fle
 
         await _until(reported, 3.0)
 
-    async with contextlib_multi(servers) as apis:
+    async with Clients(servers) as apis:
         await asyncio.gather(
             *(apis[i % 4].end(d["call_id"], "answered") for i, d in enumerate(allowed))
         )
@@ -101,7 +101,7 @@ async def test_1000_dials_over_4_processes_hold_the_account_cap(fleet: Fleet) ->
     assert len(allowed) == 12
     per_user = Counter(bodies[i]["user"] for i, d in enumerate(decisions) if d["allowed"])
     assert max(per_user.values()) <= 5
-    async with contextlib_multi(servers) as apis:
+    async with Clients(servers) as apis:
         for i, d in enumerate(allowed):
             await apis[i % 4].end(d["call_id"], "no_answer")
     assert leases(fleet.redis, users=[u.id for u in users])["account"] == 0
@@ -139,7 +139,7 @@ async def _until(check: Any, timeout_s: float) -> float:
 
 
 async def _all_use(servers: list[Server], caller_id: str) -> bool:
-    async with contextlib_multi(servers) as apis:
+    async with Clients(servers) as apis:
         answers = await asyncio.gather(*(a.explain("ana", "(212) 555-0187") for a in apis))
     return all(answer.get("caller_id") == caller_id for answer in answers)
 
