@@ -30,7 +30,8 @@ sticky caller IDs, and any of them can answer any request.
 Connection URL: ``redis://``, ``rediss://`` (TLS) or ``unix://``, as redis-py reads them, plus
 callgate's own query options: ``cluster=yes`` (the host is any node of a Redis Cluster),
 ``sentinel=<master name>`` (the hosts, comma-separated, are Sentinels), ``pool=<n>`` (the most
-connections per process, default 64) and ``timeout_ms=<n>`` (the deadline, default 100).
+connections per process that run scripts, default 64; configuration and token calls use up to
+8 more, and the configuration channel one) and ``timeout_ms=<n>`` (the deadline, default 100).
 """
 
 from __future__ import annotations
@@ -45,11 +46,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import hiredis
 import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions as rex
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
+from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS, AbstractConnection, ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
@@ -74,6 +76,8 @@ DEADLINE_S = 0.1
 ADMIN_DEADLINE_S = 1.0
 """Configuration and token calls are off the hot path: they may wait longer."""
 POOL_SIZE = 64
+ADMIN_POOL_SIZE = 8
+"""Connections for everything but scripts (configuration, tokens), outside a cluster."""
 MONITOR_S = 0.5
 _UNDOS_OUTSTANDING = 1024
 
@@ -201,6 +205,65 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+class _Lane:
+    """The connections scripts run on, outside a cluster: redis.asyncio connections made by
+    the client's pool (so the URL's TLS, unix socket, password and Sentinel lookup all
+    apply), each used for one command at a time, at most ``size`` of them.
+
+    redis-py's own pool and command path cost more CPU per dial than the rest of a dial
+    together: a condition, a lock and two metrics records per acquire, a readiness poll of the
+    socket, a task per send and the pure-Python packing of every argument. Here a command is
+    packed by hiredis, written, and its reply read by hiredis; the caller's deadline bounds
+    it. A connection whose command failed or was cancelled has been disconnected by redis-py
+    and reconnects when next used."""
+
+    def __init__(self, pool: ConnectionPool, size: int) -> None:
+        self._pool = pool
+        self._idle: list[AbstractConnection] = []
+        self._slots = asyncio.Semaphore(size)
+
+    async def script(self, script: _Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run ``script`` by its SHA. A Redis that does not know it yet (new, restarted, failed
+        over) gets the source at once on the same connection (a waiting queue of dials would
+        otherwise all fail their EVALSHA before the first EVAL). A connection found broken
+        (every idle one is, after Redis restarts) is replaced and the script sent once more:
+        every script is safe to run twice."""
+        command = (script.sha, len(keys), *keys, *args)
+        packed = hiredis.pack_command(("EVALSHA", *command))
+        async with self._slots:
+            if self._idle:
+                conn = self._idle.pop()
+            else:
+                conn = self._pool.make_connection()  # type: ignore[no-untyped-call]
+            try:
+                try:
+                    return await self._evalsha(conn, packed, script, command)
+                except (rex.ConnectionError, OSError):
+                    await conn.disconnect()
+                    return await self._evalsha(conn, packed, script, command)
+            finally:
+                self._idle.append(conn)
+
+    @staticmethod
+    async def _evalsha(
+        conn: AbstractConnection, packed: bytes, script: _Script, command: tuple[Any, ...]
+    ) -> Any:
+        if not conn.is_connected:
+            await conn.connect()  # type: ignore[no-untyped-call]
+        await conn.send_packed_command(packed, check_health=False)
+        try:
+            return await conn.read_response()
+        except rex.NoScriptError:
+            source = hiredis.pack_command(("EVAL", script.source, *command[1:]))
+            await conn.send_packed_command(source, check_health=False)
+            return await conn.read_response()
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.disconnect()
+
+
 def _retry() -> Retry:
     """One immediate retry on a broken connection: pooled connections all break when Redis
     restarts, and the first command on each should not fail for it. Every script is safe to
@@ -223,6 +286,7 @@ class RedisStore:
         self._wait_at_start = wait_at_start
         self._skew = skew_ms
         self._client: Any = None
+        self._lane: _Lane | None = None
         self._slots: asyncio.Semaphore | None = None
         self._healthy = False
         self._monitor_task: asyncio.Task[None] | None = None
@@ -237,9 +301,10 @@ class RedisStore:
         s = self.settings
         common: dict[str, Any] = {
             "socket_connect_timeout": max(s.deadline_s, 0.5) if for_pubsub else s.deadline_s,
-            # The deadline bounds each call (asyncio.timeout); a pub/sub connection waits
-            # for messages indefinitely.
-            "socket_timeout": None if for_pubsub else 5.0,
+            # The deadline bounds each call (asyncio.timeout), and a pub/sub connection waits
+            # for messages indefinitely: no socket timeout of redis-py's own (it would cost a
+            # task per command sent).
+            "socket_timeout": None,
             "socket_keepalive": True,
             "retry": Retry(NoBackoff(), 0) if for_pubsub else _retry(),
             # No CLIENT SETINFO: two round trips more per new connection, and redis-py
@@ -265,7 +330,7 @@ class RedisStore:
                 username=user or None,
                 password=password or None,
                 db=int(db) if db.isdigit() else 0,
-                max_connections=s.pool,
+                max_connections=ADMIN_POOL_SIZE,
                 **common,
             )
         if s.cluster:
@@ -276,15 +341,20 @@ class RedisStore:
         if for_pubsub:
             return aioredis.Redis.from_url(s.url, **common)
         pool = aioredis.BlockingConnectionPool.from_url(
-            s.url, max_connections=s.pool, timeout=s.deadline_s, **common
+            s.url, max_connections=ADMIN_POOL_SIZE, timeout=ADMIN_DEADLINE_S, **common
         )
         return aioredis.Redis(connection_pool=pool, retry=_retry())
 
     async def open(self) -> None:
         self._client = self._connect()
-        if self.settings.cluster or self.settings.sentinel:
-            # Their pools refuse rather than wait at their size: bound our own use instead.
+        if self.settings.cluster:
+            # Its pools refuse rather than wait at their size: bound our own use instead.
             self._slots = asyncio.Semaphore(self.settings.pool)
+        else:
+            # Scripts run on the lane; the client's pool serves the rest.
+            self._lane = _Lane(self._client.connection_pool, self.settings.pool)
+            if self.settings.sentinel:
+                self._slots = asyncio.Semaphore(ADMIN_POOL_SIZE)
         delay = 0.5
         while True:
             try:
@@ -315,6 +385,9 @@ class RedisStore:
             self._monitor_task = None
         if self._undos:
             await asyncio.wait(self._undos, timeout=1.0)
+        if self._lane is not None:
+            await self._lane.close()
+            self._lane = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -354,10 +427,12 @@ class RedisStore:
             return StoreUnavailable(f"Redis did not answer within {ms} ms")
         return StoreUnavailable(f"Redis is unavailable: {exc or type(exc).__name__}")
 
-    async def _command(self, awaitable: Any, deadline_s: float) -> Any:
+    async def _command(self, awaitable: Any, deadline_s: float, *, lane: bool = False) -> Any:
+        """``awaitable``'s result within ``deadline_s``, or ``StoreUnavailable``. ``lane``:
+        it runs on the lane, which bounds its own connections."""
         try:
             async with asyncio.timeout(deadline_s):
-                if self._slots is None:
+                if self._slots is None or lane:
                     result = await awaitable
                 else:
                     async with self._slots:
@@ -374,15 +449,17 @@ class RedisStore:
     ) -> Any:
         """Run ``script`` by its SHA; a Redis that does not know it yet (new, restarted, a
         failover, another cluster node) gets the source once and caches it."""
-        client = self._client
+        client, lane = self._client, self._lane
 
         async def run() -> Any:
+            if lane is not None:
+                return await lane.script(script, keys, args)
             try:
                 return await client.evalsha(script.sha, len(keys), *keys, *args)
             except rex.NoScriptError:
                 return await client.eval(script.source, len(keys), *keys, *args)
 
-        return await self._command(run(), deadline_s)
+        return await self._command(run(), deadline_s, lane=lane is not None)
 
     def _skew_ms(self) -> int:
         return self._skew() if self._skew is not None else 0
