@@ -204,6 +204,9 @@ class User(_Config, frozen=True):
     """Custom call settings; absent means the account's defaults."""
     geo: GeoConfig = GeoConfig()
     max_channels: Channels = 1
+    supervised_groups: tuple[Id, ...] = ()
+    """Groups whose live calls this user may see; empty means every user's, as far as the
+    user's permissions go."""
 
 
 class Group(_Config, frozen=True):

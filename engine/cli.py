@@ -7,15 +7,18 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import msgspec
 
-from . import configfile
+from callerid import User
+
+from . import changes, configfile
 from .errors import CallgateError, ConfigurationError, NotFound, RequestError
 from .service import AccountService
-from .store import Store, open_store
+from .store import AuditEntry, Store, open_store
 from .store.redis_store import RedisSettings, parse_redis_url
 from .tokens import issue_token
 
@@ -107,6 +110,15 @@ def _parser() -> argparse.ArgumentParser:
         help="import this account when the store is empty, and print a fresh token for it",
     )
 
+    boot_p = with_data(sub.add_parser(
+        "bootstrap", help="create an account and its owner; print the owner's token, once"))
+    boot_p.add_argument("account", help="the new account's id")
+    boot_p.add_argument("--name", required=True, help="the account's name")
+    boot_p.add_argument("--owner", required=True, metavar="USER_ID", help="the owner's user id")
+    boot_p.add_argument("--email", required=True, help="the owner's email")
+    boot_p.add_argument("--region", default="US",
+                        help="default region for national numbers (default US)")
+
     import_p = with_data(sub.add_parser("import", help="create or replace an account from a file"))
     import_p.add_argument("file", help="a .toml or .json account file")
 
@@ -122,6 +134,11 @@ def _parser() -> argparse.ArgumentParser:
     create_p = with_data(token_sub.add_parser("create", help="create a token, shown once"))
     create_p.add_argument("account")
     create_p.add_argument("--name", default="default")
+    create_p.add_argument(
+        "--user", metavar="USER_ID",
+        help="a token acting as this user (both APIs, with the user's permissions); without "
+        "it, a service token (the decision API only)",
+    )
     list_p = with_data(token_sub.add_parser("list", help="list an account's tokens"))
     list_p.add_argument("account")
     revoke_p = with_data(token_sub.add_parser("revoke", help="revoke tokens by name"))
@@ -160,9 +177,27 @@ async def _export(store: Store, account: str, fmt: configfile.Format, out: str |
     return 0
 
 
-async def _token_create(store: Store, account: str, name: str) -> int:
-    await AccountService(store).get(account)
-    print(await issue_token(store, account, name))
+async def _token_create(store: Store, account: str, name: str, user: str | None) -> int:
+    config, _ = await AccountService(store).get(account)
+    if user is not None and all(u.id != user for u in config.users):
+        raise NotFound(f"no user {user!r} in account {account!r}", field="user")
+    print(await issue_token(store, account, name, user))
+    return 0
+
+
+async def _bootstrap(store: Store, args: argparse.Namespace) -> int:
+    owner = User(id=args.owner, email=args.email)
+    config = changes.create_account(
+        account_id=args.account, name=args.name, owner=owner, default_region=args.region
+    )
+    entry = AuditEntry(at_ms=time.time_ns() // 1_000_000, actor="cli", action="account.create",
+                       target=f"account:{config.id}", after={"name": config.name,
+                                                             "owner": owner.id})
+    await AccountService(store).create(config, [entry])
+    token = await issue_token(store, config.id, "owner", owner.id)
+    print(f"created account {config.id!r} with owner {owner.id!r}; the owner's token "
+          "(shown this once):", file=sys.stderr)
+    print(token)
     return 0
 
 
@@ -210,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print()
             return 0
+        if args.command == "bootstrap":
+            return asyncio.run(_with_store(data, redis, lambda s: _bootstrap(s, args)))
         if args.command == "import":
             return asyncio.run(_with_store(data, redis, lambda s: _import(s, Path(args.file))))
         if args.command == "export":
@@ -217,7 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _with_store(data, redis, lambda s: _export(s, args.account, args.format, args.output))
             )
         if args.token_command == "create":
-            return asyncio.run(_with_store(data, redis, lambda s: _token_create(s, args.account, args.name)))
+            return asyncio.run(_with_store(
+                data, redis, lambda s: _token_create(s, args.account, args.name, args.user)))
         if args.token_command == "list":
             return asyncio.run(_with_store(data, redis, lambda s: _token_list(s, args.account)))
         return asyncio.run(_with_store(data, redis, lambda s: _token_revoke(s, args.account, args.name)))

@@ -24,13 +24,14 @@ from callerid import Reason
 from .decide import Engine
 from .errors import (
     CallgateError,
+    Forbidden,
     InvalidField,
     MalformedRequest,
     PayloadTooLarge,
     http_status,
 )
 from .metrics import Metrics
-from .store import Store
+from .store import Store, TokenRecord
 from .sync import POLL_S, follow, refresh_forever
 from .tokens import TokenCache
 from .wire import DialRequest, EndRequest, HeartbeatRequest, Problem
@@ -140,22 +141,37 @@ def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
         raise MalformedRequest(f"the body is not valid JSON: {exc}") from None
 
 
-async def _account(request: web.Request) -> str:
+async def _token(request: web.Request) -> TokenRecord:
     tokens, header = request.app[TOKENS], request.headers.get("Authorization")
-    return tokens.cached(header) or await tokens.account_for(header)
+    return tokens.cached(header) or await tokens.record_for(header)
+
+
+async def _account(request: web.Request) -> str:
+    return (await _token(request)).account_id
+
+
+def _dialling_as(token: TokenRecord, body: DialRequest) -> str:
+    """The account a dial is for. A service token dials as any user of its account; a user's
+    token only as that user."""
+    if token.user_id is not None and body.user != token.user_id:
+        raise Forbidden(
+            f"this token belongs to user {token.user_id!r}: it dials as that user only",
+            field="user",
+        )
+    return token.account_id
 
 
 async def dial(request: web.Request) -> web.Response:
-    account = await _account(request)
+    token = await _token(request)
     body = _decode(_dial_decoder, await request.read())
-    decision = await request.app[ENGINE].dial(account, body)
+    decision = await request.app[ENGINE].dial(_dialling_as(token, body), body)
     return _json(decision, 503 if decision.reason is Reason.STORE_UNAVAILABLE else 200)
 
 
 async def explain(request: web.Request) -> web.Response:
-    account = await _account(request)
+    token = await _token(request)
     body = _decode(_dial_decoder, await request.read())
-    return _json(await request.app[ENGINE].explain(account, body))
+    return _json(await request.app[ENGINE].explain(_dialling_as(token, body), body))
 
 
 async def end(request: web.Request) -> web.Response:
@@ -199,8 +215,15 @@ def _background(poll_s: float) -> Callable[[web.Application], AsyncIterator[None
 
 
 def build_app(
-    store: Store, engine: Engine, metrics_: Metrics, *, poll_s: float = POLL_S
+    store: Store,
+    engine: Engine,
+    metrics_: Metrics,
+    *,
+    poll_s: float = POLL_S,
+    mount: Callable[[web.Application], None] | None = None,
 ) -> web.Application:
+    """The decision API; ``mount`` adds more to it (the admin API) before the route that
+    answers every path nothing else takes."""
     app = web.Application(client_max_size=BODY_LIMIT_BYTES)
     app[STORE] = store
     app[ENGINE] = engine
@@ -217,6 +240,8 @@ def build_app(
             web.get("/metrics", answered(metrics)),
         ]
     )
+    if mount is not None:
+        mount(app)
     app.router.add_route("*", "/{path:.*}", _unrouted)  # last: what no route above takes
     app.cleanup_ctx.append(_background(poll_s))
     return app

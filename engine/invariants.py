@@ -10,7 +10,7 @@ written.
    beyond the department is ``extra_permissions`` (moving a user in converts them).
 5. Every reference resolves: a user's department, default and custom caller IDs and geo rule
    numbers; a department's default caller ID; a number's department pool; the account's
-   default caller ID; group members.
+   default caller ID; group members; the groups a user supervises.
 6. Numbers are valid E.164 numbers; regions are regions phonenumbers knows; an area code is
    mapped to one number only.
 """
@@ -130,6 +130,11 @@ def problems(config: AccountConfig) -> list[str]:
                 out.append(f"{ref}.geo.countries[{j}]: {which} has more than one rule")
             seen_countries.add(which)
 
+    groups = {g.id for g in config.groups}
+    for i, u in enumerate(config.users):
+        for group in u.supervised_groups:
+            if group not in groups:
+                out.append(f"{_user_ref(i, u)}.supervised_groups: {group!r} does not exist")
     for i, g in enumerate(config.groups):
         for member in g.members:
             if member not in users:

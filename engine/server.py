@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from . import configfile
 from .decide import Engine
 from .errors import CallgateError, ConfigurationError
-from .http import build_app
+from .http import TOKENS, build_app
 from .metrics import Metrics
 from .numbers import load_metadata
 from .service import AccountService
@@ -94,6 +94,15 @@ def _detect_blocking() -> None:
     log.info("blocking calls on the event loop will raise")
 
 
+def _admin(store: Store, engine: Engine) -> Callable[[web.Application], None]:
+    def mount(app: web.Application) -> None:
+        from admin_api import PREFIX, build_admin_app  # the admin API builds on the engine
+
+        app.add_subapp(PREFIX, build_admin_app(store, engine, app[TOKENS]))
+
+    return mount
+
+
 async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = None) -> None:
     """Serve until SIGINT or SIGTERM. ``ready``: called once listening, instead of printing
     the banner (a worker process tells its parent)."""
@@ -106,7 +115,7 @@ async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = N
         engine = Engine(store, metrics=metrics)
         demo = await _demo(store, engine, settings.demo) if settings.demo else None
         await refresh_once(store, engine)
-        app = build_app(store, engine, metrics, poll_s=settings.poll_s)
+        app = build_app(store, engine, metrics, poll_s=settings.poll_s, mount=_admin(store, engine))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:

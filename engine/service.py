@@ -9,18 +9,22 @@ read, so two concurrent writers cannot interleave: one wins, the other is told t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from callerid import AccountConfig
 
 from .changes import Change
 from .errors import NotFound, PreconditionFailed
 from .invariants import check
-from .store import Store
+from .store import AuditEntry, Store
 
-__all__ = ["AccountService"]
+__all__ = ["AccountService", "Edit"]
 
 Listener = Callable[[AccountConfig, int], None]
+Edit = Callable[[AccountConfig], tuple[AccountConfig, Sequence[AuditEntry]]]
+"""A change with its audit entries, computed from the account as read; pure, since it runs
+again on the newer account when another writer got in first."""
+WRITE_ATTEMPTS = 8
 
 
 class AccountService:
@@ -42,6 +46,13 @@ class AccountService:
         self._saved(config, version)
         return version
 
+    async def create(self, config: AccountConfig, audit: Sequence[AuditEntry] = ()) -> int:
+        """Create an account (``Conflict`` if one has its id); the version, 1."""
+        check(config)
+        version = await self._store.save_account(config, 0, audit)
+        self._saved(config, version)
+        return version
+
     async def apply(
         self, account_id: str, change: Change, *, expected_version: int | None = None
     ) -> tuple[AccountConfig, int]:
@@ -57,6 +68,26 @@ class AccountService:
         saved = await self._store.save_account(new, version)
         self._saved(new, saved)
         return new, saved
+
+    async def write(self, account_id: str, edit: Edit) -> tuple[AccountConfig, int]:
+        """Apply ``edit`` and save the result with its audit entries, atomically. When another
+        writer saved first, ``edit`` runs again on what they saved: it sees their change, so a
+        check it makes (an ``If-Match``, a permission) is never made against a stale account.
+        What ``edit`` raises (``PreconditionFailed`` for a stale ``If-Match`` included) goes
+        to the caller and nothing is written."""
+        for attempt in range(WRITE_ATTEMPTS):
+            config, version = await self.get(account_id)
+            new, audit = edit(config)
+            check(new)
+            try:
+                saved = await self._store.save_account(new, version, audit)
+            except PreconditionFailed:
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+                continue
+            self._saved(new, saved)
+            return new, saved
+        raise AssertionError("unreachable")
 
     def _saved(self, config: AccountConfig, version: int) -> None:
         if self._on_saved is not None:

@@ -14,7 +14,7 @@ import time
 from .errors import StoreUnavailable, Unauthorized
 from .store import Store, TokenRecord
 
-__all__ = ["TokenCache", "hash_token", "issue_token"]
+__all__ = ["TokenCache", "hash_token", "issue_token", "new_token"]
 
 PREFIX = "cg_"
 _REVALIDATE_S = 2.0
@@ -27,32 +27,42 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def issue_token(store: Store, account_id: str, name: str) -> str:
-    """Create a token for ``account_id``; the only time the token itself exists."""
+def new_token(account_id: str, name: str, user_id: str | None = None) -> tuple[str, TokenRecord]:
+    """A new token and the record stored for it: the only time the token itself exists."""
     token = PREFIX + secrets.token_urlsafe(32)
     record = TokenRecord(
         hash=hash_token(token),
         account_id=account_id,
         name=name,
         created_ms=time.time_ns() // 1_000_000,
+        user_id=user_id,
     )
+    return token, record
+
+
+async def issue_token(
+    store: Store, account_id: str, name: str, user_id: str | None = None
+) -> str:
+    """Create and store a token for ``account_id`` (a service token, or ``user_id``'s)."""
+    token, record = new_token(account_id, name, user_id)
     await store.add_token(record)
     return token
 
 
 class TokenCache:
-    """Maps bearer tokens to accounts, asking the store at most every couple of seconds per
-    token, so a token revoked elsewhere stops working within that time."""
+    """Maps bearer tokens to their records, asking the store at most every couple of seconds
+    per token, so a token revoked by another process stops working within that time (one
+    revoked through this process stops at once: ``forget``)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._known: dict[str, tuple[str, float]] = {}
+        self._known: dict[str, tuple[TokenRecord, float]] = {}
         self._digests: dict[str, str] = {}
         self._lookups: dict[str, asyncio.Future[TokenRecord | None]] = {}
 
-    def cached(self, authorization: str | None) -> str | None:
-        """The account of a token checked within the last couple of seconds, else None (then
-        ``account_for`` asks the store): the common case without a coroutine."""
+    def cached(self, authorization: str | None) -> TokenRecord | None:
+        """The record of a token checked within the last couple of seconds, else None (then
+        ``record_for`` asks the store): the common case without a coroutine."""
         if authorization is None or authorization[:7].lower() != "bearer ":
             return None
         digest = self._digests.get(authorization[7:])
@@ -60,6 +70,10 @@ class TokenCache:
         if known is not None and time.monotonic() - known[1] < _REVALIDATE_S:
             return known[0]
         return None
+
+    def forget(self, token_hash: str) -> None:
+        """Stop trusting what is known of a token (it was just revoked)."""
+        self._known.pop(token_hash, None)
 
     async def _lookup(self, digest: str) -> TokenRecord | None:
         """The store's record for ``digest``. Requests that arrive together with one token
@@ -78,7 +92,9 @@ class TokenCache:
         except TimeoutError:
             raise StoreUnavailable("the token store did not answer in time") from None
 
-    async def account_for(self, authorization: str | None) -> str:
+    async def record_for(self, authorization: str | None) -> TokenRecord:
+        """The record of the bearer token in ``authorization``; ``Unauthorized`` when there is
+        none, or it is unknown or revoked."""
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():  # schemes are case-insensitive
             raise Unauthorized("send the token as `Authorization: Bearer <token>`")
@@ -104,5 +120,8 @@ class TokenCache:
         if record is None:
             self._known.pop(digest, None)
             raise Unauthorized("unknown or revoked token")
-        self._known[digest] = (record.account_id, now)
-        return record.account_id
+        self._known[digest] = (record, now)
+        return record
+
+    async def account_for(self, authorization: str | None) -> str:
+        return (await self.record_for(authorization)).account_id

@@ -3,10 +3,21 @@
 from pathlib import Path
 
 from .embedded import EmbeddedStore
-from .protocol import Peek, Plan, Store, Ticket, TokenRecord
+from .protocol import AuditEntry, AuditQuery, LiveCall, Peek, Plan, Store, Ticket, TokenRecord
 from .redis_store import RedisSettings, RedisStore
 
-__all__ = ["EmbeddedStore", "Peek", "Plan", "Store", "Ticket", "TokenRecord", "open_store"]
+__all__ = [
+    "AuditEntry",
+    "AuditQuery",
+    "EmbeddedStore",
+    "LiveCall",
+    "Peek",
+    "Plan",
+    "Store",
+    "Ticket",
+    "TokenRecord",
+    "open_store",
+]
 
 
 def open_store(data_dir: Path, redis: RedisSettings | None, *, serving: bool) -> Store:

@@ -35,7 +35,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,9 +43,20 @@ import msgspec
 
 from callerid import AccountConfig, Outcome, Rule
 
-from ..errors import Conflict, NotFound, PreconditionFailed, StoreUnavailable
+from ..errors import Conflict, InvalidField, NotFound, PreconditionFailed, StoreUnavailable
 from ..wire import Decision, EndResult, rfc3339
-from .protocol import OnChange, Peek, Plan, Ticket, TokenRecord, channel_denial, channel_refusal
+from .protocol import (
+    AuditEntry,
+    AuditQuery,
+    LiveCall,
+    OnChange,
+    Peek,
+    Plan,
+    Ticket,
+    TokenRecord,
+    channel_denial,
+    channel_refusal,
+)
 from .sqlite import Rows, SqliteThread, Statement
 
 __all__ = ["EmbeddedStore", "RETENTION_MS"]
@@ -65,12 +76,16 @@ CREATE TABLE IF NOT EXISTS accounts (
     id TEXT PRIMARY KEY, version INTEGER NOT NULL, config BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT NOT NULL,
-    created_ms INTEGER NOT NULL);
+    created_ms INTEGER NOT NULL, user_id TEXT);
 CREATE INDEX IF NOT EXISTS tokens_by_account ON tokens (account_id, name);
 CREATE TABLE IF NOT EXISTS sticky (
     account_id TEXT NOT NULL, contact TEXT NOT NULL, caller_id TEXT,
     updated_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL DEFAULT 9223372036854775807,
     PRIMARY KEY (account_id, contact)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, account_id TEXT NOT NULL, at_ms INTEGER NOT NULL,
+    actor TEXT NOT NULL, target TEXT NOT NULL, entry BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_by_account ON audit (account_id, seq);
 CREATE TABLE IF NOT EXISTS call_log (
     seq INTEGER PRIMARY KEY, account_id TEXT NOT NULL, call_id TEXT NOT NULL,
     retain_until_ms INTEGER NOT NULL, record BLOB NOT NULL);
@@ -107,6 +122,30 @@ _record_encoder = msgspec.msgpack.Encoder()
 _record_decoder = msgspec.msgpack.Decoder(CallRecord)
 _config_encoder = msgspec.json.Encoder()
 _config_decoder = msgspec.json.Decoder(AccountConfig)
+_audit_encoder = msgspec.json.Encoder()
+_audit_decoder = msgspec.json.Decoder(AuditEntry)
+_TOKEN_COLUMNS = "hash, account_id, name, created_ms, user_id"
+
+
+def _token(row: tuple[Any, ...]) -> TokenRecord:
+    return TokenRecord(
+        hash=row[0], account_id=row[1], name=row[2], created_ms=row[3], user_id=row[4]
+    )
+
+
+def _append_audit(conn: sqlite3.Connection, account_id: str, entries: Sequence[AuditEntry]) -> None:
+    conn.executemany(
+        "INSERT INTO audit (account_id, at_ms, actor, target, entry) VALUES (?, ?, ?, ?, ?)",
+        [(account_id, e.at_ms, e.actor, e.target, _audit_encoder.encode(e)) for e in entries],
+    )
+
+
+def _cursor(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise InvalidField(f"cursor {value!r} is not one this store gave out", field="cursor")
+    return int(value)
 
 
 def wall_clock_ms() -> int:
@@ -159,6 +198,8 @@ def _write_call(
 
 def _migrate(conn: sqlite3.Connection) -> None:
     """Bring a database written by an earlier version up to ``SCHEMA``."""
+    if "user_id" not in {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}:
+        conn.execute("ALTER TABLE tokens ADD COLUMN user_id TEXT")
     columns = {row[1] for row in conn.execute("PRAGMA table_info(sticky)")}
     if "expires_ms" not in columns:
         conn.execute(
@@ -293,7 +334,9 @@ class EmbeddedStore:
             return None
         return _config_decoder.decode(row[0]), row[1]
 
-    async def save_account(self, config: AccountConfig, expected_version: int) -> int:
+    async def save_account(
+        self, config: AccountConfig, expected_version: int, audit: Sequence[AuditEntry] = ()
+    ) -> int:
         blob = _config_encoder.encode(config)
 
         def job(conn: sqlite3.Connection) -> int:
@@ -312,6 +355,7 @@ class EmbeddedStore:
                 "config = excluded.config",
                 (config.id, current + 1, blob),
             )
+            _append_audit(conn, config.id, audit)
             return current + 1
 
         return await self._db.run(job)
@@ -322,34 +366,33 @@ class EmbeddedStore:
 
     # -- tokens ------------------------------------------------------------------------------
 
-    async def add_token(self, record: TokenRecord) -> None:
-        await self._db.run(
-            lambda conn: conn.execute(
-                "INSERT INTO tokens (hash, account_id, name, created_ms) VALUES (?, ?, ?, ?)",
-                (record.hash, record.account_id, record.name, record.created_ms),
+    async def add_token(self, record: TokenRecord, audit: AuditEntry | None = None) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                (record.hash, record.account_id, record.name, record.created_ms, record.user_id),
             )
-        )
+            _append_audit(conn, record.account_id, [audit] if audit else [])
+
+        await self._db.run(job)
 
     async def find_token(self, token_hash: str) -> TokenRecord | None:
         row = await self._db.read(
             lambda conn: conn.execute(
-                "SELECT hash, account_id, name, created_ms FROM tokens WHERE hash = ?",
-                (token_hash,),
+                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE hash = ?", (token_hash,)
             ).fetchone()
         )
-        if row is None:
-            return None
-        return TokenRecord(hash=row[0], account_id=row[1], name=row[2], created_ms=row[3])
+        return None if row is None else _token(row)
 
     async def list_tokens(self, account_id: str) -> list[TokenRecord]:
         rows = await self._db.read(
             lambda conn: conn.execute(
-                "SELECT hash, account_id, name, created_ms FROM tokens WHERE account_id = ? "
-                "ORDER BY created_ms",
+                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE account_id = ? "
+                "ORDER BY created_ms, name",
                 (account_id,),
             ).fetchall()
         )
-        return [TokenRecord(hash=h, account_id=a, name=n, created_ms=c) for h, a, n, c in rows]
+        return [_token(row) for row in rows]
 
     async def revoke_token(self, account_id: str, name: str) -> int:
         return await self._db.run(
@@ -357,6 +400,68 @@ class EmbeddedStore:
                 "DELETE FROM tokens WHERE account_id = ? AND name = ?", (account_id, name)
             ).rowcount
         )
+
+    async def remove_token(
+        self, account_id: str, token_hash: str, audit: AuditEntry | None = None
+    ) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            removed = conn.execute(
+                "DELETE FROM tokens WHERE account_id = ? AND hash = ?", (account_id, token_hash)
+            ).rowcount
+            if removed:
+                _append_audit(conn, account_id, [audit] if audit else [])
+            return bool(removed)
+
+        return await self._db.run(job)
+
+    # -- audit log ---------------------------------------------------------------------------
+
+    async def audit_log(
+        self, account_id: str, query: AuditQuery
+    ) -> tuple[list[AuditEntry], str | None]:
+        where: list[str] = ["account_id = ?"]
+        args: list[Any] = [account_id]
+        before = _cursor(query.before)
+        for clause, value in (
+            ("seq < ?", before),
+            ("actor = ?", query.actor),
+            ("target = ?", query.target),
+            ("at_ms >= ?", query.since_ms),
+            ("at_ms < ?", query.until_ms),
+        ):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        sql = (
+            f"SELECT seq, entry FROM audit WHERE {' AND '.join(where)} "
+            "ORDER BY seq DESC LIMIT ?"
+        )
+        rows = await self._db.read(
+            lambda conn: conn.execute(sql, (*args, query.limit + 1)).fetchall()
+        )
+        entries = [
+            msgspec.structs.replace(_audit_decoder.decode(blob), id=str(seq))
+            for seq, blob in rows[: query.limit]
+        ]
+        more = len(rows) > query.limit
+        return entries, (entries[-1].id if more and entries else None)
+
+    async def live_calls(self, account_id: str) -> list[LiveCall]:
+        now = self._clock_ms()
+        live = []
+        for call_id, until in self._account_leases.get(account_id, {}).items():
+            record = self._calls.get((account_id, call_id))
+            if until > now and record is not None:
+                live.append(
+                    LiveCall(
+                        call_id=call_id,
+                        user_id=record.user_id,
+                        to=record.decision.to,
+                        caller_id=record.decision.caller_id,
+                        lease_expires_ms=until,
+                    )
+                )
+        return sorted(live, key=lambda c: (c.lease_expires_ms, c.call_id))
 
     # -- calls -------------------------------------------------------------------------------
 

@@ -31,7 +31,18 @@ A call record is a hash:
 
 from __future__ import annotations
 
-__all__ = ["ADMIT", "END", "HEARTBEAT", "LEASES", "PEEK", "SAVE_CONFIG", "UNDO_ADMIT"]
+__all__ = [
+    "ADD_TOKEN",
+    "ADMIT",
+    "END",
+    "HEARTBEAT",
+    "LEASES",
+    "LIVE",
+    "PEEK",
+    "REMOVE_TOKEN",
+    "SAVE_CONFIG",
+    "UNDO_ADMIT",
+]
 
 _NOW = """
 local t = redis.call('TIME')
@@ -190,13 +201,74 @@ return redis.call('ZCOUNT', KEYS[1], '(' .. ms(now), '+inf')
 """
 )
 
-SAVE_CONFIG = """
--- KEYS: the account's configuration.  ARGV: expected version, configuration, channel, account
--- Saves only over the version the writer read, and tells every process of the new version.
+LIVE = (
+    _NOW
+    + """
+-- KEYS: account leases.  ARGV: skew, prefix, most.
+-- The calls holding a channel now: call id, lease expiry, user, answer (msgpack) for each.
+local held = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ms(now), '+inf', 'WITHSCORES',
+  'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for i = 1, #held, 2 do
+  local rec = redis.call('HMGET', ARGV[2] .. 'call:' .. held[i], 'u', 'd')
+  if rec[1] then
+    table.insert(out, held[i])
+    table.insert(out, held[i + 1])
+    table.insert(out, rec[1])
+    table.insert(out, rec[2])
+  end
+end
+return out
+"""
+)
+
+_AUDIT = """
+-- Append audit entries (ARGV[first..]) to the stream KEYS[key], keeping about the newest
+-- AUDIT_KEPT entries.
+local function audit(key, first)
+  for i = first, #ARGV do
+    redis.call('XADD', KEYS[key], 'MAXLEN', '~', '%d', '*', 'e', ARGV[i])
+  end
+end
+"""
+
+AUDIT_KEPT = 100_000
+"""Entries of an account's audit log Redis keeps (about: the stream is trimmed in blocks)."""
+
+SAVE_CONFIG = (
+    _AUDIT % AUDIT_KEPT
+    + """
+-- KEYS: the account's configuration, its audit log.
+-- ARGV: expected version, configuration, channel, account, audit entries...
+-- Saves only over the version the writer read, logs the write, and tells every process of
+-- the new version.
 local version = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if version ~= tonumber(ARGV[1]) then return {0, version} end
 version = version + 1
 redis.call('HSET', KEYS[1], 'v', version, 'c', ARGV[2])
+audit(2, 5)
 redis.call('PUBLISH', ARGV[3], ARGV[4] .. ' ' .. version)
 return {1, version}
 """
+)
+
+ADD_TOKEN = (
+    _AUDIT % AUDIT_KEPT
+    + """
+-- KEYS: the account's tokens, its audit log.  ARGV: hash, record, audit entries...
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+audit(2, 3)
+return 1
+"""
+)
+
+REMOVE_TOKEN = (
+    _AUDIT % AUDIT_KEPT
+    + """
+-- KEYS: the account's tokens, its audit log.  ARGV: hash, audit entries...
+-- 1 if the token was there (and the entries are logged), else 0.
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+audit(2, 2)
+return 1
+"""
+)

@@ -6,8 +6,8 @@ disk) and the Redis store (many processes, one shared Redis or Redis Cluster).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 import msgspec
 
@@ -16,6 +16,10 @@ from callerid import AccountConfig, Outcome, Reason, Rule
 from ..wire import Decision, EndResult
 
 __all__ = [
+    "AUDIT_PAGE_MAX",
+    "AuditEntry",
+    "AuditQuery",
+    "LiveCall",
     "OnChange",
     "Peek",
     "Plan",
@@ -137,6 +141,64 @@ class TokenRecord(msgspec.Struct, frozen=True, kw_only=True):
     account_id: str
     name: str
     created_ms: int
+    user_id: str | None = None
+    """The user a token acts as (with that user's permissions); None for a service token,
+    which may call the decision API only."""
+
+    @property
+    def id(self) -> str:
+        """How the admin API names a token: the start of its hash (the token itself is never
+        stored, and 64 bits of a SHA-256 tell tokens apart without revealing anything)."""
+        return self.hash[:16]
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One write to an account: who did what to which resource, and its state before and
+    after (None where it did not exist)."""
+
+    at_ms: int
+    actor: str
+    """``user:<id>`` for a user's token, ``cli`` for a command on the server's machine."""
+    action: str
+    """``<resource>.<verb>``, e.g. ``user.update``."""
+    target: str
+    """``<resource>:<id>``, e.g. ``user:ana``."""
+    before: Any = None
+    after: Any = None
+    id: str = ""
+    """The store's cursor for this entry (empty until stored); newer entries sort later."""
+
+
+AUDIT_PAGE_MAX = 500
+
+
+class AuditQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """Newest first; ``before`` is the cursor a previous page ended at."""
+
+    actor: str | None = None
+    target: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    before: str | None = None
+    limit: int = 50
+
+    def matches(self, entry: AuditEntry) -> bool:
+        return (
+            (self.actor is None or entry.actor == self.actor)
+            and (self.target is None or entry.target == self.target)
+            and (self.since_ms is None or entry.at_ms >= self.since_ms)
+            and (self.until_ms is None or entry.at_ms < self.until_ms)
+        )
+
+
+class LiveCall(msgspec.Struct, frozen=True, kw_only=True):
+    """A call holding a channel now."""
+
+    call_id: str
+    user_id: str
+    to: str | None
+    caller_id: str | None
+    lease_expires_ms: int
 
 
 class Store(Protocol):
@@ -152,16 +214,42 @@ class Store(Protocol):
 
     async def load_account(self, account_id: str) -> tuple[AccountConfig, int] | None: ...
 
-    async def save_account(self, config: AccountConfig, expected_version: int) -> int: ...
+    async def save_account(
+        self, config: AccountConfig, expected_version: int, audit: Sequence[AuditEntry] = ()
+    ) -> int:
+        """Save ``config`` over ``expected_version`` (else ``PreconditionFailed``, or
+        ``Conflict`` when creating one that exists); ``audit`` is appended to the account's
+        log in the same atomic write."""
+        ...
 
     # Tokens, stored by hash only.
-    async def add_token(self, record: TokenRecord) -> None: ...
+    async def add_token(self, record: TokenRecord, audit: AuditEntry | None = None) -> None: ...
 
     async def find_token(self, token_hash: str) -> TokenRecord | None: ...
 
     async def list_tokens(self, account_id: str) -> list[TokenRecord]: ...
 
     async def revoke_token(self, account_id: str, name: str) -> int: ...
+
+    async def remove_token(
+        self, account_id: str, token_hash: str, audit: AuditEntry | None = None
+    ) -> bool:
+        """Revoke one token (and log ``audit`` with it); False if the account has no such
+        token."""
+        ...
+
+    # The audit log of each account.
+    async def audit_log(
+        self, account_id: str, query: AuditQuery
+    ) -> tuple[list[AuditEntry], str | None]:
+        """Entries matching ``query``, newest first, and the cursor of the next page (None at
+        the end). A page may hold fewer than ``limit`` entries and still have a next one: a
+        store scans a bounded number of entries per page."""
+        ...
+
+    async def live_calls(self, account_id: str) -> list[LiveCall]:
+        """The calls holding a channel of the account now."""
+        ...
 
     async def watch(self, on_change: OnChange) -> None:
         """Call ``on_change`` for configuration saved by other processes, until cancelled

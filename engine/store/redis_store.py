@@ -58,10 +58,29 @@ from redis.backoff import NoBackoff
 
 from callerid import AccountConfig, Outcome
 
-from ..errors import Conflict, ConfigurationError, NotFound, PreconditionFailed, StoreUnavailable
+from ..errors import (
+    Conflict,
+    ConfigurationError,
+    InvalidField,
+    NotFound,
+    PreconditionFailed,
+    StoreUnavailable,
+)
 from ..wire import Decision, EndResult, rfc3339
 from . import lua
-from .protocol import OnChange, Peek, Plan, Ticket, TokenRecord, channel_denial, refusal_detail
+from .protocol import (
+    AUDIT_PAGE_MAX,
+    AuditEntry,
+    AuditQuery,
+    LiveCall,
+    OnChange,
+    Peek,
+    Plan,
+    Ticket,
+    TokenRecord,
+    channel_denial,
+    refusal_detail,
+)
 
 __all__ = ["CHANNEL", "RedisSettings", "RedisStore", "parse_redis_url"]
 
@@ -104,6 +123,11 @@ _config_encoder = msgspec.json.Encoder()
 _config_decoder = msgspec.json.Decoder(AccountConfig)
 _token_encoder = msgspec.msgpack.Encoder()
 _token_decoder = msgspec.msgpack.Decoder(TokenRecord)
+_audit_encoder = msgspec.json.Encoder()
+_audit_decoder = msgspec.json.Decoder(AuditEntry)
+_AUDIT_SCAN = 2000
+"""Entries one page of the audit log reads at most (filters apply as it reads)."""
+LIVE_MAX = 10_000
 
 
 class RedisSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -188,7 +212,9 @@ _HEARTBEAT = _Script(lua.HEARTBEAT)
 _PEEK = _Script(lua.PEEK)
 _LEASES = _Script(lua.LEASES)
 _SAVE_CONFIG = _Script(lua.SAVE_CONFIG)
-_SCRIPTS = (_ADMIT, _UNDO_ADMIT, _END, _HEARTBEAT, _PEEK, _LEASES, _SAVE_CONFIG)
+_ADD_TOKEN = _Script(lua.ADD_TOKEN)
+_REMOVE_TOKEN = _Script(lua.REMOVE_TOKEN)
+_LIVE = _Script(lua.LIVE)
 
 
 _NONCE_PREFIX = secrets.token_hex(6) + ":"
@@ -203,6 +229,13 @@ def _prefix(account_id: str) -> str:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _stream_id(cursor: str) -> str:
+    ms, dash, seq = cursor.partition("-")
+    if not (ms.isdigit() and dash and seq.isdigit()):
+        raise InvalidField(f"cursor {cursor!r} is not one this store gave out", field="cursor")
+    return cursor
 
 
 class _Lane:
@@ -488,12 +521,16 @@ class RedisStore:
         self._accounts.add(account_id)
         return _config_decoder.decode(blob), int(version)
 
-    async def save_account(self, config: AccountConfig, expected_version: int) -> int:
+    async def save_account(
+        self, config: AccountConfig, expected_version: int, audit: Sequence[AuditEntry] = ()
+    ) -> int:
         await self._command(self._client.sadd(ACCOUNTS, config.id), ADMIN_DEADLINE_S)
+        prefix = _prefix(config.id)
         saved, version = await self._script(
             _SAVE_CONFIG,
-            [_prefix(config.id) + "config"],
-            [expected_version, _config_encoder.encode(config), CHANNEL, config.id],
+            [prefix + "config", prefix + "audit"],
+            [expected_version, _config_encoder.encode(config), CHANNEL, config.id,
+             *(_audit_encoder.encode(e) for e in audit)],
             ADMIN_DEADLINE_S,
         )
         if not saved:
@@ -540,11 +577,13 @@ class RedisStore:
     # hash's account (it lives in another slot, so the two are written one after the other:
     # the record first, and removed last).
 
-    async def add_token(self, record: TokenRecord) -> None:
-        await self._command(
-            self._client.hset(
-                _prefix(record.account_id) + "tokens", record.hash, _token_encoder.encode(record)
-            ),
+    async def add_token(self, record: TokenRecord, audit: AuditEntry | None = None) -> None:
+        prefix = _prefix(record.account_id)
+        await self._script(
+            _ADD_TOKEN,
+            [prefix + "tokens", prefix + "audit"],
+            [record.hash, _token_encoder.encode(record),
+             *([_audit_encoder.encode(audit)] if audit else [])],
             ADMIN_DEADLINE_S,
         )
         await self._command(
@@ -580,6 +619,74 @@ class RedisStore:
                 self._client.hdel(_prefix(account_id) + "tokens", record.hash), ADMIN_DEADLINE_S
             )
         return len(revoked)
+
+    async def remove_token(
+        self, account_id: str, token_hash: str, audit: AuditEntry | None = None
+    ) -> bool:
+        owner = await self._command(self._client.get(f"cg:token:{token_hash}"), ADMIN_DEADLINE_S)
+        if owner is None or _text(owner) != account_id:
+            return False
+        await self._command(self._client.delete(f"cg:token:{token_hash}"), ADMIN_DEADLINE_S)
+        prefix = _prefix(account_id)
+        removed = await self._script(
+            _REMOVE_TOKEN,
+            [prefix + "tokens", prefix + "audit"],
+            [token_hash, *([_audit_encoder.encode(audit)] if audit else [])],
+            ADMIN_DEADLINE_S,
+        )
+        return bool(removed)
+
+    # -- audit log ---------------------------------------------------------------------------
+
+    async def audit_log(
+        self, account_id: str, query: AuditQuery
+    ) -> tuple[list[AuditEntry], str | None]:
+        """Reads the stream newest first from the cursor, at most ``_AUDIT_SCAN`` entries a
+        page, keeping those that match."""
+        key = _prefix(account_id) + "audit"
+        end = "+" if query.before is None else "(" + _stream_id(query.before)
+        found: list[AuditEntry] = []
+        scanned = 0
+        last: str | None = None
+        while scanned < _AUDIT_SCAN and len(found) < query.limit:
+            batch = await self._command(
+                self._client.xrevrange(key, end, "-", count=min(AUDIT_PAGE_MAX, _AUDIT_SCAN)),
+                ADMIN_DEADLINE_S,
+            )
+            if not batch:
+                return found, None
+            for stream_id, fields in batch:
+                last = _text(stream_id)
+                scanned += 1
+                entry = _audit_decoder.decode(fields[b"e"])
+                if query.matches(entry):
+                    found.append(msgspec.structs.replace(entry, id=last))
+                    if len(found) == query.limit:
+                        break
+            end = "(" + (last or "")
+        return found, last
+
+    # -- live channels -----------------------------------------------------------------------
+
+    async def live_calls(self, account_id: str) -> list[LiveCall]:
+        prefix = _prefix(account_id)
+        reply = await self._script(
+            _LIVE, [prefix + "leases"], [self._skew_ms(), prefix, LIVE_MAX], ADMIN_DEADLINE_S
+        )
+        live = []
+        for i in range(0, len(reply), 4):
+            call_id, expires, user, answer = reply[i : i + 4]
+            decision = _answer_decoder.decode(answer)
+            live.append(
+                LiveCall(
+                    call_id=_text(call_id),
+                    user_id=_text(user),
+                    to=decision.to,
+                    caller_id=decision.caller_id,
+                    lease_expires_ms=int(float(expires)),
+                )
+            )
+        return sorted(live, key=lambda c: (c.lease_expires_ms, c.call_id))
 
     # -- calls -------------------------------------------------------------------------------
 

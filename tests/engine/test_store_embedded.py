@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +40,30 @@ async def test_call_log_keeps_one_row_per_call(store: EmbeddedStore) -> None:
         lambda conn: conn.execute("SELECT call_id, COUNT(*) FROM call_log GROUP BY call_id").fetchall()
     )
     assert sorted(rows) == [(f"c{i}", 1) for i in range(5)]
+
+
+async def test_a_database_of_an_earlier_version_is_brought_up_to_date(tmp_path: Path) -> None:
+    """Tokens and sticky entries written before their newer columns existed still load."""
+    from engine.store import TokenRecord
+
+    (tmp_path / "data").mkdir()
+    conn = sqlite3.connect(tmp_path / "data" / "callgate.db")
+    conn.executescript(
+        """
+        CREATE TABLE tokens (hash TEXT PRIMARY KEY, account_id TEXT NOT NULL,
+            name TEXT NOT NULL, created_ms INTEGER NOT NULL);
+        CREATE TABLE sticky (account_id TEXT NOT NULL, contact TEXT NOT NULL, caller_id TEXT,
+            updated_ms INTEGER NOT NULL, PRIMARY KEY (account_id, contact)) WITHOUT ROWID;
+        INSERT INTO tokens VALUES ('h', 'a', 'old', 1);
+        """
+    )
+    conn.commit()
+    conn.close()
+    store = EmbeddedStore(tmp_path / "data", exclusive=True)
+    await store.open()
+    try:
+        assert await store.find_token("h") == TokenRecord(
+            hash="h", account_id="a", name="old", created_ms=1
+        )
+    finally:
+        await store.close()

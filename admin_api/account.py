@@ -1,0 +1,103 @@
+"""The account itself: its settings, and the permission presets it offers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+from msgspec import UNSET
+
+from callerid import AccountConfig, DepartmentsMode, Permission
+from engine import changes
+from engine.errors import Conflict
+from engine.store import AuditEntry
+
+from .context import Call, Operation, Reply, etag
+from .presets import PRESETS
+from .rules import Actor, check_permission_change, effective, require
+from .schemas import AccountOut, AccountPatch, PresetOut
+
+__all__ = ["OPERATIONS", "account_out", "settings_of"]
+
+P = Permission
+_replace = msgspec.structs.replace
+
+
+def settings_of(config: AccountConfig) -> AccountConfig:
+    """The account without what other resources hold: its version is the settings' own."""
+    return _replace(config, users=(), departments=(), numbers=(), groups=())
+
+
+def account_out(config: AccountConfig) -> AccountOut:
+    return AccountOut(
+        id=config.id, name=config.name, owner=config.owner,
+        default_department=config.default_department, default_region=config.default_region,
+        plan_countries=config.plan_countries, default_caller_id=config.default_caller_id,
+        call_settings=config.call_settings, pro=config.pro, sip_domain=config.sip_domain,
+        departments_mode=config.departments_mode, max_channels=config.max_channels,
+        lease_ttl_s=config.lease_ttl_s, sticky_ttl_days=config.sticky_ttl_days,
+        etag=etag(settings_of(config)),
+    )
+
+
+def _reply(config: AccountConfig) -> Reply:
+    out = account_out(config)
+    return Reply(out, headers={"ETag": f'"{out.etag}"'})
+
+
+async def get_account(call: Call) -> Reply:
+    config, _ = await call.read()
+    return _reply(config)
+
+
+def _enforce_departments(
+    config: AccountConfig, actor: Actor
+) -> AccountConfig:
+    """Legacy -> enforced: every user outside a department moves into the default one,
+    keeping what they held as extra permissions."""
+    new = _replace(config, departments_mode=DepartmentsMode.ENFORCED)
+    for user in config.users:
+        if user.id != config.owner and user.department is None:
+            moved_config = changes.move_user(user.id, config.default_department)(new)
+            moved = next(u for u in moved_config.users if u.id == user.id)
+            check_permission_change(actor, config, user, effective(moved_config, moved))
+            new = moved_config
+    return new
+
+
+async def update_account(call: Call) -> Reply:
+    body = await call.body(AccountPatch)
+    fields = {f: v for f in body.__struct_fields__ if (v := getattr(body, f)) is not UNSET}
+
+    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        call.check_match(settings_of(config))
+        require(actor, P.ACCOUNT_SETTINGS)
+        mode = fields.pop("departments_mode", config.departments_mode)
+        new = _replace(config, **fields)
+        if mode is not config.departments_mode:
+            if mode is DepartmentsMode.LEGACY:
+                raise Conflict("an account moves from legacy to enforced departments mode, "
+                               "never back", field="departments_mode")
+            new = _enforce_departments(new, actor)
+        return new, [call.audit(actor, "account.update", f"account:{config.id}",
+                                settings_of(config), settings_of(new))]
+
+    return _reply(await call.write(edit))
+
+
+async def list_presets(call: Call) -> Reply:
+    await call.read()
+    return Reply([PresetOut(name=name, permissions=tuple(sorted(permissions)))
+                  for name, permissions in PRESETS.items()])
+
+
+OPERATIONS = [
+    Operation("GET", "/account", get_account, "Read the account's settings", "any user",
+              "account", response=AccountOut),
+    Operation("PATCH", "/account", update_account, "Change the account's settings",
+              "`account.settings`", "account", body=AccountPatch, response=AccountOut,
+              conditional=True),
+    Operation("GET", "/presets", list_presets,
+              "The permission presets (admin, supervisor, accountant, technical)", "any user",
+              "account", response=list[PresetOut]),
+]

@@ -1,0 +1,209 @@
+"""What every admin operation shares: its declaration (``Operation``, from which both the
+router and the OpenAPI document are built) and the request it handles (``Call``: the actor,
+the decoded body and query, versions, pagination, writes through the domain service).
+
+Versions: each resource's ETag is a hash of its stored form, so any change to it, by anyone,
+changes its ETag. A write that sends ``If-Match`` is checked inside the edit, against the
+account the write is applied to, so a stale ETag gets 412 and changes nothing, even when two
+writes race (the domain service re-runs the edit on the account the other writer saved).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from callerid import AccountConfig, Permission
+from engine.errors import Forbidden, InvalidField, MalformedRequest, NotFound, PreconditionFailed
+from engine.service import AccountService
+from engine.store import AuditEntry, Store, TokenRecord
+from engine.tokens import TokenCache
+
+from .rules import Actor, actor_for
+from .schemas import Page
+
+__all__ = ["Call", "Operation", "Reply", "etag", "page"]
+
+T = TypeVar("T")
+S = TypeVar("S", bound=msgspec.Struct)
+_encoder = msgspec.json.Encoder()
+_FIELD = re.compile(r"at `\$\.([A-Za-z_][\w.]*)|field `([^`]+)`")
+
+
+def etag(resource: msgspec.Struct) -> str:
+    """The resource's version: a hash of its stored form."""
+    return hashlib.sha256(msgspec.msgpack.encode(resource)).hexdigest()[:20]
+
+
+def builtins(resource: msgspec.Struct | None) -> Any:
+    """A resource as the audit log keeps it."""
+    return None if resource is None else msgspec.to_builtins(resource)
+
+
+def _invalid(exc: msgspec.ValidationError) -> InvalidField:
+    found = _FIELD.search(str(exc))
+    return InvalidField(str(exc), field=(found.group(1) or found.group(2)) if found else None)
+
+
+@dataclass(frozen=True)
+class Reply:
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One endpoint: the router, the OpenAPI document and the README's permission table all
+    read it."""
+
+    method: str
+    path: str
+    """Under /admin/v1, with ``{name}`` path parameters."""
+    handler: Callable[[Call], Awaitable[Reply]]
+    summary: str
+    permission: str
+    """Who may call it, as the README's table says it."""
+    tag: str
+    body: type | None = None
+    query: type | None = None
+    response: Any = None
+    status: int = 200
+    conditional: bool = False
+    """The operation honours ``If-Match`` (a write to one resource)."""
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+
+class Call:
+    """One request to an operation, once its token is known to be a user's of this account."""
+
+    def __init__(
+        self,
+        request: web.Request,
+        operation: Operation,
+        token: TokenRecord,
+        service: AccountService,
+        store: Store,
+        tokens: TokenCache,
+    ) -> None:
+        self.request = request
+        self.operation = operation
+        self.token = token
+        self.service = service
+        self.store = store
+        self.tokens = tokens
+        self.account_id = token.account_id
+        assert token.user_id is not None
+        self.user_id: str = token.user_id
+
+    def param(self, name: str) -> str:
+        return self.request.match_info[name]
+
+    async def body(self, kind: type[S]) -> S:
+        raw = await self.request.read()
+        try:
+            return msgspec.json.decode(raw or b"null", type=kind)
+        except msgspec.ValidationError as exc:
+            raise _invalid(exc) from None
+        except msgspec.DecodeError as exc:
+            raise MalformedRequest(f"the body is not valid JSON: {exc}") from None
+
+    def query(self, kind: type[S]) -> S:
+        try:
+            return msgspec.convert(dict(self.request.query), kind, strict=False)
+        except msgspec.ValidationError as exc:
+            raise _invalid(exc) from None
+
+    def actor(self, config: AccountConfig) -> Actor:
+        found = actor_for(config, self.user_id)
+        if found is None:  # the user was deleted since the token was checked
+            raise Forbidden(f"user {self.user_id!r} no longer exists")
+        return found
+
+    async def read(self, *needed: Permission) -> tuple[AccountConfig, Actor]:
+        """The account as stored now, and the actor (holding one of ``needed``, if given)."""
+        from .rules import require
+
+        config, _ = await self.service.get(self.account_id)
+        actor = self.actor(config)
+        if needed:
+            require(actor, *needed)
+        return config, actor
+
+    def check_match(self, current: msgspec.Struct) -> None:
+        """A stale ``If-Match`` (a version other than ``current``'s) fails the write."""
+        sent = self.request.headers.get("If-Match")
+        if sent is None or sent.strip() == "*":
+            return
+        tags = [t.strip().removeprefix("W/").strip('"') for t in sent.split(",")]
+        now = etag(current)
+        if now not in tags:
+            raise PreconditionFailed(
+                f"the resource changed since you read it (If-Match {sent}, now \"{now}\"): "
+                "read it again and reapply your change",
+                field="If-Match",
+            )
+
+    async def write(
+        self, edit: Callable[[AccountConfig, Actor], tuple[AccountConfig, Sequence[AuditEntry]]]
+    ) -> AccountConfig:
+        """Apply ``edit`` (pure: it may run again on a newer account) through the domain
+        service, with the actor as the account it edits says they are."""
+        config, _ = await self.service.write(
+            self.account_id, lambda config: edit(config, self.actor(config))
+        )
+        return config
+
+    @staticmethod
+    def audit(
+        actor: Actor, action: str, target: str, before: msgspec.Struct | None,
+        after: msgspec.Struct | None,
+    ) -> AuditEntry:
+        return AuditEntry(
+            at_ms=time.time_ns() // 1_000_000,
+            actor=actor.ref,
+            action=action,
+            target=target,
+            before=builtins(before),
+            after=builtins(after),
+        )
+
+
+def tagged(body: Any, status: int = 200, *, resource: msgspec.Struct | None = None) -> Reply:
+    """A reply carrying ``resource``'s ETag."""
+    headers = {"ETag": f'"{etag(resource)}"'} if resource is not None else {}
+    return Reply(body, status, headers)
+
+
+def page(items: Iterable[T], key: Callable[[T], str], cursor: str | None, limit: int) -> Page[T]:
+    """One page of ``items`` in ``key`` order, after ``cursor`` (the last key of the page
+    before)."""
+    ordered = sorted(items, key=key)
+    if cursor is not None:
+        ordered = [item for item in ordered if key(item) > cursor]
+    chosen = ordered[:limit]
+    more = len(ordered) > limit
+    return Page(items=chosen, next_cursor=key(chosen[-1]) if more and chosen else None)
+
+
+def find(items: Iterable[T], key: Callable[[T], str], wanted: str, what: str) -> T:
+    """The item whose key is ``wanted``; ``NotFound`` (404) otherwise, also for an id of
+    another account: the caller's account is the only one searched."""
+    for item in items:
+        if key(item) == wanted:
+            return item
+    raise NotFound(f"no {what} {wanted!r}", field=what.replace(" ", "_"))
+
+
+def encode(value: Any) -> bytes:
+    return _encoder.encode(value)

@@ -1,0 +1,131 @@
+"""The OpenAPI 3.1 document of the admin API, generated from the operations and their msgspec
+Structs (msgspec writes JSON Schema 2020-12, the dialect OpenAPI 3.1 uses)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from engine.wire import Problem
+
+from .context import Operation
+
+__all__ = ["PREFIX", "document"]
+
+PREFIX = "/admin/v1"
+_PATH_PARAM = re.compile(r"{(\w+)}")
+_REF = "#/components/schemas/{name}"
+
+_ERRORS = {
+    "400": "The body is not JSON",
+    "401": "No token, or an unknown or revoked one",
+    "403": "The token may not do this (a service token, or a permission missing)",
+    "404": "No such resource in the token's account",
+    "409": "The change conflicts with the account (a duplicate id, a rule of the domain)",
+    "412": "If-Match names a version other than the resource's",
+    "413": "The body is too large",
+    "422": "A field is invalid; `field` names it",
+    "503": "The store did not answer in time",
+}
+_PATH_DESCRIPTIONS = {
+    "user_id": "A user's id",
+    "department_id": "A department's id",
+    "group_id": "A group's id",
+    "number": "A phone number in E.164 form (+ may be sent as %2B)",
+    "token_id": "A token's id, as listed",
+}
+
+
+def _query_parameters(kind: type, schemas: dict[str, Any]) -> list[dict[str, Any]]:
+    (_,), components = msgspec.json.schema_components([kind], ref_template=_REF)
+    struct = components[kind.__name__]
+    out = []
+    for name, schema in struct["properties"].items():
+        schema = dict(schema)
+        description = schema.pop("description", None)
+        param: dict[str, Any] = {"name": name, "in": "query", "required": False,
+                                 "schema": schema}
+        if description:
+            param["description"] = description
+        out.append(param)
+    for name, schema in components.items():
+        if name != kind.__name__:
+            schemas.setdefault(name, schema)
+    return out
+
+
+def document(operations: Sequence[Operation], *, version: str) -> dict[str, Any]:
+    types: list[Any] = [Problem]
+    for op in operations:
+        types += [t for t in (op.body, op.response) if t is not None]
+    refs, schemas = msgspec.json.schema_components(types, ref_template=_REF)
+    ref_of = dict(zip(map(repr, types), refs))
+    problem = ref_of[repr(Problem)]
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        parameters: list[dict[str, Any]] = [
+            {"name": name, "in": "path", "required": True,
+             "description": _PATH_DESCRIPTIONS.get(name, name),
+             "schema": {"type": "string", "minLength": 1}}
+            for name in _PATH_PARAM.findall(op.path)
+        ]
+        if op.query is not None:
+            parameters += _query_parameters(op.query, schemas)
+        if op.conditional:
+            parameters.append({
+                "name": "If-Match", "in": "header", "required": False,
+                "description": "The ETag read with the resource: the write fails with 412 "
+                               "if the resource changed since",
+                "schema": {"type": "string"},
+            })
+        ok: dict[str, Any] = {"description": "Done"}
+        if op.response is not None:
+            ok["content"] = {"application/json": {"schema": ref_of[repr(op.response)]}}
+            if op.conditional or "{" in op.path or op.status == 201:
+                ok["headers"] = {"ETag": {"schema": {"type": "string"},
+                                          "description": "The resource's version"}}
+        responses: dict[str, Any] = {str(op.status): ok}
+        for status, text in _ERRORS.items():
+            if status == "412" and not op.conditional:
+                continue
+            if status in ("400", "413") and op.body is None:
+                continue
+            responses[status] = {
+                "description": text,
+                "content": {"application/problem+json": {"schema": problem}},
+            }
+        entry: dict[str, Any] = {
+            "operationId": op.operation_id,
+            "summary": op.summary,
+            "description": f"Permission: {op.permission}.",
+            "tags": [op.tag],
+            "parameters": parameters,
+            "responses": responses,
+        }
+        if op.body is not None:
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref_of[repr(op.body)]}},
+            }
+        paths.setdefault(PREFIX + op.path, {})[op.method.lower()] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "callgate admin API",
+            "version": version,
+            "description": "Configure an account: users, departments, numbers, groups, "
+                           "permissions, tokens; read the audit log and the live channels. "
+                           "Every request carries a user's token: `Authorization: Bearer "
+                           "<token>`.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

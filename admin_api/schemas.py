@@ -1,0 +1,366 @@
+"""The admin API's wire structures: what each request may carry and what each answer holds.
+
+Requests forbid unknown fields, and no request Struct has a field for what a client must
+never set through it (``id`` after creation, ``owner``, ``account``, a user's permissions
+outside the permissions endpoint): mass assignment has nowhere to land. ``PATCH`` bodies
+leave out what they do not change (``UNSET``); ``null`` clears a field that may be empty.
+The OpenAPI document is generated from these Structs.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any, Generic, TypeVar
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from callerid import (
+    AvailableCallerIds,
+    CallSettings,
+    Department,
+    DepartmentsMode,
+    GeoConfig,
+    Group,
+    Permission,
+    PhoneNumber,
+    User,
+)
+from callerid.model import E164, Channels, Id, Name, Region
+
+from .presets import Preset
+
+__all__ = [
+    "AccountOut",
+    "AccountPatch",
+    "AuditEntryOut",
+    "AuditQueryParams",
+    "Bootstrap",
+    "DepartmentCreate",
+    "DepartmentOut",
+    "DepartmentPatch",
+    "DepartmentPermissions",
+    "GeoCopy",
+    "GroupCreate",
+    "GroupMembers",
+    "GroupOut",
+    "GroupPatch",
+    "ListParams",
+    "LiveChannel",
+    "MoveUser",
+    "NumberCreate",
+    "NumberOut",
+    "NumberPatch",
+    "NumberParams",
+    "Page",
+    "PresetApply",
+    "PresetOut",
+    "TokenCreate",
+    "TokenCreated",
+    "TokenKind",
+    "TokenOut",
+    "UserCreate",
+    "UserOut",
+    "UserParams",
+    "UserPatch",
+    "UserPermissions",
+]
+
+T = TypeVar("T")
+Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)]
+Description = Annotated[str, msgspec.Meta(max_length=2000)]
+Etag = Annotated[str, msgspec.Meta(description="The resource's version: send it as If-Match")]
+Limit = Annotated[int, msgspec.Meta(ge=1, le=500, description="Items per page (default 50)")]
+Cursor = Annotated[
+    str, msgspec.Meta(max_length=200, description="Where the previous page ended")
+]
+TokenName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Permissions = Annotated[tuple[Permission, ...], msgspec.Meta(max_length=64)]
+
+
+class _Request(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class _Out(msgspec.Struct, kw_only=True, frozen=True):
+    pass
+
+
+class Page(msgspec.Struct, Generic[T], kw_only=True, frozen=True):
+    items: list[T]
+    next_cursor: str | None = None
+    """Pass as ``cursor`` for the next page; null on the last."""
+
+
+# -- the account -------------------------------------------------------------------------------
+
+
+class AccountOut(_Out, frozen=True):
+    id: Id
+    name: Name
+    owner: Id
+    default_department: Id
+    default_region: Region
+    plan_countries: tuple[Region, ...]
+    default_caller_id: E164 | None
+    call_settings: CallSettings
+    pro: bool
+    sip_domain: str | None
+    departments_mode: DepartmentsMode
+    max_channels: Channels | None
+    lease_ttl_s: int
+    sticky_ttl_days: int
+    etag: Etag
+
+
+class AccountPatch(_Request, frozen=True):
+    name: Name | UnsetType = UNSET
+    default_region: Region | UnsetType = UNSET
+    plan_countries: Annotated[tuple[Region, ...], msgspec.Meta(max_length=300)] | UnsetType = UNSET
+    default_caller_id: E164 | None | UnsetType = UNSET
+    call_settings: CallSettings | UnsetType = UNSET
+    pro: bool | UnsetType = UNSET
+    sip_domain: Annotated[str, msgspec.Meta(max_length=253)] | None | UnsetType = UNSET
+    departments_mode: DepartmentsMode | UnsetType = UNSET
+    """Only ``legacy`` -> ``enforced``: users without a department move into the default one,
+    keeping what they held as extra permissions."""
+    max_channels: Channels | None | UnsetType = UNSET
+    lease_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=7 * 86400)] | UnsetType = UNSET
+    sticky_ttl_days: Annotated[int, msgspec.Meta(ge=1, le=3660)] | UnsetType = UNSET
+
+
+class Bootstrap(_Request, frozen=True):
+    """What ``callgate bootstrap`` creates: an account and its owner."""
+
+    account_id: Id
+    account_name: Name
+    owner_id: Id
+    owner_email: Email
+    default_region: Region = "US"
+
+
+# -- users ---------------------------------------------------------------------------------------
+
+
+class UserOut(User, frozen=True, kw_only=True):
+    effective_permissions: tuple[Permission, ...]
+    is_owner: bool
+    etag: Etag
+
+
+class UserCreate(_Request, frozen=True):
+    id: Id
+    email: Email
+    name: Name = ""
+    department: Id | None = None
+    """The department to land in; in ``enforced`` mode the default one when absent."""
+    default_caller_id: E164 | None = None
+    available_caller_ids: AvailableCallerIds = AvailableCallerIds.ALL
+    custom_caller_ids: tuple[E164, ...] = ()
+    call_settings: CallSettings | None = None
+    geo: GeoConfig = GeoConfig()
+    max_channels: Channels = 1
+
+
+class UserPatch(_Request, frozen=True):
+    """A user's settings. Permissions change through ``/permissions``, the department through
+    ``/move``, geo rules through ``/geo``."""
+
+    email: Email | UnsetType = UNSET
+    name: Name | UnsetType = UNSET
+    default_caller_id: E164 | None | UnsetType = UNSET
+    available_caller_ids: AvailableCallerIds | UnsetType = UNSET
+    custom_caller_ids: tuple[E164, ...] | UnsetType = UNSET
+    call_settings: CallSettings | None | UnsetType = UNSET
+    max_channels: Channels | UnsetType = UNSET
+    supervised_groups: tuple[Id, ...] | UnsetType = UNSET
+
+
+class UserPermissions(_Request, frozen=True):
+    extra_permissions_enabled: bool
+    extra_permissions: Permissions = ()
+    permissions: Permissions = ()
+    """The user's own set: only for a legacy user outside every department."""
+
+
+class MoveUser(_Request, frozen=True):
+    department: Id | None
+    """null takes a legacy-mode user out of every department."""
+
+
+class GeoCopy(_Request, frozen=True):
+    from_user: Id
+    """The user whose whole geo configuration replaces this user's."""
+
+
+class PresetApply(_Request, frozen=True):
+    preset: Preset
+
+
+class PresetOut(_Out, frozen=True):
+    name: Preset
+    permissions: tuple[Permission, ...]
+
+
+class UserParams(_Request, frozen=True):
+    cursor: Cursor | None = None
+    limit: Limit = 50
+    department: Id | None = None
+    q: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    """Part of the id, name or email (any case)."""
+
+
+class ListParams(_Request, frozen=True):
+    cursor: Cursor | None = None
+    limit: Limit = 50
+
+
+# -- departments ---------------------------------------------------------------------------------
+
+
+class DepartmentOut(Department, frozen=True, kw_only=True):
+    is_default: bool
+    members: tuple[Id, ...]
+    numbers: tuple[E164, ...]
+    """Its dedicated caller-ID pool."""
+    etag: Etag
+
+
+class DepartmentCreate(_Request, frozen=True):
+    id: Id
+    name: Name
+    description: Description = ""
+    default_caller_id: E164 | None = None
+    permissions: Permissions = ()
+    template: Id | None = None
+    """A department whose permissions the new one starts with (instead of ``permissions``)."""
+
+    def __post_init__(self) -> None:
+        if self.template is not None and self.permissions:
+            raise ValueError("give `permissions` or a `template`, not both")
+
+
+class DepartmentPatch(_Request, frozen=True):
+    name: Name | UnsetType = UNSET
+    description: Description | UnsetType = UNSET
+    default_caller_id: E164 | None | UnsetType = UNSET
+
+
+class DepartmentPermissions(_Request, frozen=True):
+    permissions: Permissions
+
+
+# -- numbers -------------------------------------------------------------------------------------
+
+
+class NumberOut(PhoneNumber, frozen=True, kw_only=True):
+    etag: Etag
+
+
+class NumberCreate(_Request, frozen=True):
+    number: E164
+    name: Name = ""
+    voice: bool = True
+    sms: bool = False
+    department: Id | None = None
+
+
+class NumberPatch(_Request, frozen=True):
+    name: Name | UnsetType = UNSET
+    voice: bool | UnsetType = UNSET
+    sms: bool | UnsetType = UNSET
+    department: Id | None | UnsetType = UNSET
+    """The department pool the number belongs to; null for none."""
+
+
+class NumberStatusFilter(enum.StrEnum):
+    ACTIVE = "active"
+    RELEASED = "released"
+
+
+class NumberParams(_Request, frozen=True):
+    cursor: Cursor | None = None
+    limit: Limit = 50
+    status: NumberStatusFilter | None = None
+    department: Id | None = None
+
+
+# -- groups --------------------------------------------------------------------------------------
+
+
+class GroupOut(Group, frozen=True, kw_only=True):
+    etag: Etag
+
+
+class GroupCreate(_Request, frozen=True):
+    id: Id
+    name: Name
+    members: Annotated[tuple[Id, ...], msgspec.Meta(max_length=10_000)] = ()
+
+
+class GroupPatch(_Request, frozen=True):
+    name: Name | UnsetType = UNSET
+
+
+class GroupMembers(_Request, frozen=True):
+    members: Annotated[tuple[Id, ...], msgspec.Meta(max_length=10_000)]
+
+
+# -- tokens --------------------------------------------------------------------------------------
+
+
+class TokenKind(enum.StrEnum):
+    USER = "user"
+    """Acts as the user who created it, with that user's permissions, on both APIs."""
+    SERVICE = "service"
+    """For a dialer or a PBX: the decision API only, dialling as any user of the account."""
+
+
+class TokenOut(_Out, frozen=True):
+    id: str
+    name: str
+    kind: TokenKind
+    user: Id | None
+    created_at: str
+
+
+class TokenCreated(TokenOut, frozen=True):
+    token: str
+    """The token itself: shown this once, stored only as a hash."""
+
+
+class TokenCreate(_Request, frozen=True):
+    name: TokenName
+    kind: TokenKind = TokenKind.USER
+
+
+# -- audit log and live channels -----------------------------------------------------------------
+
+
+class AuditEntryOut(_Out, frozen=True):
+    id: str
+    at: str
+    actor: str
+    action: str
+    target: str
+    before: Any = None
+    after: Any = None
+
+
+class AuditQueryParams(_Request, frozen=True):
+    cursor: Cursor | None = None
+    limit: Limit = 50
+    actor: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    """``user:<id>`` or ``cli``."""
+    target: Annotated[str, msgspec.Meta(max_length=300)] | None = None
+    """``<resource>:<id>``, e.g. ``user:ana``."""
+    since: Annotated[str, msgspec.Meta(description="RFC 3339 time, inclusive")] | None = None
+    until: Annotated[str, msgspec.Meta(description="RFC 3339 time, exclusive")] | None = None
+
+
+class LiveChannel(_Out, frozen=True):
+    call_id: str
+    user: Id
+    to: str | None
+    caller_id: str | None
+    lease_expires_at: str

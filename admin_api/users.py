@@ -1,0 +1,283 @@
+"""Users: create, read, change settings, permissions, department and geo rules, delete.
+
+Who may change a user (``rules``): settings of another user need ``users.settings`` and a
+user whose permissions are a strict subset of the actor's; a user may change only their own
+name; nobody changes their own permissions; the owner is changed by the owner alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+from msgspec import UNSET
+
+from callerid import AccountConfig, DepartmentsMode, GeoConfig, Permission, User
+from engine import changes
+from engine.errors import Forbidden
+from engine.store import AuditEntry
+
+from .context import Call, Operation, Reply, etag, find, page, tagged
+from .presets import with_preset
+from .rules import Actor, check_edit_user, check_grant, check_permission_change, effective, require
+from .schemas import (
+    GeoCopy,
+    MoveUser,
+    Page,
+    PresetApply,
+    UserCreate,
+    UserOut,
+    UserParams,
+    UserPatch,
+    UserPermissions,
+)
+
+__all__ = ["OPERATIONS", "user_out"]
+
+P = Permission
+_replace = msgspec.structs.replace
+
+
+def user_out(config: AccountConfig, user: User) -> UserOut:
+    return UserOut(
+        **msgspec.structs.asdict(user),
+        effective_permissions=tuple(sorted(effective(config, user))),
+        is_owner=user.id == config.owner,
+        etag=etag(user),
+    )
+
+
+def _user(config: AccountConfig, user_id: str) -> User:
+    return find(config.users, lambda u: u.id, user_id, "user")
+
+
+def _as_user(config: AccountConfig, user_id: str) -> Reply:
+    user = _user(config, user_id)
+    return tagged(user_out(config, user), resource=user)
+
+
+def _may_see(actor: Actor, user_id: str) -> None:
+    if user_id != actor.user_id:
+        require(actor, P.USERS_MANAGE, P.USERS_SETTINGS)
+
+
+def _may_edit_settings(actor: Actor, config: AccountConfig, target: User, fields: set[str]) -> None:
+    if target.id == actor.user_id and not actor.is_owner:
+        if fields - {"name"}:
+            raise Forbidden(
+                "you may change your own name only; an administrator changes the rest",
+                field=sorted(fields - {"name"})[0],
+            )
+        return
+    if target.id != actor.user_id:
+        require(actor, P.USERS_SETTINGS)
+        check_edit_user(actor, config, target)
+
+
+def _changed(
+    call: Call, config: AccountConfig, before: User, after: User, action: str
+) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+    actor = call.actor(config)
+    new = changes.update_user(after)(config)
+    return new, [call.audit(actor, action, f"user:{before.id}", before, _user(new, before.id))]
+
+
+async def list_users(call: Call) -> Reply:
+    params = call.query(UserParams)
+    config, _ = await call.read(P.USERS_MANAGE, P.USERS_SETTINGS)
+    users = config.users
+    if params.department is not None:
+        users = tuple(u for u in users if u.department == params.department)
+    if params.q:
+        q = params.q.lower()
+        users = tuple(u for u in users if q in u.id.lower() or q in u.name.lower()
+                      or q in u.email.lower())
+    chosen = page(users, lambda u: u.id, params.cursor, params.limit)
+    return Reply(Page(items=[user_out(config, u) for u in chosen.items],
+                      next_cursor=chosen.next_cursor))
+
+
+async def create_user(call: Call) -> Reply:
+    body = await call.body(UserCreate)
+
+    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        require(actor, P.USERS_MANAGE)
+        user = User(**msgspec.structs.asdict(body))
+        new = changes.add_user(user)(config)
+        created = _user(new, user.id)
+        held = effective(new, created)
+        check_grant(actor, held, field="department")
+        if not actor.is_owner and not held < actor.permissions:
+            raise Forbidden("only the account owner can create a user with every permission "
+                            "you hold", field="department")
+        return new, [call.audit(actor, "user.create", f"user:{user.id}", None, created)]
+
+    config = await call.write(edit)
+    user = _user(config, body.id)
+    return tagged(user_out(config, user), 201, resource=user)
+
+
+async def get_user(call: Call) -> Reply:
+    config, actor = await call.read()
+    user_id = call.param("user_id")
+    _may_see(actor, user_id)
+    return _as_user(config, user_id)
+
+
+async def update_user(call: Call) -> Reply:
+    body = await call.body(UserPatch)
+    user_id = call.param("user_id")
+    fields = {f: v for f in body.__struct_fields__ if (v := getattr(body, f)) is not UNSET}
+
+    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        before = _user(config, user_id)
+        call.check_match(before)
+        _may_edit_settings(actor, config, before, set(fields))
+        return _changed(call, config, before, _replace(before, **fields), "user.update")
+
+    return _as_user(await call.write(edit), user_id)
+
+
+async def delete_user(call: Call) -> Reply:
+    user_id = call.param("user_id")
+
+    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        before = _user(config, user_id)
+        call.check_match(before)
+        require(actor, P.USERS_MANAGE)
+        if user_id == actor.user_id:
+            raise Forbidden("you cannot delete yourself", field="user")
+        check_edit_user(actor, config, before)
+        new = changes.delete_user(user_id)(config)
+        return new, [call.audit(actor, "user.delete", f"user:{user_id}", before, None)]
+
+    await call.write(edit)
+    return Reply(status=204)
+
+
+async def set_user_permissions(call: Call) -> Reply:
+    body = await call.body(UserPermissions)
+    user_id = call.param("user_id")
+
+    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        before = _user(config, user_id)
+        call.check_match(before)
+        require(actor, P.USERS_SETTINGS)
+        if before.department is not None and body.permissions:
+            raise Forbidden("a user in a department holds the department's permissions plus "
+                            "extra_permissions; `permissions` is for legacy users outside "
+                            "every department", field="permissions")
+        after = _replace(
+            before,
+            extra_permissions_enabled=body.extra_permissions_enabled,
+            extra_permissions=tuple(sorted(set(body.extra_permissions))),
+            permissions=tuple(sorted(set(body.permissions))),
+        )
+        check_permission_change(actor, config, before, effective(config, after))
+        return _changed(call, config, before, after, "user.permissions")
+
+    return _as_user(await call.write(edit), user_id)
+
+
+async def apply_user_preset(call: Call) -> Reply:
+    body = await call.body(PresetApply)
+    user_id = call.param("user_id")
+
+    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        before = _user(config, user_id)
+        call.check_match(before)
+        require(actor, P.USERS_SETTINGS)
+        if before.department is None and config.departments_mode is DepartmentsMode.LEGACY:
+            after = _replace(before, permissions=tuple(sorted(
+                with_preset(frozenset(before.permissions), body.preset))))
+        else:
+            extras = frozenset(before.extra_permissions if before.extra_permissions_enabled
+                               else ())
+            chosen = with_preset(extras, body.preset)
+            after = _replace(before, extra_permissions=tuple(sorted(chosen)),
+                             extra_permissions_enabled=bool(chosen))
+        check_permission_change(actor, config, before, effective(config, after))
+        return _changed(call, config, before, after, "user.preset")
+
+    return _as_user(await call.write(edit), user_id)
+
+
+async def move_user(call: Call) -> Reply:
+    body = await call.body(MoveUser)
+    user_id = call.param("user_id")
+
+    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        before = _user(config, user_id)
+        call.check_match(before)
+        require(actor, P.USERS_MANAGE)
+        require(actor, P.USERS_SETTINGS)  # a move changes what the user may do
+        new = changes.move_user(user_id, body.department)(config)
+        after = _user(new, user_id)
+        check_permission_change(actor, config, before, effective(new, after))
+        return new, [call.audit(actor, "user.move", f"user:{user_id}", before, after)]
+
+    return _as_user(await call.write(edit), user_id)
+
+
+async def set_user_geo(call: Call) -> Reply:
+    body = await call.body(GeoConfig)
+    user_id = call.param("user_id")
+
+    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        before = _user(config, user_id)
+        call.check_match(before)
+        _may_edit_settings(actor, config, before, {"geo"})
+        return _changed(call, config, before, _replace(before, geo=body), "user.geo")
+
+    return _as_user(await call.write(edit), user_id)
+
+
+async def copy_user_geo(call: Call) -> Reply:
+    body = await call.body(GeoCopy)
+    user_id = call.param("user_id")
+
+    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        before = _user(config, user_id)
+        call.check_match(before)
+        source = find(config.users, lambda u: u.id, body.from_user, "user")
+        _may_edit_settings(actor, config, before, {"geo"})
+        return _changed(call, config, before, _replace(before, geo=source.geo), "user.geo")
+
+    return _as_user(await call.write(edit), user_id)
+
+
+_SEE = "`users.manage` or `users.settings` (anyone for themselves)"
+_SETTINGS = "`users.settings`, on a user below you (anyone may change their own name)"
+_PERMS = "`users.settings`, on a user below you, never yourself, granting only what you hold"
+
+OPERATIONS = [
+    Operation("GET", "/users", list_users, "List users", "`users.manage` or `users.settings`",
+              "users", query=UserParams, response=Page[UserOut]),
+    Operation("POST", "/users", create_user, "Create (invite) a user", "`users.manage`; the "
+              "department's permissions must be yours to grant", "users", body=UserCreate,
+              response=UserOut, status=201),
+    Operation("GET", "/users/{user_id}", get_user, "Read a user", _SEE, "users",
+              response=UserOut),
+    Operation("PATCH", "/users/{user_id}", update_user, "Change a user's settings", _SETTINGS,
+              "users", body=UserPatch, response=UserOut, conditional=True),
+    Operation("DELETE", "/users/{user_id}", delete_user, "Delete a user",
+              "`users.manage`, on a user below you; never the owner or yourself", "users",
+              status=204, conditional=True),
+    Operation("PUT", "/users/{user_id}/permissions", set_user_permissions,
+              "Set a user's extra (or, in legacy mode, own) permissions", _PERMS, "users",
+              body=UserPermissions, response=UserOut, conditional=True),
+    Operation("POST", "/users/{user_id}/preset", apply_user_preset,
+              "Apply a permission preset to a user", _PERMS, "users", body=PresetApply,
+              response=UserOut, conditional=True),
+    Operation("POST", "/users/{user_id}/move", move_user, "Move a user to a department",
+              "`users.manage` and `users.settings`, on a user below you, into a department "
+              "whose permissions you hold", "users", body=MoveUser, response=UserOut,
+              conditional=True),
+    Operation("PUT", "/users/{user_id}/geo", set_user_geo, "Replace a user's geo configuration",
+              "`users.settings`, on a user below you", "users", response=UserOut,
+              body=GeoConfig, conditional=True),
+    Operation("POST", "/users/{user_id}/geo/copy", copy_user_geo,
+              "Copy another user's geo configuration over this user's",
+              "`users.settings`, on a user below you", "users", body=GeoCopy,
+              response=UserOut, conditional=True),
+]

@@ -1,0 +1,168 @@
+"""The admin API in-process over a real store: two accounts, a token per user, and a client
+that speaks to the app over real HTTP on a local port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import msgspec
+from aiohttp.test_utils import TestServer
+from prometheus_client import CollectorRegistry
+
+from admin_api import PREFIX, build_admin_app
+from admin_api.presets import ADMIN_PERMISSIONS
+from callerid import (
+    AccountConfig,
+    Department,
+    Group,
+    Permission,
+    PhoneNumber,
+    User,
+)
+from engine.decide import Engine
+from engine.http import TOKENS, build_app
+from engine.metrics import Metrics
+from engine.service import AccountService
+from engine.store import Store
+from engine.tokens import issue_token
+
+__all__ = ["Api", "Reply", "World", "acme", "other", "serve"]
+
+P = Permission
+CALLING = (P.DIAL_OUT_OF_PLAN, P.CALLERID_CHOOSE)
+
+
+def acme() -> AccountConfig:
+    """Account A: the owner olivia; alice, an admin; mark, a manager; ann and bob, agents."""
+    def user(uid: str, department: str | None, **kw: Any) -> User:
+        return User(id=uid, email=f"{uid}@acme.example", name=uid.title(),
+                    department=department, **kw)
+
+    return AccountConfig(
+        id="acme", name="Acme", owner="olivia", default_department="staff",
+        default_caller_id="+12125550100",
+        departments=(
+            Department(id="staff", name="Staff", permissions=(P.DIAL_OUT_OF_PLAN,)),
+            Department(id="admins", name="Admins",
+                       permissions=tuple(sorted(ADMIN_PERMISSIONS | set(CALLING)))),
+            Department(id="managers", name="Managers", permissions=(
+                P.DIAL_OUT_OF_PLAN, P.MONITORING_USE, P.NUMBERS_MANAGE, P.USERS_MANAGE,
+                P.USERS_SETTINGS)),
+        ),
+        users=(
+            user("olivia", None),
+            user("alice", "admins", max_channels=3),
+            user("mark", "managers", max_channels=2, supervised_groups=("east",)),
+            user("ann", "staff", max_channels=2),
+            user("bob", "staff", max_channels=1),
+        ),
+        numbers=(
+            PhoneNumber(number="+12125550100", name="Main"),
+            PhoneNumber(number="+12125550111", name="Staff line", department="staff"),
+            PhoneNumber(number="+13105550122", name="West"),
+        ),
+        groups=(Group(id="east", name="East", members=("ann",)),
+                Group(id="west", name="West", members=("bob",))),
+    )
+
+
+def other() -> AccountConfig:
+    """Account B, whose ids a token of account A must never reach."""
+    return AccountConfig(
+        id="other", name="Other", owner="zed", default_department="crew",
+        departments=(Department(id="crew", name="Crew"), Department(id="spare", name="Spare")),
+        users=(User(id="zed", email="zed@other.example"),
+               User(id="zoe", email="zoe@other.example", department="crew")),
+        numbers=(PhoneNumber(number="+14155550133", name="Other main"),),
+        groups=(Group(id="team", name="Team", members=("zoe",)),),
+    )
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: Any
+
+    @property
+    def etag(self) -> str:
+        return str(self.headers.get("ETag", ""))
+
+
+class Api:
+    def __init__(self, session: aiohttp.ClientSession, base: str, token: str | None) -> None:
+        self._session = session
+        self._base = base
+        self.token = token
+
+    async def call(
+        self, method: str, path: str, json: Any = None, *, headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None, prefix: str = PREFIX,
+    ) -> Reply:
+        sent = dict(headers or {})
+        if self.token is not None:
+            sent["Authorization"] = f"Bearer {self.token}"
+        data = None if json is None else msgspec.json.encode(json)
+        if data is not None:
+            sent["Content-Type"] = "application/json"
+        async with self._session.request(method, self._base + prefix + path, data=data,
+                                         headers=sent, params=params) as response:
+            raw = await response.read()
+            body = msgspec.json.decode(raw) if raw and "json" in response.content_type else raw
+            return Reply(response.status, body, response.headers)
+
+    async def get(self, path: str, **kw: Any) -> Reply:
+        return await self.call("GET", path, **kw)
+
+    async def post(self, path: str, json: Any = None, **kw: Any) -> Reply:
+        return await self.call("POST", path, json, **kw)
+
+    async def patch(self, path: str, json: Any, **kw: Any) -> Reply:
+        return await self.call("PATCH", path, json, **kw)
+
+    async def put(self, path: str, json: Any, **kw: Any) -> Reply:
+        return await self.call("PUT", path, json, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> Reply:
+        return await self.call("DELETE", path, **kw)
+
+
+@dataclass
+class World:
+    store: Store
+    engine: Engine
+    base: str
+    session: aiohttp.ClientSession
+    tokens: dict[str, str]
+    """A user's token by user id (both accounts), and ``service`` for acme's service token."""
+
+    def api(self, who: str | None) -> Api:
+        return Api(self.session, self.base, None if who is None else self.tokens[who])
+
+    async def config(self, account_id: str = "acme") -> tuple[AccountConfig, int]:
+        return await AccountService(self.store).get(account_id)
+
+
+async def serve(store: Store) -> AsyncIterator[World]:
+    engine = Engine(store)
+    service = AccountService(store, on_saved=engine.install)
+    for config in (acme(), other()):
+        await service.put(config)
+    tokens = {u.id: await issue_token(store, "acme", f"{u.id}-token", u.id) for u in acme().users}
+    tokens |= {u.id: await issue_token(store, "other", f"{u.id}-token", u.id)
+               for u in other().users}
+    tokens["service"] = await issue_token(store, "acme", "dialer")
+    metrics = Metrics(CollectorRegistry(), store.lease_counts)
+    app = build_app(store, engine, metrics, poll_s=3600,
+                    mount=lambda app: app.add_subapp(
+                        PREFIX, build_admin_app(store, engine, app[TOKENS])))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield World(store, engine, str(server.make_url("")).rstrip("/"), session, tokens)
+    finally:
+        await server.close()
