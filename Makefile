@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Debian packages the test suite drives, as command=package pairs.
-SYSTEM_TOOLS := curl=curl redis-server=redis-server
+SYSTEM_TOOLS := curl=curl redis-server=redis-server chromium=chromium
 BENCH_TOOLS := wrk=wrk valgrind=valgrind
 
 .PHONY: run test bench system-tools bench-tools typecheck clean

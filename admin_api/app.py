@@ -75,9 +75,12 @@ def permission_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+_VERSION = _version()  # read from the package's metadata at import, not in a request
+
+
 @functools.cache
 def openapi_document() -> bytes:
-    return encode(document(OPERATIONS, version=_version()))
+    return encode(document(OPERATIONS, version=_VERSION))
 
 
 def _swagger_ui() -> Path:

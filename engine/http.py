@@ -204,7 +204,7 @@ def _background(poll_s: float) -> Callable[[web.Application], AsyncIterator[None
         store, engine = app[STORE], app[ENGINE]
         tasks = [
             asyncio.create_task(refresh_forever(store, engine, poll_s=poll_s), name="config-poll"),
-            asyncio.create_task(follow(store, engine), name="config-follow"),
+            asyncio.create_task(follow(store, engine, app[TOKENS].forget), name="config-follow"),
         ]
         yield
         for task in tasks:

@@ -20,6 +20,8 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from admin_api import PREFIX, build_admin_app
+
 from . import configfile
 from .decide import Engine
 from .errors import CallgateError, ConfigurationError
@@ -96,8 +98,6 @@ def _detect_blocking() -> None:
 
 def _admin(store: Store, engine: Engine) -> Callable[[web.Application], None]:
     def mount(app: web.Application) -> None:
-        from admin_api import PREFIX, build_admin_app  # the admin API builds on the engine
-
         app.add_subapp(PREFIX, build_admin_app(store, engine, app[TOKENS]))
 
     return mount

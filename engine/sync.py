@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from .decide import Engine
 from .errors import CallgateError
@@ -42,8 +43,11 @@ async def refresh_once(store: Store, engine: Engine) -> int:
     return changed
 
 
-async def follow(store: Store, engine: Engine) -> None:
-    """Reload each account the store announces as changed, until cancelled."""
+async def follow(
+    store: Store, engine: Engine, forget_token: Callable[[str], None] | None = None
+) -> None:
+    """Reload each account the store announces as changed, and ``forget_token`` each token
+    it announces as revoked, until cancelled."""
 
     async def changed(account_id: str | None, version: int) -> None:
         try:
@@ -60,7 +64,7 @@ async def follow(store: Store, engine: Engine) -> None:
         except CallgateError as exc:
             log.warning("reloading %r failed: %s; the periodic check will retry", account_id, exc.detail)
 
-    await store.watch(changed)
+    await store.watch(changed, forget_token)
 
 
 async def refresh_forever(

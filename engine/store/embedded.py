@@ -360,7 +360,9 @@ class EmbeddedStore:
 
         return await self._db.run(job)
 
-    async def watch(self, on_change: OnChange) -> None:
+    async def watch(
+        self, on_change: OnChange, on_revoked: Callable[[str], None] | None = None
+    ) -> None:
         """Nothing to watch: one server owns the directory, and the configuration commands
         beside it are noticed by polling."""
 

@@ -251,9 +251,13 @@ class Store(Protocol):
         """The calls holding a channel of the account now."""
         ...
 
-    async def watch(self, on_change: OnChange) -> None:
-        """Call ``on_change`` for configuration saved by other processes, until cancelled
-        (returns at once when the store has no notifications: polling covers it)."""
+    async def watch(
+        self, on_change: OnChange, on_revoked: Callable[[str], None] | None = None
+    ) -> None:
+        """Call ``on_change`` for configuration saved by other processes, and ``on_revoked``
+        with the hash of each token another process revoked, until cancelled (returns at once
+        when the store has no notifications: polling covers configuration, and a token's
+        cached check expires within seconds)."""
         ...
 
     # Calls: the hot path and the call lifecycle.

@@ -87,7 +87,9 @@ __all__ = ["CHANNEL", "RedisSettings", "RedisStore", "parse_redis_url"]
 log = logging.getLogger("callgate.store.redis")
 
 CHANNEL = "callgate:config"
-"""Where a saved configuration is announced: ``<account id> <version>``."""
+"""Where a saved configuration is announced: ``<account id> <version>``; and a revoked
+token: ``-token <hash>`` (no account id starts with ``-``)."""
+_REVOKED = "-token"
 ACCOUNTS = "cg:accounts"
 RETENTION_MS = 15 * 60 * 1000
 """How long a call's record outlives its lease (or its denial), as in the embedded store."""
@@ -543,10 +545,12 @@ class RedisStore:
         self._accounts.add(config.id)
         return int(version)
 
-    async def watch(self, on_change: OnChange) -> None:
-        """Reload what other processes save, as they announce it. After every (re)subscribe
-        ``on_change(None, 0)`` asks for a full check: messages sent while this process was not
-        listening are lost."""
+    async def watch(
+        self, on_change: OnChange, on_revoked: Callable[[str], None] | None = None
+    ) -> None:
+        """Reload what other processes save, as they announce it, and forget tokens they
+        revoke. After every (re)subscribe ``on_change(None, 0)`` asks for a full check:
+        messages sent while this process was not listening are lost."""
         delay = 0.5
         while True:
             client = self._connect(for_pubsub=True)
@@ -560,7 +564,10 @@ class RedisStore:
                     if message is None or message.get("type") != "message":
                         continue
                     account_id, _, version = _text(message["data"]).partition(" ")
-                    if version.isdigit():
+                    if account_id == _REVOKED:
+                        if on_revoked is not None:
+                            on_revoked(version)
+                    elif version.isdigit():
                         await on_change(account_id, int(version))
             except _WATCH_LOST as exc:
                 log.warning(
@@ -618,6 +625,7 @@ class RedisStore:
             await self._command(
                 self._client.hdel(_prefix(account_id) + "tokens", record.hash), ADMIN_DEADLINE_S
             )
+            await self._announce_revoked(record.hash)
         return len(revoked)
 
     async def remove_token(
@@ -634,7 +642,13 @@ class RedisStore:
             [token_hash, *([_audit_encoder.encode(audit)] if audit else [])],
             ADMIN_DEADLINE_S,
         )
+        await self._announce_revoked(token_hash)
         return bool(removed)
+
+    async def _announce_revoked(self, token_hash: str) -> None:
+        await self._command(
+            self._client.publish(CHANNEL, f"{_REVOKED} {token_hash}"), ADMIN_DEADLINE_S
+        )
 
     # -- audit log ---------------------------------------------------------------------------
 

@@ -45,3 +45,33 @@ async def test_an_admin_change_reaches_every_process_within_a_second(fleet: Flee
                                    params={"target": "user:ana"}) as reply:
                 entries = (await reply.json())["items"]
             assert [(e["actor"], e["action"]) for e in entries] == [("user:olivia", "user.update")]
+
+
+async def test_a_token_revoked_through_one_process_is_refused_by_every_other(
+    fleet: Fleet,
+) -> None:
+    fleet.setup(account())
+    owner = callgate("token", "create", "demo", "--user", "olivia", "--name", "owner",
+                     "--redis-url", fleet.url).strip()
+    servers = fleet.start(3)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{servers[0].url}/admin/v1/tokens",
+                                json={"name": "laptop"},
+                                headers={"Authorization": f"Bearer {owner}"}) as reply:
+            created = await reply.json()
+        mine = {"Authorization": f"Bearer {created['token']}"}
+
+        async def status(server_url: str) -> int:
+            async with session.get(f"{server_url}/admin/v1/users/olivia", headers=mine) as r:
+                return r.status
+
+        assert [await status(s.url) for s in servers] == [200, 200, 200]  # known everywhere
+        async with session.delete(f"{servers[0].url}/admin/v1/tokens/{created['id']}",
+                                  headers={"Authorization": f"Bearer {owner}"}) as reply:
+            assert reply.status == 204
+
+        async def refused_everywhere() -> bool:
+            return [await status(s.url) for s in servers] == [401, 401, 401]
+
+        # The other processes are told at once (well inside the 2 s their cache would last).
+        assert await _until(refused_everywhere, 0.5) < 0.5

@@ -1,0 +1,98 @@
+"""Reads: pages and filters, live channels (limited to a supervisor's groups), and the
+strictness of request bodies (no field can be set through a side door)."""
+
+from __future__ import annotations
+
+from .support import World
+
+
+async def test_lists_page_by_cursor_and_filter(world: World) -> None:
+    owner = world.api("olivia")
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "2"} | ({"cursor": cursor} if cursor else {})
+        reply = await owner.get("/users", params=params)
+        assert reply.status == 200 and len(reply.body["items"]) <= 2
+        seen += [u["id"] for u in reply.body["items"]]
+        cursor = reply.body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ["alice", "ann", "bob", "mark", "olivia"]
+    staff = await owner.get("/users", params={"department": "staff"})
+    assert [u["id"] for u in staff.body["items"]] == ["ann", "bob"]
+    found = await owner.get("/users", params={"q": "MAR"})
+    assert [u["id"] for u in found.body["items"]] == ["mark"]
+    pool = await owner.get("/numbers", params={"department": "staff"})
+    assert [n["number"] for n in pool.body["items"]] == ["+12125550111"]
+    too_many = await owner.get("/users", params={"limit": "501"})
+    assert too_many.status == 422 and too_many.body["field"] == "limit"
+
+
+async def test_live_channels_show_who_holds_a_channel_within_a_supervisors_groups(
+    world: World,
+) -> None:
+    dialer = world.api("service")
+    calls = {}
+    for user in ("ann", "bob"):
+        reply = await dialer.call("POST", "/v1/dial", {"user": user, "to": "+12125550199"},
+                                  prefix="")
+        assert reply.body["allowed"], reply.body
+        calls[user] = reply.body["call_id"]
+    everyone = (await world.api("olivia").get("/live-channels")).body["items"]
+    assert sorted((c["user"], c["call_id"]) for c in everyone) == sorted(
+        (u, c) for u, c in calls.items())
+    assert all(c["to"] == "+12125550199" and c["caller_id"] for c in everyone)
+    # mark supervises the group "east" (ann only).
+    east = (await world.api("mark").get("/live-channels")).body["items"]
+    assert [c["user"] for c in east] == ["ann"]
+    assert (await world.api("ann").get("/live-channels")).status == 403
+    await dialer.call("POST", f"/v1/calls/{calls['ann']}/end", {"outcome": "answered"},
+                      prefix="")
+    left = (await world.api("olivia").get("/live-channels")).body["items"]
+    assert [c["user"] for c in left] == ["bob"]
+
+
+async def test_no_field_can_be_set_through_a_side_door(world: World) -> None:
+    owner = world.api("olivia")
+    _, version = await world.config()
+    for method, path, body, field in [
+        ("PATCH", "/users/ann", {"permissions": ["billing.topup"]}, "permissions"),
+        ("PATCH", "/users/ann", {"extra_permissions": ["billing.topup"]}, "extra_permissions"),
+        ("PATCH", "/users/ann", {"id": "annie"}, "id"),
+        ("PATCH", "/users/ann", {"department": "admins"}, "department"),
+        ("PATCH", "/account", {"owner": "ann"}, "owner"),
+        ("PATCH", "/account", {"id": "other"}, "id"),
+        ("PATCH", "/account", {"users": []}, "users"),
+        ("POST", "/users", {"id": "x", "email": "x@acme.example", "extra_permissions": ["usage.view"]},
+         "extra_permissions"),
+        ("POST", "/users", {"id": "x", "email": "x@acme.example", "account": "other"}, "account"),
+        ("PATCH", "/departments/staff", {"permissions": []}, "permissions"),
+        ("PATCH", "/numbers/%2B12125550100", {"status": "active"}, "status"),
+    ]:
+        reply = await owner.call(method, path, body)
+        assert reply.status == 422, (path, body, reply.body)
+        assert reply.headers["Content-Type"].startswith("application/problem+json")
+        assert reply.body["field"] == field, reply.body
+    _, after = await world.config()
+    assert after == version
+
+
+async def test_bad_values_name_their_field_and_change_nothing(world: World) -> None:
+    owner = world.api("olivia")
+    _, version = await world.config()
+    for path, body, status, field in [
+        ("/users/ann", {"max_channels": -1}, 422, "max_channels"),
+        ("/users/ann", {"email": "not an email"}, 422, "email"),
+        ("/users/ann", {"default_caller_id": "+19995550100"}, 409, None),
+        ("/account", {"default_region": "usa"}, 422, "default_region"),
+    ]:
+        reply = await owner.patch(path, body)
+        assert reply.status == status, (path, reply.body)
+        if field:
+            assert reply.body["field"] == field
+    not_json = await owner.call("PATCH", "/users/ann", None,
+                                headers={"Content-Type": "application/json"})
+    assert not_json.status in (400, 422)
+    _, after = await world.config()
+    assert after == version
