@@ -244,13 +244,20 @@ class Engine:
 
     # -- call lifecycle ----------------------------------------------------------------------
 
-    async def end(self, account_id: str, call_id: str, outcome: Outcome) -> EndResult:
+    async def end(
+        self, account_id: str, call_id: str, outcome: Outcome, user_id: str | None = None
+    ) -> EndResult:
+        """End a call; with ``user_id`` (a user's own token), only one of that user's."""
         self.snapshot(account_id)
-        return await self._store.end(account_id, call_id, outcome)
+        return await self._store.end(account_id, call_id, outcome, user_id)
 
-    async def heartbeat(self, account_id: str, call_id: str) -> HeartbeatResult:
+    async def heartbeat(
+        self, account_id: str, call_id: str, user_id: str | None = None
+    ) -> HeartbeatResult:
         account = self.snapshot(account_id)
-        expires = await self._store.heartbeat(account_id, call_id, account.lease_ttl_ms)
+        expires = await self._store.heartbeat(
+            account_id, call_id, account.lease_ttl_ms, user_id
+        )
         return HeartbeatResult(call_id=call_id, lease_expires_at=rfc3339(expires))
 
     @staticmethod

@@ -146,10 +146,6 @@ async def _token(request: web.Request) -> TokenRecord:
     return tokens.cached(header) or await tokens.record_for(header)
 
 
-async def _account(request: web.Request) -> str:
-    return (await _token(request)).account_id
-
-
 def _dialling_as(token: TokenRecord, body: DialRequest) -> str:
     """The account a dial is for. A service token dials as any user of its account; a user's
     token only as that user."""
@@ -175,16 +171,20 @@ async def explain(request: web.Request) -> web.Response:
 
 
 async def end(request: web.Request) -> web.Response:
-    account = await _account(request)
+    token = await _token(request)
     body = _decode(_end_decoder, await request.read())
-    result = await request.app[ENGINE].end(account, request.match_info["call_id"], body.outcome)
+    result = await request.app[ENGINE].end(
+        token.account_id, request.match_info["call_id"], body.outcome, token.user_id
+    )
     return _json(result)
 
 
 async def heartbeat(request: web.Request) -> web.Response:
-    account = await _account(request)
+    token = await _token(request)
     _decode(_heartbeat_decoder, await request.read() or b"{}")
-    return _json(await request.app[ENGINE].heartbeat(account, request.match_info["call_id"]))
+    return _json(await request.app[ENGINE].heartbeat(
+        token.account_id, request.match_info["call_id"], token.user_id
+    ))
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -660,11 +660,13 @@ class EmbeddedStore:
                 if self._pending.get(key) is written:
                     del self._pending[key]
 
-    async def end(self, account_id: str, call_id: str, outcome: Outcome) -> EndResult:
+    async def end(
+        self, account_id: str, call_id: str, outcome: Outcome, user_id: str | None = None
+    ) -> EndResult:
         key = (account_id, call_id)
         await self._settled(key)
         now = self._clock_ms()
-        record = self._live_record(key, now)
+        record = self._live_record(key, now, user_id)
         decision = record.decision
         records_sticky = (
             outcome.connected
@@ -689,11 +691,13 @@ class EmbeddedStore:
         await self._commit_call(key, ended, previous=record, now=now, sticky=sticky)
         return EndResult(call_id=call_id, outcome=outcome, sticky_recorded=records_sticky)
 
-    async def heartbeat(self, account_id: str, call_id: str, ttl_ms: int) -> int:
+    async def heartbeat(
+        self, account_id: str, call_id: str, ttl_ms: int, user_id: str | None = None
+    ) -> int:
         key = (account_id, call_id)
         await self._settled(key)
         now = self._clock_ms()
-        record = self._live_record(key, now)
+        record = self._live_record(key, now, user_id)
         if record.outcome is not None:
             raise Conflict(f"call {call_id!r} has ended ({record.outcome})", field="call_id")
         if record.lease_expires_ms <= now:
@@ -711,9 +715,13 @@ class EmbeddedStore:
         await self._commit_call(key, extended, previous=record, now=now)
         return expires
 
-    def _live_record(self, key: Key, now: int) -> CallRecord:
+    def _live_record(self, key: Key, now: int, user_id: str | None = None) -> CallRecord:
         record = self._calls.get(key)
-        if record is None or record.retain_until_ms <= now:
+        if (
+            record is None
+            or record.retain_until_ms <= now
+            or (user_id is not None and record.user_id != user_id)
+        ):
             raise NotFound(f"no call {key[1]!r} in this account", field="call_id")
         if record.lease_expires_ms == 0:
             raise Conflict(

@@ -130,9 +130,11 @@ return 1
 END = (
     _NOW
     + """
--- KEYS: record, account leases.  ARGV: skew, call id, outcome, connected, retention, prefix
+-- KEYS: record, account leases.
+-- ARGV: skew, call id, outcome, connected, retention, prefix, user ('' any: whose call it is)
 local rec = redis.call('HMGET', KEYS[1], 'r', 'x', 'o', 'u', 'k', 't', 'l', 'd')
 if not rec[1] or tonumber(rec[1]) <= now then return {'missing'} end
+if ARGV[7] ~= '' and rec[4] ~= ARGV[7] then return {'missing'} end
 if rec[2] == '0' then return {'denied', rec[8]} end
 local records = rec[5] ~= '' and rec[6] ~= ''
 if rec[3] ~= '' then return {'ended', rec[3], records and 1 or 0} end
@@ -152,9 +154,11 @@ return {'ok', records and 1 or 0}
 HEARTBEAT = (
     _NOW
     + """
--- KEYS: record, account leases.  ARGV: skew, call id, lease ttl, retention, prefix
+-- KEYS: record, account leases.
+-- ARGV: skew, call id, lease ttl, retention, prefix, user ('' any: whose call it is)
 local rec = redis.call('HMGET', KEYS[1], 'r', 'x', 'o', 'u', 'c', 'd')
 if not rec[1] or tonumber(rec[1]) <= now then return {'missing'} end
+if ARGV[6] ~= '' and rec[4] ~= ARGV[6] then return {'missing'} end
 if rec[2] == '0' then return {'denied', rec[6]} end
 if rec[3] ~= '' then return {'ended', rec[3]} end
 if tonumber(rec[2]) <= now then return {'expired'} end

@@ -786,13 +786,15 @@ class RedisStore:
             except StoreUnavailable:
                 await asyncio.sleep(0.5)
 
-    async def end(self, account_id: str, call_id: str, outcome: Outcome) -> EndResult:
+    async def end(
+        self, account_id: str, call_id: str, outcome: Outcome, user_id: str | None = None
+    ) -> EndResult:
         prefix = _prefix(account_id)
         reply = await self._script(
             _END,
             [prefix + "call:" + call_id, prefix + "leases"],
             [self._skew_ms(), call_id, outcome.value, "1" if outcome.connected else "0",
-             RETENTION_MS, prefix],
+             RETENTION_MS, prefix, user_id or ""],
             self._deadline_s,
         )
         status = _text(reply[0])
@@ -807,12 +809,14 @@ class RedisStore:
         records = bool(reply[-1]) and outcome.connected
         return EndResult(call_id=call_id, outcome=outcome, sticky_recorded=records)
 
-    async def heartbeat(self, account_id: str, call_id: str, ttl_ms: int) -> int:
+    async def heartbeat(
+        self, account_id: str, call_id: str, ttl_ms: int, user_id: str | None = None
+    ) -> int:
         prefix = _prefix(account_id)
         reply = await self._script(
             _HEARTBEAT,
             [prefix + "call:" + call_id, prefix + "leases"],
-            [self._skew_ms(), call_id, ttl_ms, RETENTION_MS, prefix],
+            [self._skew_ms(), call_id, ttl_ms, RETENTION_MS, prefix, user_id or ""],
             self._deadline_s,
         )
         status = _text(reply[0])

@@ -170,6 +170,16 @@ async def test_a_user_token_dials_as_its_user_only(world: World) -> None:
     assert own.status == 200 and own.body["allowed"], own.body
     other = await phone.call("POST", "/v1/dial", {"user": "bob", "to": "+12125550199"}, prefix="")
     assert other.status == 403 and other.body["field"] == "user"
+    # Nor end or extend another user's call: it answers as if it did not exist.
+    bobs = await world.api("service").call("POST", "/v1/dial",
+                                           {"user": "bob", "to": "+12125550199"}, prefix="")
+    for action, body in (("heartbeat", {}), ("end", {"outcome": "busy"})):
+        reply = await phone.call("POST", f"/v1/calls/{bobs.body['call_id']}/{action}", body,
+                                 prefix="")
+        assert reply.status == 404, (action, reply.body)
+    ended = await phone.call("POST", f"/v1/calls/{own.body['call_id']}/end",
+                             {"outcome": "busy"}, prefix="")
+    assert ended.status == 200
     # A user cannot mint a service token without account.settings.
     assert (await world.api("ann").post("/tokens", {"name": "x", "kind": "service"})).status == 403
 

@@ -97,3 +97,21 @@ async def test_live_calls_are_the_channels_held_now(contract_store: Store, clock
     clock.ms += 2_000
     assert [c.call_id for c in await contract_store.live_calls("a")] == ["c1"]
     assert await contract_store.live_calls("other") == []
+
+
+async def test_a_call_ends_or_extends_only_for_its_own_user_when_one_is_named(
+    contract_store: Store,
+) -> None:
+    """A user's own token may end or extend that user's calls only; another user's call
+    answers as if it did not exist."""
+    from engine.errors import NotFound
+
+    await contract_store.admit(ticket("c1", user="ana"), allow("c1"))
+    with pytest.raises(NotFound):
+        await contract_store.heartbeat("a", "c1", 60_000, "bob")
+    with pytest.raises(NotFound):
+        await contract_store.end("a", "c1", Outcome.BUSY, "bob")
+    assert [c.call_id for c in await contract_store.live_calls("a")] == ["c1"]
+    assert await contract_store.heartbeat("a", "c1", 60_000, "ana") > 0
+    assert (await contract_store.end("a", "c1", Outcome.BUSY, "ana")).outcome is Outcome.BUSY
+    assert await contract_store.live_calls("a") == []
