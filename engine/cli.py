@@ -161,7 +161,9 @@ async def _with_store(
 async def _import(store: Store, path: Path) -> int:
     data = await asyncio.to_thread(path.read_bytes)
     config = configfile.decode(data, configfile.format_for(path), source=str(path))
-    version = await AccountService(store).put(config)
+    entry = AuditEntry(at_ms=time.time_ns() // 1_000_000, actor="cli", action="account.import",
+                       target=f"account:{config.id}", after={"file": str(path)})
+    version = await AccountService(store).put(config, [entry])
     print(f"imported account {config.id!r} (version {version})")
     return 0
 

@@ -38,11 +38,11 @@ class AccountService:
             raise NotFound(f"no account {account_id!r}", field="account")
         return loaded
 
-    async def put(self, config: AccountConfig) -> int:
+    async def put(self, config: AccountConfig, audit: Sequence[AuditEntry] = ()) -> int:
         """Create the account, or replace it whole (``callgate import``); the new version."""
         check(config)
         versions = await self._store.account_versions()
-        version = await self._store.save_account(config, versions.get(config.id, 0))
+        version = await self._store.save_account(config, versions.get(config.id, 0), audit)
         self._saved(config, version)
         return version
 

@@ -60,3 +60,25 @@ async def test_from_bootstrap_to_a_first_decision(tmp_path: Path) -> None:
                                                     "account.update"]
     finally:
         server.stop()
+
+
+async def test_commands_on_the_servers_machine_are_in_the_audit_log(tmp_path: Path) -> None:
+    from engine.store import AuditQuery, EmbeddedStore
+    from tests.conftest import DEMO
+
+    data = str(tmp_path / "data")
+    for args in (["bootstrap", "acme", "--name", "Acme", "--owner", "olivia",
+                  "--email", "olivia@acme.example"], ["import", str(DEMO)]):
+        done = subprocess.run([str(CALLGATE), *args, "--data", data], capture_output=True,
+                              text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+    store = EmbeddedStore(tmp_path / "data")
+    await store.open()
+    try:
+        acme, _ = await store.audit_log("acme", AuditQuery())
+        demo, _ = await store.audit_log("demo", AuditQuery())
+    finally:
+        await store.close()
+    assert [(e.actor, e.action, e.target) for e in acme] == [("cli", "account.create",
+                                                             "account:acme")]
+    assert [(e.actor, e.action) for e in demo] == [("cli", "account.import")]
