@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 from msgspec import UNSET
@@ -65,6 +65,21 @@ def _enforce_departments(
     return new
 
 
+def _check_domain_change(
+    config: AccountConfig, domain: str | None, claimed_by: Callable[[str], list[str]]
+) -> None:
+    with_sip = [u.id for u in config.users if u.sip is not None]
+    if with_sip:
+        raise Conflict(
+            f"{len(with_sip)} users have SIP credentials in {config.sip_domain!r} (their "
+            f"password digests are made over the domain), e.g. {with_sip[0]!r}: remove their "
+            "credentials before changing the domain",
+            field="sip_domain",
+        )
+    if domain is not None and [a for a in claimed_by(domain) if a != config.id]:
+        raise Conflict(f"SIP domain {domain!r} belongs to another account", field="sip_domain")
+
+
 async def update_account(call: Call) -> Reply:
     body = await call.body(AccountPatch)
     fields = {f: v for f in body.__struct_fields__ if (v := getattr(body, f)) is not UNSET}
@@ -73,6 +88,8 @@ async def update_account(call: Call) -> Reply:
         call.check_match(settings_of(config))
         require(actor, P.ACCOUNT_SETTINGS)
         mode = fields.pop("departments_mode", config.departments_mode)
+        if fields.get("sip_domain", config.sip_domain) != config.sip_domain:
+            _check_domain_change(config, fields["sip_domain"], call.engine.domain_claimed_by)
         new = _replace(config, **fields)
         if mode is not config.departments_mode:
             if mode is DepartmentsMode.LEGACY:

@@ -97,7 +97,8 @@ _ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/cs
 
 
 def _handler(
-    operation: Operation, store: Store, service: AccountService, token_cache: TokenCache
+    operation: Operation, store: Store, service: AccountService, token_cache: TokenCache,
+    engine: Engine,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         try:
@@ -109,7 +110,7 @@ def _handler(
                     "user's token"
                 )
             reply = await operation.handler(
-                Call(request, operation, token, service, store, token_cache)
+                Call(request, operation, token, service, store, token_cache, engine)
             )
         except asyncio.CancelledError:
             raise
@@ -133,7 +134,8 @@ def build_admin_app(store: Store, engine: Engine, token_cache: TokenCache) -> we
     app = web.Application()
     for operation in OPERATIONS:
         app.router.add_route(
-            operation.method, operation.path, _handler(operation, store, service, token_cache)
+            operation.method, operation.path,
+            _handler(operation, store, service, token_cache, engine),
         )
 
     async def openapi(request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ import msgspec
 from aiohttp import web
 
 from callerid import AccountConfig, Permission
+from engine.decide import Engine
 from engine.errors import Forbidden, InvalidField, MalformedRequest, NotFound, PreconditionFailed
 from engine.service import AccountService
 from engine.store import AuditEntry, Store, TokenRecord
@@ -42,9 +43,22 @@ def etag(resource: msgspec.Struct) -> str:
     return hashlib.sha256(msgspec.msgpack.encode(resource)).hexdigest()[:20]
 
 
+SECRET_FIELDS = frozenset({"ha1_md5", "ha1_sha256"})
+"""Fields no answer and no audit entry ever shows (a SIP credential's digests: each is as
+good as the password for digest authentication in its realm)."""
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items() if k not in SECRET_FIELDS}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
 def builtins(resource: msgspec.Struct | None) -> Any:
-    """A resource as the audit log keeps it."""
-    return None if resource is None else msgspec.to_builtins(resource)
+    """A resource as the audit log keeps it, without secrets."""
+    return None if resource is None else _redacted(msgspec.to_builtins(resource))
 
 
 def _invalid(exc: msgspec.ValidationError) -> InvalidField:
@@ -95,8 +109,10 @@ class Call:
         service: AccountService,
         store: Store,
         tokens: TokenCache,
+        engine: Engine,
     ) -> None:
         self.request = request
+        self.engine = engine
         self.operation = operation
         self.token = token
         self.service = service

@@ -26,7 +26,7 @@ from callerid import (
     PhoneNumber,
     User,
 )
-from callerid.model import E164, Channels, Id, Name, Region
+from callerid.model import E164, Channels, Id, Name, Region, SipDomain, SipUsername
 
 from .presets import Preset
 
@@ -55,6 +55,7 @@ __all__ = [
     "Page",
     "PresetApply",
     "PresetOut",
+    "SipLoginOut",
     "TokenCreate",
     "TokenCreated",
     "TokenKind",
@@ -105,7 +106,7 @@ class AccountOut(_Out, frozen=True):
     default_caller_id: E164 | None
     call_settings: CallSettings
     pro: bool
-    sip_domain: str | None
+    sip_domain: SipDomain | None
     departments_mode: DepartmentsMode
     max_channels: Channels | None
     lease_ttl_s: int
@@ -120,7 +121,8 @@ class AccountPatch(_Request, frozen=True):
     default_caller_id: E164 | None | UnsetType = UNSET
     call_settings: CallSettings | UnsetType = UNSET
     pro: bool | UnsetType = UNSET
-    sip_domain: Annotated[str, msgspec.Meta(max_length=253)] | None | UnsetType = UNSET
+    sip_domain: SipDomain | None | UnsetType = UNSET
+    """Cannot change while users have SIP credentials: their digests are made over it."""
     departments_mode: DepartmentsMode | UnsetType = UNSET
     """Only ``legacy`` -> ``enforced``: users without a department move into the default one,
     keeping what they held as extra permissions."""
@@ -142,7 +144,19 @@ class Bootstrap(_Request, frozen=True):
 # -- users ---------------------------------------------------------------------------------------
 
 
+class SipLoginOut(_Out, frozen=True):
+    """A user's SIP login as anyone may see it: never the password or its digests."""
+
+    domain: SipDomain
+    username: SipUsername
+    enabled: bool
+    """VoIP on or off."""
+    password_set_at: str
+    """RFC 3339."""
+
+
 class UserOut(User, frozen=True, kw_only=True):
+    sip: SipLoginOut | None = None  # type: ignore[assignment]
     effective_permissions: tuple[Permission, ...]
     is_owner: bool
     etag: Etag

@@ -16,11 +16,13 @@ from callerid import AccountConfig, DepartmentsMode, GeoConfig, Permission, User
 from engine import changes
 from engine.errors import Forbidden
 from engine.store import AuditEntry
+from engine.wire import rfc3339
 
 from .context import Call, Operation, Reply, etag, find, page, tagged
 from .presets import with_preset
 from .rules import Actor, check_edit_user, check_grant, check_permission_change, effective, require
 from .schemas import (
+    SipLoginOut,
     GeoCopy,
     MoveUser,
     Page,
@@ -38,9 +40,18 @@ P = Permission
 _replace = msgspec.structs.replace
 
 
+def sip_login_out(config: AccountConfig, user: User) -> SipLoginOut | None:
+    if user.sip is None or config.sip_domain is None:
+        return None
+    return SipLoginOut(domain=config.sip_domain, username=user.sip.username,
+                       enabled=user.sip.enabled, password_set_at=rfc3339(user.sip.password_set_ms))
+
+
 def user_out(config: AccountConfig, user: User) -> UserOut:
+    fields = msgspec.structs.asdict(user)
+    fields["sip"] = sip_login_out(config, user)
     return UserOut(
-        **msgspec.structs.asdict(user),
+        **fields,
         effective_permissions=tuple(sorted(effective(config, user))),
         is_owner=user.id == config.owner,
         etag=etag(user),

@@ -16,6 +16,7 @@ from .model import (
     PhoneNumber,
     Reason,
     Rule,
+    SipCredential,
     User,
 )
 from .permissions import ALL_PERMISSIONS, BUCKETS, Permission, effective_permissions
@@ -44,6 +45,7 @@ __all__ = [
     "Reason",
     "Resolution",
     "Rule",
+    "SipCredential",
     "TraceStep",
     "User",
     "UserView",

@@ -35,6 +35,9 @@ __all__ = [
     "PhoneNumber",
     "Reason",
     "Rule",
+    "SipCredential",
+    "SipDomain",
+    "SipUsername",
     "User",
 ]
 
@@ -62,6 +65,26 @@ AreaCode = Annotated[
 ]
 CallingCode = Annotated[int, msgspec.Meta(ge=1, le=999, description="Country calling code")]
 Channels = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
+SipDomain = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$",
+        description="The account's SIP domain (lower case), the realm of its users' SIP "
+        "credentials, e.g. acme.sip.example",
+        examples=["acme.sip.example"],
+    ),
+]
+SipUsername = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="A SIP username, unique in the account's SIP domain (ignoring case): "
+        "letters, digits, '.', '_', '-'; up to 64 characters",
+        examples=["ana.desk"],
+    ),
+]
+Md5Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$")]
+Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 Name = Annotated[str, msgspec.Meta(max_length=200)]
 
 
@@ -188,6 +211,20 @@ class Department(_Config, frozen=True):
     default_caller_id: E164 | None = None
 
 
+class SipCredential(_Config, frozen=True):
+    """A user's SIP login in the account's SIP domain. Only digests are kept (RFC 7616
+    section 3.4.2: HA1 = H(username ":" realm ":" password), the realm being the SIP
+    domain), never the password; so the domain cannot change while credentials exist."""
+
+    username: SipUsername
+    ha1_md5: Md5Hex
+    ha1_sha256: Sha256Hex
+    enabled: bool = True
+    """VoIP on or off: off refuses every SIP request of the user, credentials kept."""
+    password_set_ms: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """When the password was last set (ms since the epoch)."""
+
+
 class User(_Config, frozen=True):
     id: Id
     email: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)]
@@ -207,6 +244,8 @@ class User(_Config, frozen=True):
     supervised_groups: tuple[Id, ...] = ()
     """Groups whose live calls this user may see; empty means every user's, as far as the
     user's permissions go."""
+    sip: SipCredential | None = None
+    """SIP credentials for softphones and desk phones, if the user has any."""
 
 
 class Group(_Config, frozen=True):
@@ -228,7 +267,7 @@ class AccountConfig(_Config, frozen=True):
     default_caller_id: E164 | None = None
     call_settings: CallSettings = CallSettings()
     pro: bool = False
-    sip_domain: Annotated[str, msgspec.Meta(max_length=253)] | None = None
+    sip_domain: SipDomain | None = None
     departments_mode: DepartmentsMode = DepartmentsMode.ENFORCED
     max_channels: Channels | None = None
     """The plan's cap on concurrent calls across the account; absent means no cap."""

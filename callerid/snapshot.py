@@ -14,7 +14,14 @@ from __future__ import annotations
 import msgspec
 
 from .geo import GeoTable, compile_geo
-from .model import AccountConfig, AvailableCallerIds, CallSettings, NumberStatus, User
+from .model import (
+    AccountConfig,
+    AvailableCallerIds,
+    CallSettings,
+    NumberStatus,
+    SipCredential,
+    User,
+)
 from .permissions import Permission, effective_permissions
 
 __all__ = ["AccountSnapshot", "UserView", "compile_account", "effective_settings"]
@@ -34,6 +41,7 @@ class UserView(msgspec.Struct, frozen=True, kw_only=True):
     geo: GeoTable | None
     """None when geo caller ID is off for this user (or the account is not Pro)."""
     max_channels: int
+    sip: SipCredential | None
 
 
 class AccountSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,6 +56,9 @@ class AccountSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     sticky_ttl_ms: int
     users: dict[str, UserView]
     active_numbers: frozenset[str]
+    sip_domain: str | None
+    sip_users: dict[str, str]
+    """User id by SIP username (as the user's credential spells it)."""
 
 
 def effective_settings(account: AccountConfig, user: User) -> CallSettings:
@@ -93,6 +104,7 @@ def compile_account(account: AccountConfig, version: int) -> AccountSnapshot:
             department_default=department.default_caller_id if department else None,
             geo=compile_geo(user.geo) if settings.geo_caller_id else None,
             max_channels=user.max_channels,
+            sip=user.sip,
         )
     return AccountSnapshot(
         account_id=account.id,
@@ -106,4 +118,6 @@ def compile_account(account: AccountConfig, version: int) -> AccountSnapshot:
         sticky_ttl_ms=account.sticky_ttl_days * 86_400_000,
         users=users,
         active_numbers=active,
+        sip_domain=account.sip_domain,
+        sip_users={u.sip.username: u.id for u in account.users if u.sip is not None},
     )

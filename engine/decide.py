@@ -18,6 +18,7 @@ trace and takes no channel.
 from __future__ import annotations
 
 import itertools
+import logging
 import secrets
 import time
 
@@ -47,6 +48,8 @@ from .store.protocol import channel_denial, channel_refusal
 from .wire import Decision, DialRequest, EndResult, HeartbeatResult, rfc3339
 
 __all__ = ["Engine"]
+
+log = logging.getLogger("callgate.engine")
 
 
 
@@ -131,6 +134,7 @@ class Engine:
         self._store = store
         self._metrics = metrics
         self._snapshots: dict[str, AccountSnapshot] = {}
+        self._domains: dict[str, str] = {}
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -139,9 +143,34 @@ class Engine:
         current = self._snapshots.get(config.id)
         if current is None or current.version < version:
             self._snapshots[config.id] = compile_account(config, version)
+            if config.sip_domain != (current.sip_domain if current else None):
+                self._index_domains()
+
+    def _index_domains(self) -> None:
+        claimed: dict[str, list[str]] = {}
+        for snapshot in self._snapshots.values():
+            if snapshot.sip_domain is not None:
+                claimed.setdefault(snapshot.sip_domain, []).append(snapshot.account_id)
+        for domain, accounts in claimed.items():
+            if len(accounts) > 1:
+                log.warning("SIP domain %r is claimed by accounts %s: SIP requests for it are "
+                            "refused until only one does", domain, ", ".join(sorted(accounts)))
+        self._domains = {d: accounts[0] for d, accounts in claimed.items() if len(accounts) == 1}
 
     def versions(self) -> dict[str, int]:
         return {account_id: s.version for account_id, s in self._snapshots.items()}
+
+    def account(self, account_id: str) -> AccountSnapshot | None:
+        return self._snapshots.get(account_id)
+
+    def account_for_domain(self, domain: str) -> AccountSnapshot | None:
+        """The one account whose SIP domain is ``domain`` (lower case), if exactly one."""
+        account_id = self._domains.get(domain)
+        return self._snapshots.get(account_id) if account_id is not None else None
+
+    def domain_claimed_by(self, domain: str) -> list[str]:
+        """Every account whose SIP domain is ``domain``."""
+        return sorted(s.account_id for s in self._snapshots.values() if s.sip_domain == domain)
 
     def snapshot(self, account_id: str) -> AccountSnapshot:
         snapshot = self._snapshots.get(account_id)

@@ -13,10 +13,16 @@ callgate cannot answer with a decision::
     │   ├── Conflict              409  the change breaks an invariant or reuses an id
     │   ├── PreconditionFailed    412  the resource changed since the client read it
     │   └── PayloadTooLarge       413  the body is over the limit
+    ├── SipMessageError           a SIP peer sent what we cannot take; its SIP status rides on
+    │                                  the instance (400, or 505, 416, 513, ...), as h11's
+    │                                  ``error_status_hint`` does; ``None`` when the message is
+    │                                  too broken to answer at all (it is dropped)
     ├── StoreUnavailable          503  the store cannot be reached or did not answer in time
     └── ConfigurationError        (start-up) a bad setting or configuration file; exit status 2
 
-Every message names the field or entry, the value and what was expected.
+Two tables map each class to a status: ``HTTP_STATUS`` for the HTTP APIs, ``SIP_STATUS`` for
+the SIP front end (``sip_status`` prefers a status carried by the instance). Every message
+names the field or entry, the value and what was expected.
 """
 
 from __future__ import annotations
@@ -33,9 +39,12 @@ __all__ = [
     "PayloadTooLarge",
     "PreconditionFailed",
     "RequestError",
+    "SIP_STATUS",
+    "SipMessageError",
     "StoreUnavailable",
     "Unauthorized",
     "http_status",
+    "sip_status",
 ]
 
 
@@ -86,6 +95,17 @@ class PayloadTooLarge(RequestError):
     title = "Payload too large"
 
 
+class SipMessageError(CallgateError):
+    """A SIP message callgate cannot take. ``status`` is the SIP status to answer with, or
+    None when the message is too broken to answer (no usable Via, Call-ID, CSeq)."""
+
+    title = "Bad SIP message"
+
+    def __init__(self, detail: str, *, status: int | None = 400, field: str | None = None) -> None:
+        super().__init__(detail, field=field)
+        self.status = status
+
+
 class StoreUnavailable(CallgateError):
     title = "Store unavailable"
 
@@ -103,15 +123,42 @@ HTTP_STATUS: dict[type[CallgateError], int] = {
     Conflict: 409,
     PreconditionFailed: 412,
     PayloadTooLarge: 413,
+    SipMessageError: 400,
+    StoreUnavailable: 503,
+    ConfigurationError: 500,
+}
+
+SIP_STATUS: dict[type[CallgateError], int] = {
+    MalformedRequest: 400,
+    InvalidField: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 400,  # a Call-ID reused for another call
+    PreconditionFailed: 400,
+    PayloadTooLarge: 513,
+    SipMessageError: 400,
     StoreUnavailable: 503,
     ConfigurationError: 500,
 }
 
 
-def http_status(error: CallgateError) -> int:
-    """The HTTP status for ``error``: its own class's row, else the nearest ancestor's."""
+def _row(table: dict[type[CallgateError], int], error: CallgateError) -> int:
     for cls in type(error).__mro__:
-        status = HTTP_STATUS.get(cls)
+        status = table.get(cls)
         if status is not None:
             return status
     return 500
+
+
+def http_status(error: CallgateError) -> int:
+    """The HTTP status for ``error``: its own class's row, else the nearest ancestor's."""
+    return _row(HTTP_STATUS, error)
+
+
+def sip_status(error: CallgateError) -> int | None:
+    """The SIP status for ``error``: the one it carries, else its class's row; None: do not
+    answer."""
+    if isinstance(error, SipMessageError):
+        return error.status
+    return _row(SIP_STATUS, error)

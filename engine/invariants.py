@@ -2,6 +2,9 @@
 service runs it on the result of every change, whole imports included, before anything is
 written.
 
+0. Every value has its declared type and limits (the model's ``msgspec.Meta`` constraints),
+   as if the account had been read from a file: a change built in code cannot slip past
+   what decoding would refuse.
 1. Ids are unique: users (and their emails, case-insensitively), departments, numbers, groups.
 2. The owner is a user of the account and is in no department.
 3. Exactly one department is the default, and it exists.
@@ -13,22 +16,36 @@ written.
    default caller ID; group members; the groups a user supervises.
 6. Numbers are valid E.164 numbers; regions are regions phonenumbers knows; an area code is
    mapped to one number only.
+7. SIP usernames are unique in the account (ignoring case), and SIP credentials exist only
+   in an account with a SIP domain (their digests are computed over it).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+
+import msgspec
 
 from callerid import AccountConfig, DepartmentsMode, User
 
-from .errors import Conflict
+from .errors import Conflict, InvalidField
 from .numbers import SUPPORTED_REGIONS, is_valid_e164
 
 __all__ = ["check", "problems"]
 
 
+_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+
+
 def check(config: AccountConfig) -> None:
-    """Raise ``Conflict`` naming every broken invariant of ``config``."""
+    """Raise ``InvalidField`` for a value outside its type's limits (invariant 0), else
+    ``Conflict`` naming every broken invariant of ``config``."""
+    try:
+        msgspec.convert(msgspec.to_builtins(config), AccountConfig)
+    except msgspec.ValidationError as exc:
+        at = _PATH.search(str(exc))
+        raise InvalidField(str(exc), field=at.group(1) if at else None) from None
     found = problems(config)
     if found:
         raise Conflict("; ".join(found), field=found[0].split(":", 1)[0])
@@ -56,6 +73,7 @@ def problems(config: AccountConfig) -> list[str]:
         ("departments", [d.id for d in config.departments]),
         ("numbers", [n.number for n in config.numbers]),
         ("groups", [g.id for g in config.groups]),
+        ("SIP usernames", [u.sip.username.lower() for u in config.users if u.sip]),
     ):
         for value in _duplicates(values):
             out.append(f"{what}: {value!r} appears more than once")
@@ -129,6 +147,12 @@ def problems(config: AccountConfig) -> list[str]:
             if which in seen_countries:
                 out.append(f"{ref}.geo.countries[{j}]: {which} has more than one rule")
             seen_countries.add(which)
+
+    if config.sip_domain is None:
+        for i, u in enumerate(config.users):
+            if u.sip is not None:
+                out.append(f"{_user_ref(i, u)}.sip: SIP credentials need the account's "
+                           "sip_domain (their realm)")
 
     groups = {g.id for g in config.groups}
     for i, u in enumerate(config.users):

@@ -15,6 +15,13 @@ def leaves(cls: type) -> list[type]:
 @pytest.mark.parametrize("cls", leaves(errors.CallgateError), ids=lambda c: c.__name__)
 def test_every_leaf_error_has_a_status_row(cls: type[errors.CallgateError]) -> None:
     assert cls in errors.HTTP_STATUS
+    assert cls in errors.SIP_STATUS
+
+
+def test_a_sip_message_error_answers_with_the_status_it_carries() -> None:
+    assert errors.sip_status(errors.SipMessageError("bad version", status=505)) == 505
+    assert errors.sip_status(errors.SipMessageError("no Via", status=None)) is None
+    assert errors.sip_status(errors.NotFound("no user")) == 404
 
 
 def test_request_errors_are_4xx_and_store_unavailable_is_503() -> None:

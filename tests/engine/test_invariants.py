@@ -7,8 +7,16 @@ from typing import Any, Callable
 import msgspec
 import pytest
 
-from callerid import AccountConfig, AreaCodeRule, DepartmentsMode, GeoConfig, Group, PhoneNumber
-from engine.errors import Conflict
+from callerid import (
+    AccountConfig,
+    AreaCodeRule,
+    DepartmentsMode,
+    GeoConfig,
+    Group,
+    PhoneNumber,
+    SipCredential,
+)
+from engine.errors import Conflict, InvalidField
 from engine.invariants import check
 
 R = msgspec.structs.replace
@@ -40,7 +48,13 @@ BREAKS: list[tuple[str, Callable[[AccountConfig], AccountConfig], str]] = [
     ("unknown account default", lambda c: R(c, default_caller_id="+12125559999"), "default_caller_id"),
     ("unknown plan region", lambda c: R(c, plan_countries=("US", "XX")), "plan_countries[1]"),
     ("unknown group member", lambda c: R(c, groups=(Group(id="g", name="G", members=("ghost",)),)), "member 'ghost'"),
+    ("SIP username used twice, ignoring case", lambda c: _user(_user(R(c, sip_domain="demo.sip.example"), "ana", sip=_login("Desk")), "sam", sip=_login("desk")), "SIP usernames: 'desk' appears more than once"),
+    ("SIP credentials without a SIP domain", lambda c: _user(R(c, sip_domain=None), "ana", sip=_login("ana")), r"users[1] (ana).sip: SIP credentials need the account's sip_domain"),
 ]
+
+
+def _login(username: str) -> SipCredential:
+    return SipCredential(username=username, ha1_md5="0" * 32, ha1_sha256="0" * 64)
 
 
 @pytest.mark.parametrize(("make", "message"), [b[1:] for b in BREAKS], ids=[b[0] for b in BREAKS])
@@ -51,6 +65,21 @@ def test_invariant_refuses_and_names_entry(demo: AccountConfig, make: Callable[[
 
 def test_demo_account_satisfies_every_invariant(demo: AccountConfig) -> None:
     check(demo)
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"sip_domain": "Not A Domain!"}, "sip_domain"),
+    ({"name": "x" * 201}, "name"),
+    ({"lease_ttl_s": 0}, "lease_ttl_s"),
+], ids=["sip domain", "name too long", "lease ttl"])
+def test_a_value_outside_its_limits_is_refused_naming_the_field(
+    demo: AccountConfig, change: dict[str, Any], field: str
+) -> None:
+    """Struct constructors do not check msgspec constraints; the gate does, so a change built
+    in code (an admin PATCH) cannot store what decoding the account would refuse."""
+    with pytest.raises(InvalidField) as refused:
+        check(R(demo, **change))
+    assert refused.value.field == field
 
 
 def test_legacy_mode_allows_users_without_department(demo: AccountConfig) -> None:
