@@ -12,10 +12,11 @@ from engine import changes
 from engine.errors import Conflict
 from engine.store import AuditEntry
 
-from .context import Call, Operation, Reply, etag
+from .context import Call, Operation, Reply, tagged, versioned
 from .presets import PRESETS
 from .rules import Actor, check_permission_change, effective, require
 from .schemas import AccountOut, AccountPatch, PresetOut
+from .users import changed_users
 
 __all__ = ["OPERATIONS", "account_out", "settings_of"]
 
@@ -24,25 +25,23 @@ _replace = msgspec.structs.replace
 
 
 def settings_of(config: AccountConfig) -> AccountConfig:
-    """The account without what other resources hold: its version is the settings' own."""
+    """The account without what other resources hold (what its audit entries show)."""
     return _replace(config, users=(), departments=(), numbers=(), groups=())
 
 
 def account_out(config: AccountConfig) -> AccountOut:
-    return AccountOut(
+    return versioned(AccountOut(
         id=config.id, name=config.name, owner=config.owner,
         default_department=config.default_department, default_region=config.default_region,
         plan_countries=config.plan_countries, default_caller_id=config.default_caller_id,
         call_settings=config.call_settings, pro=config.pro, sip_domain=config.sip_domain,
         departments_mode=config.departments_mode, max_channels=config.max_channels,
-        lease_ttl_s=config.lease_ttl_s, sticky_ttl_days=config.sticky_ttl_days,
-        etag=etag(settings_of(config)),
-    )
+        lease_ttl_s=config.lease_ttl_s, sticky_ttl_days=config.sticky_ttl_days, etag="",
+    ))
 
 
 def _reply(config: AccountConfig) -> Reply:
-    out = account_out(config)
-    return Reply(out, headers={"ETag": f'"{out.etag}"'})
+    return tagged(account_out(config))
 
 
 async def get_account(call: Call) -> Reply:
@@ -60,7 +59,8 @@ def _enforce_departments(
         if user.id != config.owner and user.department is None:
             moved_config = changes.move_user(user.id, config.default_department)(new)
             moved = next(u for u in moved_config.users if u.id == user.id)
-            check_permission_change(actor, config, user, effective(moved_config, moved))
+            check_permission_change(actor, config, user, effective(moved_config, moved),
+                                    field="departments_mode")
             new = moved_config
     return new
 
@@ -85,7 +85,7 @@ async def update_account(call: Call) -> Reply:
     fields = {f: v for f in body.__struct_fields__ if (v := getattr(body, f)) is not UNSET}
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        call.check_match(settings_of(config))
+        call.check_match(account_out(config).etag)
         require(actor, P.ACCOUNT_SETTINGS)
         mode = fields.pop("departments_mode", config.departments_mode)
         if fields.get("sip_domain", config.sip_domain) != config.sip_domain:
@@ -96,8 +96,10 @@ async def update_account(call: Call) -> Reply:
                 raise Conflict("an account moves from legacy to enforced departments mode, "
                                "never back", field="departments_mode")
             new = _enforce_departments(new, actor)
-        return new, [call.audit(actor, "account.update", f"account:{config.id}",
-                                settings_of(config), settings_of(new))]
+        # The users the switch moved into the default department: an entry each.
+        moved = changed_users(call, actor, "account.update", config, new)
+        return new, [*moved, call.audit(actor, "account.update", f"account:{config.id}",
+                                        settings_of(config), settings_of(new))]
 
     return _reply(await call.write(edit))
 

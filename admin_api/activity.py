@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from callerid import Permission
+from callerid import AccountConfig, Permission
 from engine.errors import InvalidField
 from engine.store import AuditQuery
 from engine.wire import rfc3339
 
 from .context import Call, Operation, Reply, page
-from .rules import require
-from .schemas import AuditEntryOut, AuditQueryParams, ListParams, LiveChannel, Page
+from .rules import Actor
+from .schemas import AuditEntryOut, AuditQueryParams, LiveChannel, LiveChannelParams, Page
 
 __all__ = ["OPERATIONS"]
 
@@ -46,14 +46,28 @@ async def list_audit(call: Call) -> Reply:
     return Reply(Page(items=items, next_cursor=cursor))
 
 
-async def list_live_channels(call: Call) -> Reply:
-    params = call.query(ListParams)
-    config, actor = await call.read(P.MONITORING_USE)
+def _watched(config: AccountConfig, actor: Actor) -> frozenset[str] | None:
+    """The users whose live calls ``actor`` sees; None for everyone (the owner, or a user
+    whose view is not limited to groups)."""
     me = next(u for u in config.users if u.id == actor.user_id)
+    scope = None if actor.is_owner else me.supervision
+    if scope is None:
+        return None
+    return frozenset(m for g in config.groups if g.id in scope for m in g.members)
+
+
+async def list_live_channels(call: Call) -> Reply:
+    params = call.query(LiveChannelParams)
+    config, actor = await call.read(P.MONITORING_USE)
+    watched = _watched(config, actor)
     calls = await call.store.live_calls(call.account_id)
-    if me.supervised_groups and not actor.is_owner:
-        watched = {m for g in config.groups if g.id in me.supervised_groups for m in g.members}
+    if watched is not None:
         calls = [c for c in calls if c.user_id in watched]
+    if params.user is not None:
+        calls = [c for c in calls if c.user_id == params.user]
+    if params.group is not None:
+        members = {m for g in config.groups if g.id == params.group for m in g.members}
+        calls = [c for c in calls if c.user_id in members]
     chosen = page(calls, lambda c: c.call_id, params.cursor, params.limit)
     items = [LiveChannel(call_id=c.call_id, user=c.user_id, to=c.to, caller_id=c.caller_id,
                          lease_expires_at=rfc3339(c.lease_expires_ms)) for c in chosen.items]
@@ -66,5 +80,5 @@ OPERATIONS = [
               response=Page[AuditEntryOut]),
     Operation("GET", "/live-channels", list_live_channels, "Calls holding a channel now",
               "`monitoring.use`; limited to your supervised groups when you have any",
-              "activity", query=ListParams, response=Page[LiveChannel]),
+              "activity", query=LiveChannelParams, response=Page[LiveChannel]),
 ]

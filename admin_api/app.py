@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from engine.decide import Engine
-from engine.errors import Forbidden
+from engine.errors import Forbidden, NotFound
 from engine.http import _problem_for, _unrouted
 from engine.service import AccountService
 from engine.store import Store
@@ -154,7 +154,7 @@ def build_admin_app(store: Store, engine: Engine, token_cache: TokenCache) -> we
     async def asset(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in _ASSETS:
-            raise web.HTTPNotFound()
+            return _problem_for(request, NotFound(f"no docs asset {name!r}", field="name"))
         if name not in assets:
             assets[name] = await asyncio.to_thread((_SWAGGER_UI / name).read_bytes)
         return web.Response(body=assets[name], content_type=_ASSETS[name],

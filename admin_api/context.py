@@ -2,10 +2,17 @@
 router and the OpenAPI document are built) and the request it handles (``Call``: the actor,
 the decoded body and query, versions, pagination, writes through the domain service).
 
-Versions: each resource's ETag is a hash of its stored form, so any change to it, by anyone,
-changes its ETag. A write that sends ``If-Match`` is checked inside the edit, against the
-account the write is applied to, so a stale ETag gets 412 and changes nothing, even when two
-writes race (the domain service re-runs the edit on the account the other writer saved).
+Versions: each resource's ETag is a hash of its whole answer (``versioned``): what it holds
+and what is derived from the rest of the account (a user's effective permissions, a
+department's members and whether it is the default), so any change to what a client would
+read, by anyone and through any resource, changes the ETag. A write that sends ``If-Match`` is
+checked inside the edit, against the answer computed on the account the write is applied to,
+so a stale ETag gets 412 and changes nothing, even when two writes race (the domain service
+re-runs the edit on the account the other writer saved). The comparison is RFC 9110's strong
+one (section 13.1.1): a weak tag (``W/"..."``) never matches.
+
+A write that changes nothing (a ``PATCH`` sending the values the resource has) is not saved:
+no new version, no audit entry.
 """
 
 from __future__ import annotations
@@ -22,7 +29,15 @@ from aiohttp import web
 
 from callerid import AccountConfig, Permission
 from engine.decide import Engine
-from engine.errors import Forbidden, InvalidField, MalformedRequest, NotFound, PreconditionFailed
+from engine.errors import (
+    CallgateError,
+    Conflict,
+    InvalidField,
+    MalformedRequest,
+    NotFound,
+    PreconditionFailed,
+    Unauthorized,
+)
 from engine.service import AccountService
 from engine.store import AuditEntry, Store, TokenRecord
 from engine.tokens import TokenCache
@@ -30,17 +45,33 @@ from engine.tokens import TokenCache
 from .rules import Actor, actor_for
 from .schemas import Page
 
-__all__ = ["Call", "Operation", "Reply", "etag", "page"]
+__all__ = ["Call", "Operation", "Reply", "etag", "page", "tagged", "versioned"]
 
 T = TypeVar("T")
 S = TypeVar("S", bound=msgspec.Struct)
 _encoder = msgspec.json.Encoder()
 _FIELD = re.compile(r"at `\$\.([A-Za-z_][\w.]*)|field `([^`]+)`")
+_CONFIG_PATH = re.compile(r"^(?:users|departments|numbers|groups)\[\d+\](?: \([^)]*\))?\.?")
+"""How the invariants name a place in the account: ``users[3] (ann).default_caller_id``."""
 
 
-def etag(resource: msgspec.Struct) -> str:
-    """The resource's version: a hash of its stored form."""
-    return hashlib.sha256(msgspec.msgpack.encode(resource)).hexdigest()[:20]
+def etag(answer: msgspec.Struct) -> str:
+    """The version of ``answer``, a resource's whole representation: a hash of it."""
+    return hashlib.sha256(msgspec.msgpack.encode(answer)).hexdigest()[:20]
+
+
+def versioned(out: S) -> S:
+    """``out`` (an answer with an ``etag`` field) carrying its version: a hash of everything
+    else it shows."""
+    return msgspec.structs.replace(out, etag=etag(msgspec.structs.replace(out, etag="")))
+
+
+class _Unchanged(Exception):
+    """Raised by an edit whose result is the account it was given: nothing to write."""
+
+    def __init__(self, config: AccountConfig) -> None:
+        super().__init__("the edit changes nothing")
+        self.config = config
 
 
 SECRET_FIELDS = frozenset({"ha1_md5", "ha1_sha256"})
@@ -135,15 +166,23 @@ class Call:
             raise MalformedRequest(f"the body is not valid JSON: {exc}") from None
 
     def query(self, kind: type[S]) -> S:
+        # Every query parameter is one value: a repeated one would lose all but one of them.
+        query = self.request.query
+        repeated = sorted(k for k in set(query) if len(query.getall(k)) > 1)
+        if repeated:
+            raise InvalidField(f"query parameter `{repeated[0]}` is given more than once",
+                               field=repeated[0])
         try:
-            return msgspec.convert(dict(self.request.query), kind, strict=False)
+            return msgspec.convert(dict(query), kind, strict=False)
         except msgspec.ValidationError as exc:
             raise _invalid(exc) from None
 
     def actor(self, config: AccountConfig) -> Actor:
         found = actor_for(config, self.user_id)
-        if found is None:  # the user was deleted since the token was checked
-            raise Forbidden(f"user {self.user_id!r} no longer exists")
+        if found is None:
+            # The token's user is gone (deleting a user revokes their tokens, but this request
+            # may have passed the token check just before): the credentials are no good.
+            raise Unauthorized(f"the token's user {self.user_id!r} no longer exists")
         return found
 
     async def read(self, *needed: Permission) -> tuple[AccountConfig, Actor]:
@@ -156,17 +195,21 @@ class Call:
             require(actor, *needed)
         return config, actor
 
-    def check_match(self, current: msgspec.Struct) -> None:
-        """A stale ``If-Match`` (a version other than ``current``'s) fails the write."""
+    def check_match(self, current: str | msgspec.Struct) -> None:
+        """A stale ``If-Match`` fails the write: one naming no version but ``current``'s, the
+        resource's ETag (or its answer, whose ``etag`` is its version) on the account being
+        edited. Strong comparison (RFC 9110 section 13.1.1): a weak tag never matches."""
         sent = self.request.headers.get("If-Match")
         if sent is None or sent.strip() == "*":
             return
-        tags = [t.strip().removeprefix("W/").strip('"') for t in sent.split(",")]
-        now = etag(current)
-        if now not in tags:
+        if not isinstance(current, str):
+            current = etag(current)
+        tags = [t.strip() for t in sent.split(",")]
+        strong = {t.strip('"') for t in tags if not t.startswith("W/")}
+        if current not in strong:
             raise PreconditionFailed(
-                f"the resource changed since you read it (If-Match {sent}, now \"{now}\"): "
-                "read it again and reapply your change",
+                f"the resource changed since you read it (If-Match {sent}, now \"{current}\"; "
+                "a weak tag never matches): read it again and reapply your change",
                 field="If-Match",
             )
 
@@ -174,11 +217,38 @@ class Call:
         self, edit: Callable[[AccountConfig, Actor], tuple[AccountConfig, Sequence[AuditEntry]]]
     ) -> AccountConfig:
         """Apply ``edit`` (pure: it may run again on a newer account) through the domain
-        service, with the actor as the account it edits says they are."""
-        config, _ = await self.service.write(
-            self.account_id, lambda config: edit(config, self.actor(config))
-        )
+        service, with the actor as the account it edits says they are; the account as saved.
+        An edit that changes nothing saves nothing and logs nothing: the account as read.
+        Errors that name a place in the account name the request's field instead."""
+
+        def applied(config: AccountConfig) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+            new, audit = edit(config, self.actor(config))
+            if new == config:
+                raise _Unchanged(config)
+            return new, audit
+
+        try:
+            config, _ = await self.service.write(self.account_id, applied)
+        except _Unchanged as unchanged:
+            return unchanged.config
+        except (Conflict, InvalidField) as exc:
+            raise self._in_request_terms(exc) from None
         return config
+
+    def _in_request_terms(self, error: CallgateError) -> CallgateError:
+        """``error`` naming the request's field where it names a place in the account (the
+        invariants' ``users[3] (ann).default_caller_id`` is the ``default_caller_id`` the
+        client sent); no field when the request has none that matches."""
+        if error.field is None or not _CONFIG_PATH.match(error.field):
+            return error
+        rest = _CONFIG_PATH.sub("", error.field, count=1)
+        sent = set(getattr(self.operation.body, "__struct_fields__", ()))
+        parts = rest.split(".") if rest else []
+        # The body may be a part of the resource (``/geo`` sends the user's ``geo``): skip
+        # the leading names the body does not have.
+        field = next((".".join(parts[i:]) for i in range(len(parts))
+                      if parts[i].split("[", 1)[0] in sent), None)
+        return type(error)(error.detail, field=field)
 
     @staticmethod
     def audit(
@@ -196,9 +266,10 @@ class Call:
 
 
 def tagged(body: Any, status: int = 200, *, resource: msgspec.Struct | None = None) -> Reply:
-    """A reply carrying ``resource``'s ETag."""
-    headers = {"ETag": f'"{etag(resource)}"'} if resource is not None else {}
-    return Reply(body, status, headers)
+    """A reply with ``body`` and its ETag: ``resource``'s when given (an answer without an
+    ``etag`` field: its hash), else ``body``'s own (a ``versioned`` answer)."""
+    version = etag(resource) if resource is not None else body.etag
+    return Reply(body, status, {"ETag": f'"{version}"'})
 
 
 def page(items: Iterable[T], key: Callable[[T], str], cursor: str | None, limit: int) -> Page[T]:

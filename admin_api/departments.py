@@ -11,20 +11,22 @@ from msgspec import UNSET
 
 from callerid import AccountConfig, Department, Permission
 from engine import changes
+from engine.errors import NotFound
 from engine.store import AuditEntry
 
-from .context import Call, Operation, Reply, etag, find, page, tagged
+from .context import Call, Operation, Reply, find, page, tagged, versioned
 from .presets import with_preset
 from .rules import Actor, check_edit_department, check_grant, require
 from .schemas import (
     DepartmentCreate,
     DepartmentOut,
+    DepartmentParams,
     DepartmentPatch,
     DepartmentPermissions,
-    ListParams,
     Page,
     PresetApply,
 )
+from .users import changed_users
 
 __all__ = ["OPERATIONS"]
 
@@ -33,22 +35,25 @@ _replace = msgspec.structs.replace
 
 
 def department_out(config: AccountConfig, department: Department) -> DepartmentOut:
-    return DepartmentOut(
+    return versioned(DepartmentOut(
         **msgspec.structs.asdict(department),
         is_default=department.id == config.default_department,
         members=tuple(sorted(u.id for u in config.users if u.department == department.id)),
         numbers=tuple(sorted(n.number for n in config.numbers if n.department == department.id)),
-        etag=etag(department),
-    )
+        etag="",
+    ))
 
 
 def _department(config: AccountConfig, department_id: str) -> Department:
     return find(config.departments, lambda d: d.id, department_id, "department")
 
 
+def _version(config: AccountConfig, department: Department) -> str:
+    return department_out(config, department).etag
+
+
 def _as_department(config: AccountConfig, department_id: str) -> Reply:
-    department = _department(config, department_id)
-    return tagged(department_out(config, department), resource=department)
+    return tagged(department_out(config, _department(config, department_id)))
 
 
 def _replaced(
@@ -60,10 +65,28 @@ def _replaced(
     return new, [call.audit(actor, action, f"department:{before.id}", before, after)]
 
 
+def _with_permissions(
+    call: Call, config: AccountConfig, actor: Actor, before: Department,
+    chosen: frozenset[Permission], action: str, *, field: str,
+) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+    """``before`` holding ``chosen`` instead: the actor holds what it newly grants, and each
+    member's new permissions are ones the actor could give them alone (rules 1-3). Each
+    member whose permissions change gets an entry of their own."""
+    new, entries = _replaced(call, config, actor, before,
+                             _replace(before, permissions=tuple(sorted(chosen))), action)
+    check_edit_department(actor, config, new, before.id, field=field)
+    check_grant(actor, chosen - set(before.permissions), field=field)
+    return new, [*changed_users(call, actor, action, config, new), *entries]
+
+
 async def list_departments(call: Call) -> Reply:
-    params = call.query(ListParams)
+    params = call.query(DepartmentParams)
     config, _ = await call.read(P.USERS_MANAGE, P.USERS_SETTINGS)
-    chosen = page(config.departments, lambda d: d.id, params.cursor, params.limit)
+    departments = config.departments
+    if params.q:
+        q = params.q.lower()
+        departments = tuple(d for d in departments if q in d.id.lower() or q in d.name.lower())
+    chosen = page(departments, lambda d: d.id, params.cursor, params.limit)
     return Reply(Page(items=[department_out(config, d) for d in chosen.items],
                       next_cursor=chosen.next_cursor))
 
@@ -73,6 +96,13 @@ async def create_department(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         require(actor, P.USERS_MANAGE)
+        field = "template" if body.template is not None else "permissions"
+        if body.template is not None or body.permissions:
+            # Choosing what a department grants is setting permissions: as for
+            # PUT /departments/{id}/permissions.
+            require(actor, P.USERS_SETTINGS)
+        if body.template is not None and all(d.id != body.template for d in config.departments):
+            raise NotFound(f"no department {body.template!r} to copy", field="template")
         department = Department(
             id=body.id, name=body.name, description=body.description,
             default_caller_id=body.default_caller_id,
@@ -80,13 +110,12 @@ async def create_department(call: Call) -> Reply:
         )
         new = changes.create_department(department, template=body.template)(config)
         created = _department(new, body.id)
-        check_grant(actor, created.permissions, field="permissions")
+        check_grant(actor, created.permissions, field=field)
         return new, [call.audit(actor, "department.create", f"department:{body.id}", None,
                                 created)]
 
     config = await call.write(edit)
-    department = _department(config, body.id)
-    return tagged(department_out(config, department), 201, resource=department)
+    return tagged(department_out(config, _department(config, body.id)), 201)
 
 
 async def get_department(call: Call) -> Reply:
@@ -101,7 +130,7 @@ async def update_department(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _department(config, department_id)
-        call.check_match(before)
+        call.check_match(_version(config, before))
         require(actor, P.USERS_MANAGE)
         return _replaced(call, config, actor, before, _replace(before, **fields),
                          "department.update")
@@ -115,12 +144,10 @@ async def set_department_permissions(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _department(config, department_id)
-        call.check_match(before)
+        call.check_match(_version(config, before))
         require(actor, P.USERS_SETTINGS)
-        chosen = frozenset(body.permissions)
-        check_edit_department(actor, config, department_id, chosen - set(before.permissions))
-        after = _replace(before, permissions=tuple(sorted(chosen)))
-        return _replaced(call, config, actor, before, after, "department.permissions")
+        return _with_permissions(call, config, actor, before, frozenset(body.permissions),
+                                 "department.permissions", field="permissions")
 
     return _as_department(await call.write(edit), department_id)
 
@@ -131,12 +158,11 @@ async def apply_department_preset(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _department(config, department_id)
-        call.check_match(before)
+        call.check_match(_version(config, before))
         require(actor, P.USERS_SETTINGS)
         chosen = with_preset(frozenset(before.permissions), body.preset)
-        check_edit_department(actor, config, department_id, chosen - set(before.permissions))
-        after = _replace(before, permissions=tuple(sorted(chosen)))
-        return _replaced(call, config, actor, before, after, "department.preset")
+        return _with_permissions(call, config, actor, before, chosen, "department.preset",
+                                 field="preset")
 
     return _as_department(await call.write(edit), department_id)
 
@@ -146,7 +172,7 @@ async def make_default_department(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         department = _department(config, department_id)
-        call.check_match(department)
+        call.check_match(_version(config, department))
         require(actor, P.USERS_MANAGE)
         new = changes.make_default_department(department_id)(config)
         return new, [call.audit(actor, "department.default", f"department:{department_id}",
@@ -161,29 +187,43 @@ async def delete_department(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _department(config, department_id)
-        call.check_match(before)
+        call.check_match(_version(config, before))
         require(actor, P.USERS_MANAGE)
-        # Its members move to the default department: their permissions change to its.
-        default = _department(config, config.default_department)
-        check_edit_department(actor, config, department_id, default.permissions)
         new = changes.delete_department(department_id)(config)
-        return new, [call.audit(actor, "department.delete", f"department:{department_id}",
+        # Its members move to the default department and hold its permissions from now on:
+        # only what that changes for them matters (an empty department is anyone's to
+        # delete with users.manage).
+        check_edit_department(actor, config, new, department_id, field="department")
+        action = "department.delete"
+        return new, [*changed_users(call, actor, action, config, new),
+                     *_numbers_released(call, actor, config, new),
+                     call.audit(actor, action, f"department:{department_id}",
                                 department_out(config, before), None)]
 
     await call.write(edit)
     return Reply(status=204)
 
 
+def _numbers_released(
+    call: Call, actor: Actor, config: AccountConfig, new: AccountConfig
+) -> list[AuditEntry]:
+    """A ``department.delete`` entry for each number that left the deleted department's pool."""
+    after = {n.number: n for n in new.numbers}
+    return [call.audit(actor, "department.delete", f"number:{n.number}", n, after[n.number])
+            for n in config.numbers if after.get(n.number, n) != n]
+
+
 _READ = "`users.manage` or `users.settings`"
-_PERMS = ("`users.settings`; you hold what it grants, and every member is below you and not "
-          "you")
+_PERMS = ("`users.settings`; you hold what it grants, and every member is below you, not "
+          "you, and still below you after")
 
 OPERATIONS = [
     Operation("GET", "/departments", list_departments, "List departments", _READ,
-              "departments", query=ListParams, response=Page[DepartmentOut]),
+              "departments", query=DepartmentParams, response=Page[DepartmentOut]),
     Operation("POST", "/departments", create_department,
               "Create a department (optionally copying another's permissions)",
-              "`users.manage`; its permissions must be yours to grant", "departments",
+              "`users.manage`; with `permissions` or a `template` also `users.settings`, and "
+              "its permissions must be yours to grant", "departments",
               body=DepartmentCreate, response=DepartmentOut, status=201),
     Operation("GET", "/departments/{department_id}", get_department, "Read a department",
               _READ, "departments", response=DepartmentOut),
@@ -202,6 +242,7 @@ OPERATIONS = [
               response=DepartmentOut, conditional=True),
     Operation("DELETE", "/departments/{department_id}", delete_department,
               "Delete a department (its users move to the default one)",
-              "`users.manage`; its members must be below you and not you", "departments",
+              "`users.manage`; its members must be below you and not you, and stay below you "
+              "in the default one", "departments",
               status=204, conditional=True),
 ]

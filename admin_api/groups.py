@@ -1,5 +1,7 @@
 """Groups (teams): users that share inbound routing; a supervisor's view of live calls can be
-limited to chosen groups (a user's ``supervised_groups``)."""
+limited to chosen groups (a user's ``supervised_groups``). Since membership decides what a
+supervisor sees, changing it follows ``rules.check_edit_group``; deleting a group narrows its
+supervisors' view, never widens it (one left with no group sees no one)."""
 
 from __future__ import annotations
 
@@ -8,13 +10,15 @@ from collections.abc import Sequence
 import msgspec
 from msgspec import UNSET
 
-from callerid import AccountConfig, Group, Permission
+from callerid import AccountConfig, Group, Permission, User
+from callerid.model import NOBODY
 from engine.errors import Conflict
 from engine.store import AuditEntry
 
-from .context import Call, Operation, Reply, etag, find, page, tagged
-from .rules import Actor, require
-from .schemas import GroupCreate, GroupMembers, GroupOut, GroupPatch, ListParams, Page
+from .context import Call, Operation, Reply, find, page, tagged, versioned
+from .rules import Actor, check_edit_group, require
+from .schemas import GroupCreate, GroupMembers, GroupOut, GroupParams, GroupPatch, Page
+from .users import changed_users
 
 __all__ = ["OPERATIONS"]
 
@@ -23,7 +27,7 @@ _replace = msgspec.structs.replace
 
 
 def group_out(group: Group) -> GroupOut:
-    return GroupOut(**msgspec.structs.asdict(group), etag=etag(group))
+    return versioned(GroupOut(**msgspec.structs.asdict(group), etag=""))
 
 
 def _group(config: AccountConfig, group_id: str) -> Group:
@@ -31,11 +35,16 @@ def _group(config: AccountConfig, group_id: str) -> Group:
 
 
 def _as_group(config: AccountConfig, group_id: str) -> Reply:
-    group = _group(config, group_id)
-    return tagged(group_out(group), resource=group)
+    return tagged(group_out(_group(config, group_id)))
 
 
-def _members(members: Sequence[str]) -> tuple[str, ...]:
+def _members(config: AccountConfig, members: Sequence[str]) -> tuple[str, ...]:
+    """``members`` as a group holds them; each must be a user (the invariants would say so
+    too, but naming ``groups[i]`` rather than the request's field)."""
+    users = {u.id for u in config.users}
+    unknown = sorted(set(members) - users)
+    if unknown:
+        raise Conflict(f"member {unknown[0]!r} is not a user of this account", field="members")
     return tuple(sorted(set(members)))
 
 
@@ -46,10 +55,25 @@ def _replaced(
     return new, [call.audit(actor, action, f"group:{before.id}", before, after)]
 
 
+def _unsupervised(user: User, group_id: str) -> User:
+    """``user`` no longer supervising ``group_id``: a view limited to it alone becomes a view
+    of no one (an empty list would mean everyone)."""
+    scope = user.supervision
+    if scope is None or group_id not in scope:
+        return user
+    return _replace(user, supervised_groups=tuple(g for g in scope if g != group_id) or NOBODY)
+
+
 async def list_groups(call: Call) -> Reply:
-    params = call.query(ListParams)
+    params = call.query(GroupParams)
     config, _ = await call.read(P.USERS_MANAGE)
-    chosen = page(config.groups, lambda g: g.id, params.cursor, params.limit)
+    groups = config.groups
+    if params.q:
+        q = params.q.lower()
+        groups = tuple(g for g in groups if q in g.id.lower() or q in g.name.lower())
+    if params.member is not None:
+        groups = tuple(g for g in groups if params.member in g.members)
+    chosen = page(groups, lambda g: g.id, params.cursor, params.limit)
     return Reply(Page(items=[group_out(g) for g in chosen.items], next_cursor=chosen.next_cursor))
 
 
@@ -60,13 +84,13 @@ async def create_group(call: Call) -> Reply:
         require(actor, P.USERS_MANAGE)
         if any(g.id == body.id for g in config.groups):
             raise Conflict(f"group {body.id!r} already exists", field="id")
-        group = Group(id=body.id, name=body.name, members=_members(body.members))
+        group = Group(id=body.id, name=body.name, members=_members(config, body.members))
+        check_edit_group(actor, config, group.id, group.members, field="members")
         new = _replace(config, groups=(*config.groups, group))
         return new, [call.audit(actor, "group.create", f"group:{group.id}", None, group)]
 
     config = await call.write(edit)
-    group = _group(config, body.id)
-    return tagged(group_out(group), 201, resource=group)
+    return tagged(group_out(_group(config, body.id)), 201)
 
 
 async def get_group(call: Call) -> Reply:
@@ -81,7 +105,7 @@ async def update_group(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _group(config, group_id)
-        call.check_match(before)
+        call.check_match(group_out(before).etag)
         require(actor, P.USERS_MANAGE)
         return _replaced(call, config, actor, before, _replace(before, **fields), "group.update")
 
@@ -94,9 +118,11 @@ async def set_group_members(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _group(config, group_id)
-        call.check_match(before)
+        call.check_match(group_out(before).etag)
         require(actor, P.USERS_MANAGE)
-        after = _replace(before, members=_members(body.members))
+        after = _replace(before, members=_members(config, body.members))
+        changed = set(before.members) ^ set(after.members)
+        check_edit_group(actor, config, group_id, changed, field="members")
         return _replaced(call, config, actor, before, after, "group.members")
 
     return _as_group(await call.write(edit), group_id)
@@ -107,34 +133,40 @@ async def delete_group(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _group(config, group_id)
-        call.check_match(before)
+        call.check_match(group_out(before).etag)
         require(actor, P.USERS_MANAGE)
-        users = tuple(
-            _replace(u, supervised_groups=tuple(g for g in u.supervised_groups if g != group_id))
-            if group_id in u.supervised_groups else u
-            for u in config.users
-        )
+        users = tuple(_unsupervised(u, group_id) for u in config.users)
+        supervisors = {u.id for u, now in zip(config.users, users) if now is not u}
+        # Its members leave it, its supervisors see less: changes to each of them.
+        check_edit_group(actor, config, group_id, {*before.members, *supervisors},
+                         field="group_id")
         new = _replace(config, groups=tuple(g for g in config.groups if g.id != group_id),
                        users=users)
-        return new, [call.audit(actor, "group.delete", f"group:{group_id}", before, None)]
+        action = "group.delete"
+        return new, [*changed_users(call, actor, action, config, new),
+                     call.audit(actor, action, f"group:{group_id}", before, None)]
 
     await call.write(edit)
     return Reply(status=204)
 
 
 _MANAGE = "`users.manage`"
+_NOT_YOURS = "`users.manage`, on a group you do not supervise"
 
 OPERATIONS = [
     Operation("GET", "/groups", list_groups, "List groups", _MANAGE, "groups",
-              query=ListParams, response=Page[GroupOut]),
-    Operation("POST", "/groups", create_group, "Create a group", _MANAGE, "groups",
+              query=GroupParams, response=Page[GroupOut]),
+    Operation("POST", "/groups", create_group, "Create a group",
+              "`users.manage`; its members must be below you", "groups",
               body=GroupCreate, response=GroupOut, status=201),
     Operation("GET", "/groups/{group_id}", get_group, "Read a group", _MANAGE, "groups",
               response=GroupOut),
     Operation("PATCH", "/groups/{group_id}", update_group, "Rename a group", _MANAGE, "groups",
               body=GroupPatch, response=GroupOut, conditional=True),
     Operation("PUT", "/groups/{group_id}/members", set_group_members, "Set a group's members",
-              _MANAGE, "groups", body=GroupMembers, response=GroupOut, conditional=True),
-    Operation("DELETE", "/groups/{group_id}", delete_group, "Delete a group", _MANAGE,
-              "groups", status=204, conditional=True),
+              f"{_NOT_YOURS}; members you add or remove must be below you", "groups",
+              body=GroupMembers, response=GroupOut, conditional=True),
+    Operation("DELETE", "/groups/{group_id}", delete_group, "Delete a group",
+              f"{_NOT_YOURS}; its members and supervisors must be below you", "groups",
+              status=204, conditional=True),
 ]

@@ -13,7 +13,7 @@ from engine import changes
 from engine.errors import Conflict
 from engine.store import AuditEntry
 
-from .context import Call, Operation, Reply, etag, find, page, tagged
+from .context import Call, Operation, Reply, find, page, tagged, versioned
 from .rules import Actor, require
 from .schemas import NumberCreate, NumberOut, NumberParams, NumberPatch, Page
 
@@ -24,7 +24,7 @@ _replace = msgspec.structs.replace
 
 
 def number_out(number: PhoneNumber) -> NumberOut:
-    return NumberOut(**msgspec.structs.asdict(number), etag=etag(number))
+    return versioned(NumberOut(**msgspec.structs.asdict(number), etag=""))
 
 
 def _number(config: AccountConfig, number: str) -> PhoneNumber:
@@ -32,8 +32,14 @@ def _number(config: AccountConfig, number: str) -> PhoneNumber:
 
 
 def _as_number(config: AccountConfig, number: str) -> Reply:
-    found = _number(config, number)
-    return tagged(number_out(found), resource=found)
+    return tagged(number_out(_number(config, number)))
+
+
+def _check_pool(config: AccountConfig, department: str | None) -> None:
+    """The pool a number is put in is a department of the account (the invariants would say
+    so too, but naming ``numbers[i]`` rather than the request's field)."""
+    if department is not None and all(d.id != department for d in config.departments):
+        raise Conflict(f"no department {department!r} in this account", field="department")
 
 
 def _replaced(
@@ -63,14 +69,14 @@ async def add_number(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         require(actor, P.NUMBERS_MANAGE)
+        _check_pool(config, body.department)
         number = PhoneNumber(**msgspec.structs.asdict(body))
         new = changes.add_number(number)(config)
         return new, [call.audit(actor, "number.create", f"number:{number.number}", None,
                                 number)]
 
     config = await call.write(edit)
-    found = _number(config, body.number)
-    return tagged(number_out(found), 201, resource=found)
+    return tagged(number_out(_number(config, body.number)), 201)
 
 
 async def get_number(call: Call) -> Reply:
@@ -85,10 +91,11 @@ async def update_number(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _number(config, number)
-        call.check_match(before)
+        call.check_match(number_out(before).etag)
         require(actor, P.NUMBERS_MANAGE)
         if before.status is NumberStatus.RELEASED and fields.get("department") is not None:
             raise Conflict(f"{number} is released: it cannot join a pool", field="department")
+        _check_pool(config, fields.get("department"))
         return _replaced(call, config, actor, before, _replace(before, **fields),
                          "number.update")
 
@@ -100,7 +107,7 @@ async def release_number(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _number(config, number)
-        call.check_match(before)
+        call.check_match(number_out(before).etag)
         require(actor, P.NUMBERS_MANAGE)
         new = changes.release_number(number)(config)
         return new, [call.audit(actor, "number.release", f"number:{number}", before,

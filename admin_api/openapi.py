@@ -20,7 +20,8 @@ _PATH_PARAM = re.compile(r"{(\w+)}")
 _REF = "#/components/schemas/{name}"
 
 _ERRORS = {
-    "400": "The body is not JSON",
+    "400": "The request cannot be read: a body that is not JSON, or a request line or "
+           "headers over the server's limits (8190 bytes each)",
     "401": "No token, or an unknown or revoked one",
     "403": "The token may not do this (a service token, or a permission missing)",
     "404": "No such resource in the token's account",
@@ -91,12 +92,14 @@ def document(operations: Sequence[Operation], *, version: str) -> dict[str, Any]
         for status, text in _ERRORS.items():
             if status == "412" and not op.conditional:
                 continue
-            if status in ("400", "413") and op.body is None:
+            if status == "413" and op.body is None:
                 continue
-            responses[status] = {
-                "description": text,
-                "content": {"application/problem+json": {"schema": problem}},
-            }
+            content: dict[str, Any] = {"application/problem+json": {"schema": problem}}
+            if status == "400":
+                # A request aiohttp's parser cannot take (a request line over its limit) is
+                # refused before any handler runs, in plain text.
+                content["text/plain"] = {"schema": {"type": "string"}}
+            responses[status] = {"description": text, "content": content}
         entry: dict[str, Any] = {
             "operationId": op.operation_id,
             "summary": op.summary,

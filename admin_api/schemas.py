@@ -26,7 +26,16 @@ from callerid import (
     PhoneNumber,
     User,
 )
-from callerid.model import E164, Channels, Id, Name, Region, SipDomain, SipUsername
+from callerid.model import (
+    E164,
+    Channels,
+    Id,
+    Name,
+    Region,
+    SipDomain,
+    SipUsername,
+    SupervisedGroups,
+)
 
 from .presets import Preset
 
@@ -38,15 +47,18 @@ __all__ = [
     "Bootstrap",
     "DepartmentCreate",
     "DepartmentOut",
+    "DepartmentParams",
     "DepartmentPatch",
     "DepartmentPermissions",
     "GeoCopy",
     "GroupCreate",
     "GroupMembers",
     "GroupOut",
+    "GroupParams",
     "GroupPatch",
     "ListParams",
     "LiveChannel",
+    "LiveChannelParams",
     "MoveUser",
     "NumberCreate",
     "NumberOut",
@@ -60,6 +72,7 @@ __all__ = [
     "TokenCreated",
     "TokenKind",
     "TokenOut",
+    "TokenParams",
     "UserCreate",
     "UserOut",
     "UserParams",
@@ -77,6 +90,7 @@ Cursor = Annotated[
 ]
 TokenName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Permissions = Annotated[tuple[Permission, ...], msgspec.Meta(max_length=64)]
+Search = Annotated[str, msgspec.Meta(max_length=200)]
 
 
 class _Request(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -153,6 +167,7 @@ class SipLoginOut(_Out, frozen=True):
     """VoIP on or off."""
     password_set_at: str
     """RFC 3339."""
+    etag: Etag
 
 
 class UserOut(User, frozen=True, kw_only=True):
@@ -187,7 +202,9 @@ class UserPatch(_Request, frozen=True):
     custom_caller_ids: tuple[E164, ...] | UnsetType = UNSET
     call_settings: CallSettings | None | UnsetType = UNSET
     max_channels: Channels | UnsetType = UNSET
-    supervised_groups: tuple[Id, ...] | UnsetType = UNSET
+    supervised_groups: SupervisedGroups | UnsetType = UNSET
+    """The groups whose live calls the user sees; ``[]`` for every user's, ``"nobody"`` for
+    no one's."""
 
 
 class UserPermissions(_Request, frozen=True):
@@ -220,7 +237,7 @@ class UserParams(_Request, frozen=True):
     cursor: Cursor | None = None
     limit: Limit = 50
     department: Id | None = None
-    q: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    q: Search | None = None
     """Part of the id, name or email (any case)."""
 
 
@@ -250,8 +267,14 @@ class DepartmentCreate(_Request, frozen=True):
     """A department whose permissions the new one starts with (instead of ``permissions``)."""
 
     def __post_init__(self) -> None:
+        # "field `...`" is how a validation error names its field (``context._invalid``).
         if self.template is not None and self.permissions:
-            raise ValueError("give `permissions` or a `template`, not both")
+            raise ValueError("field `template`: give `permissions` or a `template`, not both")
+
+
+class DepartmentParams(ListParams, frozen=True):
+    q: Search | None = None
+    """Part of the id or name (any case)."""
 
 
 class DepartmentPatch(_Request, frozen=True):
@@ -320,6 +343,13 @@ class GroupMembers(_Request, frozen=True):
     members: Annotated[tuple[Id, ...], msgspec.Meta(max_length=10_000)]
 
 
+class GroupParams(ListParams, frozen=True):
+    q: Search | None = None
+    """Part of the id or name (any case)."""
+    member: Id | None = None
+    """Only the groups this user is in."""
+
+
 # -- tokens --------------------------------------------------------------------------------------
 
 
@@ -348,6 +378,12 @@ class TokenCreate(_Request, frozen=True):
     kind: TokenKind = TokenKind.USER
 
 
+class TokenParams(ListParams, frozen=True):
+    kind: TokenKind | None = None
+    user: Id | None = None
+    """Only this user's tokens."""
+
+
 # -- audit log and live channels -----------------------------------------------------------------
 
 
@@ -370,6 +406,13 @@ class AuditQueryParams(_Request, frozen=True):
     """``<resource>:<id>``, e.g. ``user:ana``."""
     since: Annotated[str, msgspec.Meta(description="RFC 3339 time, inclusive")] | None = None
     until: Annotated[str, msgspec.Meta(description="RFC 3339 time, exclusive")] | None = None
+
+
+class LiveChannelParams(ListParams, frozen=True):
+    user: Id | None = None
+    """Only this user's calls."""
+    group: Id | None = None
+    """Only the calls of this group's members."""
 
 
 class LiveChannel(_Out, frozen=True):

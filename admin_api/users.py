@@ -14,11 +14,11 @@ from msgspec import UNSET
 
 from callerid import AccountConfig, DepartmentsMode, GeoConfig, Permission, User
 from engine import changes
-from engine.errors import Forbidden
+from engine.errors import Forbidden, NotFound
 from engine.store import AuditEntry
 from engine.wire import rfc3339
 
-from .context import Call, Operation, Reply, etag, find, page, tagged
+from .context import Call, Operation, Reply, find, page, tagged, versioned
 from .presets import with_preset
 from .rules import Actor, check_edit_user, check_grant, check_permission_change, effective, require
 from .schemas import (
@@ -33,8 +33,9 @@ from .schemas import (
     UserPatch,
     UserPermissions,
 )
+from .tokens import revoke_tokens_of
 
-__all__ = ["OPERATIONS", "user_out"]
+__all__ = ["OPERATIONS", "changed_users", "user_out"]
 
 P = Permission
 _replace = msgspec.structs.replace
@@ -43,28 +44,50 @@ _replace = msgspec.structs.replace
 def sip_login_out(config: AccountConfig, user: User) -> SipLoginOut | None:
     if user.sip is None or config.sip_domain is None:
         return None
-    return SipLoginOut(domain=config.sip_domain, username=user.sip.username,
-                       enabled=user.sip.enabled, password_set_at=rfc3339(user.sip.password_set_ms))
+    return versioned(SipLoginOut(
+        domain=config.sip_domain, username=user.sip.username, enabled=user.sip.enabled,
+        password_set_at=rfc3339(user.sip.password_set_ms), etag=""))
 
 
 def user_out(config: AccountConfig, user: User) -> UserOut:
     fields = msgspec.structs.asdict(user)
     fields["sip"] = sip_login_out(config, user)
-    return UserOut(
+    return versioned(UserOut(
         **fields,
         effective_permissions=tuple(sorted(effective(config, user))),
         is_owner=user.id == config.owner,
-        etag=etag(user),
-    )
+        etag="",
+    ))
+
+
+def changed_users(
+    call: Call, actor: Actor, action: str, config: AccountConfig, new: AccountConfig
+) -> list[AuditEntry]:
+    """An ``action`` entry for each user whom the change from ``config`` to ``new`` changed
+    as the API shows them, for writes whose own target is another resource: a department's
+    permissions change its members' effective permissions, deleting it moves them, deleting
+    a group changes its supervisors."""
+    after = {u.id: u for u in new.users}
+    entries = []
+    for user in config.users:
+        if user.id not in after:
+            continue
+        was, now = user_out(config, user), user_out(new, after[user.id])
+        if was != now:
+            entries.append(call.audit(actor, action, f"user:{user.id}", was, now))
+    return entries
 
 
 def _user(config: AccountConfig, user_id: str) -> User:
     return find(config.users, lambda u: u.id, user_id, "user")
 
 
+def _version(config: AccountConfig, user: User) -> str:
+    return user_out(config, user).etag
+
+
 def _as_user(config: AccountConfig, user_id: str) -> Reply:
-    user = _user(config, user_id)
-    return tagged(user_out(config, user), resource=user)
+    return tagged(user_out(config, _user(config, user_id)))
 
 
 def _may_see(actor: Actor, user_id: str) -> None:
@@ -110,6 +133,12 @@ async def list_users(call: Call) -> Reply:
 
 async def create_user(call: Call) -> Reply:
     body = await call.body(UserCreate)
+    config, actor = await call.read()
+    if actor.is_owner or P.USERS_MANAGE in actor.permissions:
+        if all(u.id != body.id for u in config.users):
+            # Tokens left by an earlier user of this id (one removed by `callgate import`, or
+            # whose revocation failed) must not act as the new one.
+            await revoke_tokens_of(call, actor, body.id)
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         require(actor, P.USERS_MANAGE)
@@ -124,8 +153,7 @@ async def create_user(call: Call) -> Reply:
         return new, [call.audit(actor, "user.create", f"user:{user.id}", None, created)]
 
     config = await call.write(edit)
-    user = _user(config, body.id)
-    return tagged(user_out(config, user), 201, resource=user)
+    return tagged(user_out(config, _user(config, body.id)), 201)
 
 
 async def get_user(call: Call) -> Reply:
@@ -142,7 +170,7 @@ async def update_user(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _user(config, user_id)
-        call.check_match(before)
+        call.check_match(_version(config, before))
         _may_edit_settings(actor, config, before, set(fields))
         return _changed(call, config, before, _replace(before, **fields), "user.update")
 
@@ -154,16 +182,29 @@ async def delete_user(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _user(config, user_id)
-        call.check_match(before)
+        call.check_match(_version(config, before))
         require(actor, P.USERS_MANAGE)
         if user_id == actor.user_id:
             raise Forbidden("you cannot delete yourself", field="user")
         check_edit_user(actor, config, before)
         new = changes.delete_user(user_id)(config)
-        return new, [call.audit(actor, "user.delete", f"user:{user_id}", before, None)]
+        return new, [*_groups_left(call, actor, config, new),
+                     call.audit(actor, "user.delete", f"user:{user_id}", before, None)]
 
-    await call.write(edit)
+    config = await call.write(edit)
+    # After the user is gone, so a failure here leaves tokens that answer 401 (their user no
+    # longer exists) and that creating a user of this id again revokes.
+    await revoke_tokens_of(call, call.actor(config), user_id)
     return Reply(status=204)
+
+
+def _groups_left(
+    call: Call, actor: Actor, config: AccountConfig, new: AccountConfig
+) -> list[AuditEntry]:
+    """A ``user.delete`` entry for each group the deleted user was a member of."""
+    after = {g.id: g for g in new.groups}
+    return [call.audit(actor, "user.delete", f"group:{g.id}", g, after[g.id])
+            for g in config.groups if g.id in after and after[g.id] != g]
 
 
 async def set_user_permissions(call: Call) -> Reply:
@@ -172,7 +213,7 @@ async def set_user_permissions(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _user(config, user_id)
-        call.check_match(before)
+        call.check_match(_version(config, before))
         require(actor, P.USERS_SETTINGS)
         if before.department is not None and body.permissions:
             raise Forbidden("a user in a department holds the department's permissions plus "
@@ -196,7 +237,7 @@ async def apply_user_preset(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _user(config, user_id)
-        call.check_match(before)
+        call.check_match(_version(config, before))
         require(actor, P.USERS_SETTINGS)
         if before.department is None and config.departments_mode is DepartmentsMode.LEGACY:
             after = _replace(before, permissions=tuple(sorted(
@@ -219,9 +260,10 @@ async def move_user(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _user(config, user_id)
-        call.check_match(before)
+        call.check_match(_version(config, before))
         require(actor, P.USERS_MANAGE)
         require(actor, P.USERS_SETTINGS)  # a move changes what the user may do
+        check_edit_user(actor, config, before)  # before the owner's refusal to move: rule 2
         new = changes.move_user(user_id, body.department)(config)
         after = _user(new, user_id)
         check_permission_change(actor, config, before, effective(new, after))
@@ -236,7 +278,7 @@ async def set_user_geo(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _user(config, user_id)
-        call.check_match(before)
+        call.check_match(_version(config, before))
         _may_edit_settings(actor, config, before, {"geo"})
         return _changed(call, config, before, _replace(before, geo=body), "user.geo")
 
@@ -249,8 +291,10 @@ async def copy_user_geo(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _user(config, user_id)
-        call.check_match(before)
-        source = find(config.users, lambda u: u.id, body.from_user, "user")
+        call.check_match(_version(config, before))
+        source = next((u for u in config.users if u.id == body.from_user), None)
+        if source is None:
+            raise NotFound(f"no user {body.from_user!r} to copy from", field="from_user")
         _may_edit_settings(actor, config, before, {"geo"})
         return _changed(call, config, before, _replace(before, geo=source.geo), "user.geo")
 

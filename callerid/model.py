@@ -12,7 +12,7 @@ are enums defined here, once.
 from __future__ import annotations
 
 import enum
-from typing import Annotated
+from typing import Annotated, Final, Literal
 
 import msgspec
 
@@ -30,6 +30,7 @@ __all__ = [
     "GeoConfig",
     "Group",
     "Id",
+    "NOBODY",
     "NumberStatus",
     "Outcome",
     "PhoneNumber",
@@ -38,6 +39,7 @@ __all__ = [
     "SipCredential",
     "SipDomain",
     "SipUsername",
+    "SupervisedGroups",
     "User",
 ]
 
@@ -86,6 +88,9 @@ SipUsername = Annotated[
 Md5Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$")]
 Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 Name = Annotated[str, msgspec.Meta(max_length=200)]
+NOBODY: Final = "nobody"
+"""``User.supervised_groups`` of a user who sees no one's live calls."""
+SupervisedGroups = tuple[Id, ...] | Literal["nobody"]
 
 
 class DepartmentsMode(enum.StrEnum):
@@ -241,11 +246,20 @@ class User(_Config, frozen=True):
     """Custom call settings; absent means the account's defaults."""
     geo: GeoConfig = GeoConfig()
     max_channels: Channels = 1
-    supervised_groups: tuple[Id, ...] = ()
-    """Groups whose live calls this user may see; empty means every user's, as far as the
-    user's permissions go."""
+    supervised_groups: SupervisedGroups = ()
+    """Groups whose live calls this user may see. Empty (or absent) means every user's, as
+    far as the user's permissions go; ``"nobody"`` means no one's: what a limited view
+    becomes when every group in it is deleted (it must not widen to everyone)."""
     sip: SipCredential | None = None
     """SIP credentials for softphones and desk phones, if the user has any."""
+
+    @property
+    def supervision(self) -> tuple[str, ...] | None:
+        """The groups this user's view of live calls is limited to (possibly none); None
+        when it is not limited to groups."""
+        if isinstance(self.supervised_groups, str):  # NOBODY, the only string it may be
+            return ()
+        return self.supervised_groups or None
 
 
 class Group(_Config, frozen=True):

@@ -156,7 +156,7 @@ def problems(config: AccountConfig) -> list[str]:
 
     groups = {g.id for g in config.groups}
     for i, u in enumerate(config.users):
-        for group in u.supervised_groups:
+        for group in u.supervision or ():
             if group not in groups:
                 out.append(f"{_user_ref(i, u)}.supervised_groups: {group!r} does not exist")
     for i, g in enumerate(config.groups):

@@ -140,10 +140,16 @@ def _append_audit(conn: sqlite3.Connection, account_id: str, entries: Sequence[A
     )
 
 
+_SQLITE_INT_MAX = 2**63 - 1
+
+
 def _cursor(value: str | None) -> int | None:
+    """An audit cursor as the row number it is. Only ASCII digits (``str.isdigit`` takes
+    other scripts' digits too) and nothing above SQLite's largest integer, which a
+    parameter must not exceed."""
     if value is None:
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or int(value) > _SQLITE_INT_MAX:
         raise InvalidField(f"cursor {value!r} is not one this store gave out", field="cursor")
     return int(value)
 

@@ -233,9 +233,18 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+_STREAM_PART_MAX = 2**64 - 1
+"""Each half of a stream id is an unsigned 64-bit number: Redis refuses a larger one."""
+
+
 def _stream_id(cursor: str) -> str:
+    """An audit cursor as the stream id it is: ``<ms>-<seq>``, ASCII digits in range."""
     ms, dash, seq = cursor.partition("-")
-    if not (ms.isdigit() and dash and seq.isdigit()):
+    if not (
+        dash
+        and all(part.isascii() and part.isdigit() and int(part) <= _STREAM_PART_MAX
+                for part in (ms, seq))
+    ):
         raise InvalidField(f"cursor {cursor!r} is not one this store gave out", field="cursor")
     return cursor
 

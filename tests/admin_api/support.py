@@ -26,10 +26,10 @@ from engine.decide import Engine
 from engine.http import TOKENS, build_app
 from engine.metrics import Metrics
 from engine.service import AccountService
-from engine.store import Store
+from engine.store import AuditEntry, AuditQuery, Store
 from engine.tokens import issue_token
 
-__all__ = ["Api", "Reply", "World", "acme", "other", "serve"]
+__all__ = ["Api", "Reply", "World", "acme", "other", "refused", "serve"]
 
 P = Permission
 CALLING = (P.DIAL_OUT_OF_PLAN, P.CALLERID_CHOOSE)
@@ -100,12 +100,13 @@ class Api:
 
     async def call(
         self, method: str, path: str, json: Any = None, *, headers: dict[str, str] | None = None,
-        params: dict[str, str] | None = None, prefix: str = PREFIX,
+        params: dict[str, str] | None = None, prefix: str = PREFIX, raw: bytes | None = None,
     ) -> Reply:
+        """``json`` is encoded as the body; ``raw`` is sent as it is (as JSON)."""
         sent = dict(headers or {})
         if self.token is not None:
             sent["Authorization"] = f"Bearer {self.token}"
-        data = None if json is None else msgspec.json.encode(json)
+        data = raw if raw is not None else None if json is None else msgspec.json.encode(json)
         if data is not None:
             sent["Content-Type"] = "application/json"
         async with self._session.request(method, self._base + prefix + path, data=data,
@@ -144,6 +145,40 @@ class World:
 
     async def config(self, account_id: str = "acme") -> tuple[AccountConfig, int]:
         return await AccountService(self.store).get(account_id)
+
+    async def version(self) -> int:
+        """acme's configuration version."""
+        return (await self.config())[1]
+
+    async def add_user(self, user_id: str, department: str, *permissions: Permission) -> Api:
+        """A user of acme in ``department`` (created with ``permissions`` if it does not
+        exist), saved directly, and an API acting as them."""
+        config, version = await self.config()
+        departments = config.departments
+        if all(d.id != department for d in departments):
+            departments = (*departments, Department(id=department, name=department.title(),
+                                                    permissions=tuple(sorted(permissions))))
+        user = User(id=user_id, email=f"{user_id}@acme.example", department=department)
+        await AccountService(self.store, on_saved=self.engine.install).apply(
+            "acme", lambda c: msgspec.structs.replace(
+                c, departments=departments, users=(*c.users, user)),
+            expected_version=version)
+        self.tokens[user_id] = await issue_token(self.store, "acme", f"{user_id}-token", user_id)
+        return self.api(user_id)
+
+    async def audit(self, **query: Any) -> list[AuditEntry]:
+        """acme's audit log, newest first."""
+        return (await self.store.audit_log("acme", AuditQuery(limit=500, **query)))[0]
+
+
+async def refused(world: World, reply: Reply, status: int, field: str | None,
+                  version: int) -> None:
+    """``reply`` is a problem with ``status`` naming ``field``, and acme is still at
+    ``version``: a refused change changes nothing."""
+    assert reply.status == status, reply.body
+    assert reply.headers["Content-Type"].startswith("application/problem+json")
+    assert reply.body.get("field") == field, reply.body
+    assert await world.version() == version, "a refused change must write nothing"
 
 
 async def serve(store: Store) -> AsyncIterator[World]:

@@ -3,10 +3,11 @@ change answers 403 (or 409 for a rule of the domain) and changes nothing."""
 
 from __future__ import annotations
 
-import pytest
+import msgspec
 
-from .support import World
+from callerid import DepartmentsMode, Permission, User
 
+from .support import World, refused
 
 
 async def _unchanged(world: World, before_version: int) -> None:
@@ -23,20 +24,40 @@ async def test_nobody_changes_their_own_permissions(world: World) -> None:
 
 
 async def test_only_the_owner_changes_the_owner(world: World) -> None:
+    owner_token = next(r.id for r in await world.store.list_tokens("acme")
+                       if r.user_id == "olivia")
     _, version = await world.config()
     admin = world.api("alice")
     for method, path, body in [
         ("PATCH", "/users/olivia", {"name": "Not Olivia"}),
         ("PUT", "/users/olivia/permissions", {"extra_permissions_enabled": False}),
+        ("POST", "/users/olivia/preset", {"preset": "none"}),
+        ("POST", "/users/olivia/move", {"department": "staff"}),
         ("DELETE", "/users/olivia", None),
         ("PUT", "/users/olivia/geo", {}),
+        ("POST", "/users/olivia/geo/copy", {"from_user": "ann"}),
+        ("DELETE", f"/tokens/{owner_token}", None),
+        ("PUT", "/groups/west/members", {"members": ["bob", "olivia"]}),
+        ("POST", "/groups", {"id": "north", "name": "North", "members": ["olivia"]}),
     ]:
         reply = await admin.call(method, path, body)
         assert reply.status == 403, (method, path, reply.body)
-        assert "owner" in reply.body["detail"]
+        assert "owner" in reply.body["detail"], (method, path, reply.body)
     await _unchanged(world, version)
+    assert any(r.id == owner_token for r in await world.store.list_tokens("acme"))
     owner = world.api("olivia")
     assert (await owner.patch("/users/olivia", {"name": "Olivia O."})).status == 200
+
+
+async def test_a_group_holding_the_owner_is_the_owners_to_change(world: World) -> None:
+    owner = world.api("olivia")
+    assert (await owner.put("/groups/west/members", {"members": ["bob", "olivia"]})).status == 200
+    version = await world.version()
+    for method, path, body in [("PUT", "/groups/west/members", {"members": ["bob"]}),
+                               ("DELETE", "/groups/west", None)]:
+        reply = await world.api("alice").call(method, path, body)
+        assert reply.status == 403 and "owner" in reply.body["detail"], (path, reply.body)
+    assert await world.version() == version
 
 
 async def test_no_grant_of_a_permission_the_granter_lacks(world: World) -> None:
@@ -117,26 +138,56 @@ async def test_a_new_user_lands_in_the_default_department(world: World) -> None:
     assert created.body["effective_permissions"] == ["dial.out_of_plan"]
 
 
-async def test_legacy_users_keep_their_permissions_as_extras_when_moved(world: World) -> None:
-    owner = world.api("olivia")
+async def _with_legacy_user(world: World, *permissions: str) -> None:
+    """acme in legacy mode, with ``old``: a user in no department holding ``permissions``."""
     config, version = await world.config()
-    import msgspec
-
-    from callerid import DepartmentsMode, User
-    from engine.service import AccountService
-
     legacy = msgspec.structs.replace(
         config, departments_mode=DepartmentsMode.LEGACY,
         users=(*config.users, User(id="old", email="old@acme.example",
-                                   permissions=("billing.topup", "dial.out_of_plan"))),
+                                   permissions=tuple(sorted(permissions)))),
     )
     await world.store.save_account(legacy, version)
-    moved = await owner.post("/users/old/move", {"department": "staff"})
+
+
+async def test_legacy_users_keep_their_permissions_as_extras_when_moved(world: World) -> None:
+    await _with_legacy_user(world, "billing.topup", "dial.out_of_plan")
+    moved = await world.api("olivia").post("/users/old/move", {"department": "staff"})
     assert moved.status == 200, moved.body
     assert moved.body["extra_permissions"] == ["billing.topup"]
     assert moved.body["extra_permissions_enabled"] is True
     assert sorted(moved.body["effective_permissions"]) == ["billing.topup", "dial.out_of_plan"]
-    assert AccountService  # the service is what the API wrote through
+
+
+async def test_switching_to_enforced_moves_legacy_users_into_the_default_department(
+    world: World,
+) -> None:
+    await _with_legacy_user(world, "billing.topup", "dial.out_of_plan")
+    owner = world.api("olivia")
+    switched = await owner.patch("/account", {"departments_mode": "enforced"})
+    assert switched.status == 200 and switched.body["departments_mode"] == "enforced"
+    old = (await owner.get("/users/old")).body
+    assert old["department"] == "staff"
+    assert sorted(old["effective_permissions"]) == ["billing.topup", "dial.out_of_plan"]
+    assert old["extra_permissions"] == ["billing.topup"]
+
+
+async def test_an_account_never_goes_back_to_legacy_mode(world: World) -> None:
+    version = await world.version()
+    reply = await world.api("olivia").patch("/account", {"departments_mode": "legacy"})
+    await refused(world, reply, 409, "departments_mode", version)
+
+
+async def test_switching_to_enforced_is_refused_when_it_would_change_a_user_above_you(
+    world: World,
+) -> None:
+    # sam holds account.settings and the calling permission; old holds more than sam.
+    sam = await world.add_user("sam", "settings", Permission.ACCOUNT_SETTINGS,
+                               Permission.DIAL_OUT_OF_PLAN)
+    await _with_legacy_user(world, "billing.topup", "dial.out_of_plan")
+    version = await world.version()
+    reply = await sam.patch("/account", {"departments_mode": "enforced"})
+    await refused(world, reply, 403, "departments_mode", version)
+    assert "'old'" in reply.body["detail"]
 
 
 async def test_a_permission_preset_applies_to_a_user_and_a_department(world: World) -> None:

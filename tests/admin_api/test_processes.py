@@ -75,3 +75,31 @@ async def test_a_token_revoked_through_one_process_is_refused_by_every_other(
 
         # The other processes are told at once (well inside the 2 s their cache would last).
         assert await _until(refused_everywhere, 0.5) < 0.5
+
+
+async def test_a_deleted_users_token_is_refused_by_every_process_at_once(fleet: Fleet) -> None:
+    fleet.setup(account())
+    owner = callgate("token", "create", "demo", "--user", "olivia", "--name", "owner",
+                     "--redis-url", fleet.url).strip()
+    anas = callgate("token", "create", "demo", "--user", "ana", "--name", "phone",
+                    "--redis-url", fleet.url).strip()
+    servers = fleet.start(3)
+    async with aiohttp.ClientSession() as session:
+        async def status(server_url: str) -> int:
+            # The decision API: a token left behind would still pass there (then answer 404
+            # for the missing user, or 200 until the account reloads); a revoked one is 401.
+            async with session.post(f"{server_url}/v1/explain",
+                                    json={"user": "ana", "to": "+12125550199"},
+                                    headers={"Authorization": f"Bearer {anas}"}) as r:
+                return r.status
+
+        assert [await status(s.url) for s in servers] == [200, 200, 200]  # known everywhere
+        async with session.delete(f"{servers[0].url}/admin/v1/users/ana",
+                                  headers={"Authorization": f"Bearer {owner}"}) as reply:
+            assert reply.status == 204, await reply.text()
+
+        async def refused_everywhere() -> bool:
+            return [await status(s.url) for s in servers] == [401, 401, 401]
+
+        # Revoked, not merely orphaned: the other processes are told at once.
+        assert await _until(refused_everywhere, 0.5) < 0.5

@@ -3,7 +3,9 @@ strictness of request bodies (no field can be set through a side door)."""
 
 from __future__ import annotations
 
-from .support import World
+import pytest
+
+from .support import World, refused
 
 
 async def test_lists_page_by_cursor_and_filter(world: World) -> None:
@@ -80,19 +82,71 @@ async def test_no_field_can_be_set_through_a_side_door(world: World) -> None:
 
 async def test_bad_values_name_their_field_and_change_nothing(world: World) -> None:
     owner = world.api("olivia")
-    _, version = await world.config()
+    version = await world.version()
     for path, body, status, field in [
         ("/users/ann", {"max_channels": -1}, 422, "max_channels"),
         ("/users/ann", {"email": "not an email"}, 422, "email"),
-        ("/users/ann", {"default_caller_id": "+19995550100"}, 409, None),
+        ("/users/ann", {"default_caller_id": "+19995550100"}, 409, "default_caller_id"),
         ("/account", {"default_region": "usa"}, 422, "default_region"),
     ]:
         reply = await owner.patch(path, body)
-        assert reply.status == status, (path, reply.body)
-        if field:
-            assert reply.body["field"] == field
-    not_json = await owner.call("PATCH", "/users/ann", None,
-                                headers={"Content-Type": "application/json"})
-    assert not_json.status in (400, 422)
-    _, after = await world.config()
-    assert after == version
+        await refused(world, reply, status, field, version)
+    not_json = await owner.call("PATCH", "/users/ann", raw=b'{"max_channels": 3,')
+    await refused(world, not_json, 400, None, version)
+    assert "not valid JSON" in not_json.body["detail"]
+
+
+async def test_an_invariant_conflict_names_the_field_the_client_sent(world: World) -> None:
+    owner = world.api("olivia")
+    version = await world.version()
+    unknown = "+19995550100"
+    for method, path, body, field in [
+        ("PATCH", "/users/ann", {"custom_caller_ids": [unknown]}, "custom_caller_ids[0]"),
+        ("PUT", "/users/ann/geo", {"default": unknown}, "default"),
+        ("PATCH", "/users/ann", {"supervised_groups": ["nowhere"]}, "supervised_groups"),
+        ("PATCH", "/departments/staff", {"default_caller_id": unknown}, "default_caller_id"),
+        ("POST", "/users", {"id": "nia", "email": "nia@acme.example", "department": "nowhere"},
+         "department"),
+        ("POST", "/numbers", {"number": "+12125550177", "department": "nowhere"}, "department"),
+        ("PUT", "/groups/east/members", {"members": ["ann", "nobody"]}, "members"),
+    ]:
+        await refused(world, await owner.call(method, path, body), 409, field, version)
+
+
+async def test_a_department_given_permissions_and_a_template_names_the_template(
+    world: World,
+) -> None:
+    version = await world.version()
+    reply = await world.api("olivia").post("/departments", {
+        "id": "night", "name": "Night", "permissions": ["usage.view"], "template": "staff"})
+    await refused(world, reply, 422, "template", version)
+
+
+async def test_an_unknown_template_or_geo_source_names_its_field(world: World) -> None:
+    owner = world.api("olivia")
+    version = await world.version()
+    template = await owner.post("/departments", {"id": "night", "name": "Night",
+                                                 "template": "nowhere"})
+    await refused(world, template, 404, "template", version)
+    source = await owner.post("/users/ann/geo/copy", {"from_user": "nobody"})
+    await refused(world, source, 404, "from_user", version)
+
+
+@pytest.mark.parametrize("cursor", [
+    "99999999999999999999999", "99999999999999999999999-0", "0-99999999999999999999999",
+    "18446744073709551616-0", "\u0661\u0662", "\u0661-\u0662",
+], ids=["huge", "huge-ms", "huge-seq", "ms-over-64-bits", "arabic-digits", "arabic-stream-id"])
+async def test_an_audit_cursor_out_of_range_is_refused_naming_it(
+    world: World, cursor: str
+) -> None:
+    await world.api("olivia").patch("/users/ann", {"max_channels": 3})
+    reply = await world.api("olivia").get("/audit", params={"cursor": cursor})
+    assert reply.status == 422, reply.body
+    assert reply.body["field"] == "cursor"
+
+
+async def test_a_missing_docs_asset_answers_a_problem(world: World) -> None:
+    reply = await world.api(None).get("/docs/assets/nothing.js")
+    assert reply.status == 404
+    assert reply.headers["Content-Type"].startswith("application/problem+json")
+    assert reply.body["status"] == 404 and "nothing.js" in reply.body["detail"]

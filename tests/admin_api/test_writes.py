@@ -8,10 +8,13 @@ import asyncio
 import hashlib
 from typing import Any
 
+import msgspec
+
+from callerid import DepartmentsMode, User
 from engine.store import AuditQuery, EmbeddedStore
 from engine.store.redis_store import RedisStore
 
-from .support import World
+from .support import World, refused
 
 WRITES: list[tuple[str, str, Any, str, str]] = [
     # method, path, body, action, target
@@ -142,8 +145,14 @@ async def test_tokens_are_stored_as_hashes_only(world: World) -> None:
                 dump += key + (await client.get(key) or b"")
             elif kind == b"stream":
                 dump += b"".join(f[b"e"] for _, f in await client.xrange(key))
+            elif kind == b"set":
+                dump += key + b"".join(await client.smembers(key))
+            elif kind == b"zset":
+                dump += key + b"".join(await client.zrange(key, 0, -1))
+            elif kind == b"list":
+                dump += key + b"".join(await client.lrange(key, 0, -1))
             else:
-                dump += key
+                raise AssertionError(f"a key of a kind this dump does not read: {key!r} {kind!r}")
         assert digest.encode() in dump
     assert token.encode() not in dump
     listed = (await world.api("ann").get("/tokens")).body["items"]
@@ -195,3 +204,66 @@ async def test_a_change_through_the_api_is_the_next_decision(world: World) -> No
                       prefix="")
     second = await dialer.call("POST", "/v1/dial", dial, prefix="")
     assert second.body["caller_id"] == "+13105550122", second.body
+
+
+async def test_a_users_version_changes_when_their_department_permissions_do(
+    world: World,
+) -> None:
+    owner = world.api("olivia")
+    read = await owner.get("/users/ann")
+    assert (await owner.put("/departments/staff/permissions",
+                            {"permissions": ["dial.out_of_plan", "usage.view"]})).status == 200
+    now = await owner.get("/users/ann")
+    assert now.etag != read.etag and "usage.view" in now.body["effective_permissions"]
+    assert now.body["etag"] == now.etag.strip('"')
+    version = await world.version()
+    stale = await owner.patch("/users/ann", {"max_channels": 5},
+                              headers={"If-Match": read.etag})
+    await refused(world, stale, 412, "If-Match", version)
+
+
+async def test_a_weak_etag_never_matches(world: World) -> None:
+    owner = world.api("olivia")
+    read = await owner.get("/users/ann")
+    version = await world.version()
+    weak = await owner.patch("/users/ann", {"max_channels": 5},
+                             headers={"If-Match": f"W/{read.etag}"})
+    await refused(world, weak, 412, "If-Match", version)
+    strong = await owner.patch("/users/ann", {"max_channels": 5},
+                               headers={"If-Match": f'"other", {read.etag}'})
+    assert strong.status == 200
+
+
+async def test_a_patch_that_changes_nothing_writes_nothing(world: World) -> None:
+    owner = world.api("olivia")
+    read = await owner.get("/users/ann")
+    version = await world.version()
+    for path, body in [("/users/ann", {"max_channels": 2, "name": "Ann"}),
+                       ("/account", {"name": "Acme"}),
+                       ("/departments/staff", {"name": "Staff"}),
+                       ("/numbers/%2B12125550100", {"name": "Main"}),
+                       ("/groups/east", {"name": "East"})]:
+        reply = await owner.patch(path, body)
+        assert reply.status == 200, (path, reply.body)
+        assert reply.body["etag"] == reply.etag.strip('"')
+    assert (await owner.patch("/users/ann", {"max_channels": 2})).etag == read.etag
+    assert await world.version() == version
+    assert await world.audit() == []
+
+
+async def test_switching_to_enforced_logs_each_user_it_moves(world: World) -> None:
+    config, version = await world.config()
+    legacy = msgspec.structs.replace(
+        config, departments_mode=DepartmentsMode.LEGACY,
+        users=(*config.users, User(id="old", email="old@acme.example",
+                                   permissions=("dial.out_of_plan",))))
+    await world.store.save_account(legacy, version)
+    assert (await world.api("olivia").patch("/account",
+                                            {"departments_mode": "enforced"})).status == 200
+    entries = await world.audit()
+    assert [(e.action, e.target) for e in entries] == [("account.update", "account:acme"),
+                                                       ("account.update", "user:old")]
+    moved = entries[1]
+    assert "department" not in moved.before and moved.after["department"] == "staff"
+    assert moved.before["permissions"] == ["dial.out_of_plan"]
+    assert moved.after["effective_permissions"] == ["dial.out_of_plan"]
