@@ -14,6 +14,9 @@ from pathlib import Path
 import msgspec
 
 from callerid import User
+from sip.digest import ALGORITHMS
+from sip.redirect import SipSettings
+from sip.server import SipServeSettings, parse_listen, parse_trusted
 
 from . import changes, configfile
 from .errors import CallgateError, ConfigurationError, NotFound, RequestError
@@ -62,6 +65,91 @@ def _redis(value: str | None) -> RedisSettings | None:
     return parse_redis_url(url) if url else None
 
 
+def _env_float(name: str, default: float) -> float:
+    return _seconds(os.environ.get(name, str(default)))
+
+
+def _sip_arguments(p: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    sip = p.add_argument_group("SIP front end (a redirect server for softphones and PBXs)")
+    sip.add_argument("--sip", metavar="HOST:PORT", default=env("CALLGATE_SIP"),
+                     help="listen for SIP over UDP and TCP here, e.g. 0.0.0.0:5060 (env "
+                     "CALLGATE_SIP; default: no SIP)")
+    sip.add_argument("--sip-tls", metavar="HOST:PORT", default=env("CALLGATE_SIP_TLS"),
+                     help="listen for SIP over TLS here, e.g. 0.0.0.0:5061; needs --sip-cert "
+                     "and --sip-key (env CALLGATE_SIP_TLS)")
+    sip.add_argument("--sip-cert", metavar="FILE", default=env("CALLGATE_SIP_CERT"),
+                     help="PEM certificate chain for --sip-tls (env CALLGATE_SIP_CERT)")
+    sip.add_argument("--sip-key", metavar="FILE", default=env("CALLGATE_SIP_KEY"),
+                     help="PEM private key for --sip-tls (env CALLGATE_SIP_KEY)")
+    sip.add_argument("--sip-gateway", metavar="HOST[:PORT]", default=env("CALLGATE_SIP_GATEWAY"),
+                     help="where a 302 sends the call (its Contact host); default: the "
+                     "Request-URI's host (env CALLGATE_SIP_GATEWAY)")
+    sip.add_argument("--sip-trusted", metavar="CIDR[=ACCOUNT]", action="append",
+                     default=[t for t in env("CALLGATE_SIP_TRUSTED", "").split(",") if t],
+                     help="a trusted peer network (a PBX that authenticates its own users): "
+                     "its INVITEs name the user instead of passing digest auth; repeat for "
+                     "more (env CALLGATE_SIP_TRUSTED, comma-separated)")
+    sip.add_argument("--sip-user-header", metavar="HEADER", default=env(
+        "CALLGATE_SIP_USER_HEADER", "X-Callgate-User"),
+                     help="how a trusted peer names the user: this header, or 'From' for the "
+                     "From URI's user part (env CALLGATE_SIP_USER_HEADER; default "
+                     "X-Callgate-User)")
+    sip.add_argument("--sip-digest", metavar="ALGORITHMS", default=env(
+        "CALLGATE_SIP_DIGEST", "MD5,SHA-256"),
+                     help="digest algorithms every challenge offers, in this order (env "
+                     "CALLGATE_SIP_DIGEST; default MD5,SHA-256: clients that read only the "
+                     "first challenge mostly know only MD5)")
+    sip.add_argument("--sip-ban-after", metavar="N", type=_count,
+                     default=_count(env("CALLGATE_SIP_BAN_AFTER", "10")),
+                     help="failed digest answers from one address that ban it (env "
+                     "CALLGATE_SIP_BAN_AFTER; default 10)")
+    sip.add_argument("--sip-ban-window", metavar="SECONDS", type=_seconds,
+                     default=_env_float("CALLGATE_SIP_BAN_WINDOW_S", 60),
+                     help="...within this many seconds (env CALLGATE_SIP_BAN_WINDOW_S; "
+                     "default 60)")
+    sip.add_argument("--sip-ban-for", metavar="SECONDS", type=_seconds,
+                     default=_env_float("CALLGATE_SIP_BAN_S", 300),
+                     help="how long a banned address gets no answer (env CALLGATE_SIP_BAN_S; "
+                     "default 300)")
+    sip.add_argument("--sip-nonce-ttl", metavar="SECONDS", type=_seconds,
+                     default=_env_float("CALLGATE_SIP_NONCE_TTL_S", 300),
+                     help="how long a digest nonce stays valid (env CALLGATE_SIP_NONCE_TTL_S; "
+                     "default 300)")
+
+
+def _digest_algorithms(value: str) -> tuple[str, ...]:
+    chosen = tuple(a.strip().upper() for a in value.split(",") if a.strip())
+    if not chosen or len(set(chosen)) != len(chosen) or set(chosen) - set(ALGORITHMS):
+        raise ConfigurationError(
+            f"--sip-digest {value!r}: expected some of {', '.join(ALGORITHMS)}, comma-separated"
+        )
+    return chosen
+
+
+def _sip_settings(args: argparse.Namespace) -> SipServeSettings | None:
+    if not args.sip and not args.sip_tls:
+        return None
+    if (args.sip_cert or args.sip_key) and not args.sip_tls:
+        raise ConfigurationError("--sip-cert and --sip-key are for --sip-tls, which is not set")
+    return SipServeSettings(
+        listen=parse_listen(args.sip, "--sip") if args.sip else None,
+        tls=parse_listen(args.sip_tls, "--sip-tls") if args.sip_tls else None,
+        cert=Path(args.sip_cert) if args.sip_cert else None,
+        key=Path(args.sip_key) if args.sip_key else None,
+        redirect=SipSettings(
+            gateway=args.sip_gateway or None,
+            trusted=tuple(parse_trusted(t) for t in args.sip_trusted),
+            user_header=args.sip_user_header,
+            nonce_ttl_s=args.sip_nonce_ttl,
+            digest_algorithms=_digest_algorithms(args.sip_digest),
+            ban_after=args.sip_ban_after,
+            ban_window_s=args.sip_ban_window,
+            ban_s=args.sip_ban_for,
+        ),
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callgate", description="Outbound-call decisions: permissions, channels, caller ID."
@@ -104,6 +192,7 @@ def _parser() -> argparse.ArgumentParser:
         help="how often each process checks for configuration changes it was not notified of "
         "(env CALLGATE_CONFIG_POLL_S; default 1)",
     )
+    _sip_arguments(serve_p)
     serve_p.add_argument(
         "--demo",
         metavar="FILE",
@@ -235,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 redis=redis,
                 workers=args.workers,
                 poll_s=args.config_poll,
+                sip=_sip_settings(args),
             )
             if settings.workers > 1:
                 serve_workers(settings)

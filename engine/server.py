@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from admin_api import PREFIX, build_admin_app
+from sip.server import SipServeSettings, SipServer, tls_context
 
 from . import configfile
 from .decide import Engine
@@ -51,6 +52,8 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True):
     workers: int = 1
     poll_s: float = POLL_S
     """How often each process checks the stored configuration versions."""
+    sip: SipServeSettings | None = None
+    """Run the SIP redirect front end too."""
 
 
 async def _demo(store: Store, engine: Engine, path: Path) -> tuple[str, str]:
@@ -74,6 +77,8 @@ def _banner(settings: ServeSettings, demo: tuple[str, str] | None) -> str:
         store = f"embedded store in {settings.data_dir}"
     workers = f", {settings.workers} worker processes" if settings.workers > 1 else ""
     lines = [f"callgate is serving on {url} ({store}{workers})"]
+    if settings.sip is not None:
+        lines.append(f"SIP redirect server on {settings.sip.describe()}")
     if demo is not None:
         account, token = demo
         lines += [
@@ -103,6 +108,18 @@ def _admin(store: Store, engine: Engine) -> Callable[[web.Application], None]:
     return mount
 
 
+async def _start_sip(
+    settings: ServeSettings, engine: Engine, registry: CollectorRegistry
+) -> SipServer | None:
+    if settings.sip is None:
+        return None
+    context = await tls_context(settings.sip)
+    server = SipServer(engine, settings.sip.redirect, registry=registry,
+                       reuse_port=settings.workers > 1)
+    await server.start(settings.sip.listen, settings.sip.tls, context)
+    return server
+
+
 async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = None) -> None:
     """Serve until SIGINT or SIGTERM. ``ready``: called once listening, instead of printing
     the banner (a worker process tells its parent)."""
@@ -118,6 +135,7 @@ async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = N
         app = build_app(store, engine, metrics, poll_s=settings.poll_s, mount=_admin(store, engine))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
+        sip: SipServer | None = None
         try:
             try:
                 await web.TCPSite(
@@ -128,6 +146,7 @@ async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = N
                     f"--host {settings.host} --port {settings.port}: cannot listen there "
                     f"({exc.strerror or exc})"
                 ) from None
+            sip = await _start_sip(settings, engine, registry)
             # Everything alive now lives as long as the process: keep it out of the
             # collector's way, so full collections stay short as call records pile up.
             gc.freeze()
@@ -143,6 +162,8 @@ async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = N
                 loop.add_signal_handler(sig, stop.set)
             await stop.wait()
         finally:
+            if sip is not None:
+                await sip.close()
             await runner.cleanup()
     finally:
         await store.close()

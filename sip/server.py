@@ -1,0 +1,376 @@
+"""The SIP front end's sockets: UDP, TCP and TLS listeners around one ``Redirector``.
+
+The transports only move bytes: a datagram, or each message ``StreamFramer`` cuts from a
+connection, goes to ``Redirector.receive``; replies go back to where the request came from;
+a ``Dial`` is decided by the engine (the same engine, leases and metrics as HTTP) in a task
+this server owns, and its answer is sent when ready. Timer G's retransmissions run from one
+periodic task.
+
+Nothing a peer sends can stop the server: the redirector answers or drops every message,
+and anything it raises anyway is logged and counted here (``dropped:error``), never passed
+to the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import ssl
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from callerid import Outcome
+from engine.decide import Engine
+from engine.errors import CallgateError, ConfigurationError, StoreUnavailable
+
+from .message import Address
+from .parser import Keepalive, StreamFramer
+from .redirect import Dial, EndCall, Redirector, Reply, SipSettings, TrustedPeer
+
+__all__ = ["Listen", "SipServeSettings", "SipServer", "parse_listen", "parse_trusted"]
+
+log = logging.getLogger("callgate.sip")
+
+TIMER_TICK_S = 0.1
+IDLE_TIMEOUT_S = 300.0
+"""A TCP or TLS connection that sends nothing for this long is closed (softphones send CRLF
+keep-alives far more often; RFC 5626 suggests 95-120 s)."""
+DRAIN_S = 5.0
+
+
+class Listen(msgspec.Struct, frozen=True):
+    host: str
+    port: int
+
+
+def parse_listen(value: str, what: str) -> Listen:
+    """``HOST:PORT`` or ``[IPV6]:PORT``; ``ConfigurationError`` naming ``what`` otherwise."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError(f"{what} {value!r}: expected HOST:PORT, e.g. 0.0.0.0:5060")
+    return Listen(host, int(port))
+
+
+def parse_trusted(value: str) -> TrustedPeer:
+    """``CIDR`` or ``CIDR=ACCOUNT``; ``ConfigurationError`` naming the value otherwise."""
+    network, _, account = value.strip().partition("=")
+    try:
+        ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        raise ConfigurationError(
+            f"--sip-trusted {value!r}: expected an address or CIDR network, optionally "
+            "=ACCOUNT (e.g. 10.0.0.0/24=acme)"
+        ) from None
+    return TrustedPeer(network=network, account=account or None)
+
+
+class SipServeSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``callgate serve`` needs to run the SIP front end."""
+
+    listen: Listen | None = None
+    """UDP and TCP."""
+    tls: Listen | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    redirect: SipSettings = SipSettings()
+
+    def describe(self) -> str:
+        parts = []
+        if self.listen is not None:
+            parts.append(f"udp and tcp {self.listen.host}:{self.listen.port}")
+        if self.tls is not None:
+            parts.append(f"tls {self.tls.host}:{self.tls.port}")
+        return ", ".join(parts)
+
+
+async def tls_context(settings: SipServeSettings) -> ssl.SSLContext | None:
+    """The server's TLS context, its files read off the event loop; None without ``tls``."""
+    if settings.tls is None:
+        return None
+    if settings.cert is None or settings.key is None:
+        raise ConfigurationError("--sip-tls needs --sip-cert and --sip-key")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        await asyncio.to_thread(context.load_cert_chain, settings.cert, settings.key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(
+            f"--sip-cert {settings.cert} --sip-key {settings.key}: cannot load them ({exc})"
+        ) from None
+    return context
+
+
+Send = Callable[[bytes], None]
+
+
+class SipServer:
+    """The listeners and their shared redirector. ``start`` binds, ``close`` stops taking
+    messages and waits (bounded) for decisions in flight."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: SipSettings,
+        *,
+        registry: CollectorRegistry | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.redirector = Redirector(settings, engine)
+        self._reuse_port = reuse_port
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closers: list[Callable[[], Any]] = []
+        self._connections: set[asyncio.Transport] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._datagrams: asyncio.DatagramTransport | None = None
+        self.bound: dict[str, Address] = {}
+        """Where each transport listens (``udp``, ``tcp``, ``tls``), ports resolved."""
+        if registry is not None:
+            registry.register(_SipCollector(self))
+
+    # -- life --------------------------------------------------------------------------------
+
+    async def start(
+        self, listen: Listen | None, tls: Listen | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        reuse = self._reuse_port or None
+        where = listen
+        try:
+            if listen is not None:
+                udp, _ = await loop.create_datagram_endpoint(
+                    lambda: _Datagrams(self), local_addr=(listen.host, listen.port),
+                    reuse_port=reuse,
+                )
+                self._closers.append(udp.close)
+                self.bound["udp"] = udp.get_extra_info("sockname")[:2]
+                tcp = await loop.create_server(
+                    lambda: _Stream(self, "tcp"), listen.host, listen.port, reuse_port=reuse)
+                self._closers.append(tcp.close)
+                self.bound["tcp"] = tcp.sockets[0].getsockname()[:2]
+            if tls is not None:
+                where = tls
+                if tls_context is None:
+                    raise ConfigurationError("--sip-tls needs --sip-cert and --sip-key")
+                secure = await loop.create_server(
+                    lambda: _Stream(self, "tls"), tls.host, tls.port, ssl=tls_context,
+                    reuse_port=reuse,
+                )
+                self._closers.append(secure.close)
+                self.bound["tls"] = secure.sockets[0].getsockname()[:2]
+        except OSError as exc:
+            self.close_listeners()
+            assert where is not None
+            raise ConfigurationError(
+                f"SIP: cannot listen on {where.host}:{where.port} ({exc.strerror or exc})"
+            ) from None
+        self._schedule_timers()
+
+    def close_listeners(self) -> None:
+        for close in self._closers:
+            close()
+        self._closers.clear()
+        for connection in list(self._connections):
+            connection.close()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def close(self) -> None:
+        self.close_listeners()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=DRAIN_S)
+            for task in pending:
+                task.cancel()
+
+    # -- the work ----------------------------------------------------------------------------
+
+    def handle(self, data: bytes, peer: Address, send: Send, *, reliable: bool) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            outputs = self.redirector.receive(data, peer, reliable=reliable, now_s=loop.time())
+        except Exception:
+            self.redirector.counters["dropped:error"] = (
+                self.redirector.counters.get("dropped:error", 0) + 1)
+            log.exception("SIP: failed on a %d-byte message from %s:%d", len(data), *peer[:2])
+            return
+        self._carry_out(outputs, send)
+
+    def _carry_out(self, outputs: list[Reply | Dial | EndCall], send: Send) -> None:
+        for output in outputs:
+            if isinstance(output, Reply):
+                send(output.data)
+            elif isinstance(output, Dial):
+                self._own(self._decide(output, send))
+            else:
+                self._own(self._end(output))
+
+    def _own(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _decide(self, dial: Dial, send: Send) -> None:
+        result: Any
+        try:
+            result = await self.engine.dial(dial.account.account_id, dial.request)
+        except CallgateError as exc:
+            result = exc
+        except Exception as exc:
+            log.exception("SIP: deciding %s for %r failed", dial.request.call_id, dial.request.user)
+            result = CallgateError(f"callgate failed to decide: {type(exc).__name__}")
+        now = asyncio.get_running_loop().time()
+        self._carry_out(self.redirector.decided(dial, result, now), send)
+
+    async def _end(self, end: EndCall) -> None:
+        try:
+            await self.engine.end(end.account_id, end.call_id, Outcome.CANCELED)
+        except (StoreUnavailable, CallgateError) as exc:
+            log.warning("SIP: could not give back the channel of canceled call %s: %s "
+                        "(its lease expires by itself)", end.call_id, exc.detail)
+
+    def _schedule_timers(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(TIMER_TICK_S, self._tick)
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            for data, peer in self.redirector.due(loop.time()):
+                self._resend(data, peer)
+        finally:
+            self._schedule_timers()
+
+    def _resend(self, data: bytes, peer: Address) -> None:
+        if self._datagrams is not None:
+            self._datagrams.sendto(data, peer)
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, server: SipServer) -> None:
+        self._server = server
+        self._transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # The selector loop's datagram transport is not a DatagramTransport subclass in 3.11.
+        self._transport = transport  # type: ignore[assignment]
+        self._server._datagrams = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        peer = (addr[0], addr[1])
+        self._server.handle(data, peer, lambda reply: transport.sendto(reply, addr),
+                            reliable=False)
+
+    def error_received(self, exc: Exception) -> None:
+        # An ICMP error for an earlier reply (the peer went away): nothing to do.
+        log.debug("SIP/UDP: %s", exc)
+
+
+class _Stream(asyncio.Protocol):
+    """One TCP or TLS connection."""
+
+    def __init__(self, server: SipServer, kind: str) -> None:
+        self._server = server
+        self._kind = kind
+        self._framer = StreamFramer()
+        self._transport: asyncio.Transport | None = None
+        self._peer: Address = ("", 0)
+        self._idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self._peer = (peer[0], peer[1])
+        self._server._connections.add(transport)
+        self._touch()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:
+            self._server._connections.discard(self._transport)
+        if self._idle is not None:
+            self._idle.cancel()
+        self._transport = None
+
+    def _touch(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(IDLE_TIMEOUT_S, self._close)
+
+    def _close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _send(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        self._touch()
+        try:
+            pieces = self._framer.feed(data)
+        except CallgateError as exc:
+            log.info("SIP/%s: closing the connection from %s:%d: %s", self._kind.upper(),
+                     *self._peer, exc.detail)
+            self._server.redirector.counters["dropped:unframeable"] = (
+                self._server.redirector.counters.get("dropped:unframeable", 0) + 1)
+            self._close()
+            return
+        for piece in pieces:
+            if isinstance(piece, Keepalive):
+                self._send(b"\r\n")  # RFC 5626 section 3.5.1: the pong
+            else:
+                self._server.handle(piece, self._peer, self._send, reliable=True)
+
+
+class _SipCollector(Collector):
+    """The redirector's plain counts, as Prometheus metrics."""
+
+    def __init__(self, server: SipServer) -> None:
+        self._server = server
+
+    def collect(self) -> Iterator[Metric]:
+        counters = dict(self._server.redirector.counters)
+        requests = CounterMetricFamily("callgate_sip_requests", "SIP requests received, by method",
+                                       labels=["method"])
+        responses = CounterMetricFamily("callgate_sip_responses",
+                                        "SIP responses sent, by status (retransmissions not "
+                                        "included)", labels=["status"])
+        dropped = CounterMetricFamily("callgate_sip_dropped",
+                                      "SIP messages dropped unanswered, by why", labels=["why"])
+        for key, count in sorted(counters.items()):
+            kind, _, label = key.partition(":")
+            if kind == "requests":
+                requests.add_metric([label], count)
+            elif kind == "responses":
+                responses.add_metric([label], count)
+            elif kind == "dropped":
+                dropped.add_metric([label], count)
+        yield requests
+        yield responses
+        yield dropped
+        yield CounterMetricFamily("callgate_sip_auth_failures",
+                                  "Failed digest answers (wrong password, unknown user, replay)",
+                                  value=counters.get("auth_failures", 0))
+        yield CounterMetricFamily("callgate_sip_bans",
+                                  "Source addresses banned after repeated auth failures",
+                                  value=counters.get("bans", 0))
+        yield CounterMetricFamily("callgate_sip_retransmissions",
+                                  "Retransmitted requests answered from the transaction cache",
+                                  value=counters.get("retransmissions", 0))
+        yield CounterMetricFamily("callgate_sip_resent",
+                                  "Final responses retransmitted for want of an ACK (Timer G)",
+                                  value=counters.get("resent", 0))
+        yield GaugeMetricFamily("callgate_sip_transactions", "SIP transactions remembered now",
+                                value=len(self._server.redirector.transactions))

@@ -1,0 +1,333 @@
+"""The redirect server's logic without sockets: bytes in, replies and decisions to make out.
+The accounts are the demo's, compiled as the engine compiles them."""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+import pytest
+
+from callerid import AccountSnapshot, Reason, Rule, compile_account
+from engine.errors import Conflict, NotFound
+from engine.wire import Decision
+from sip.credentials import make_credential
+from sip.redirect import Dial, EndCall, Redirector, Reply, SipSettings, TrustedPeer
+from tests.conftest import demo_config
+
+from .sipmsg import answer_challenge, header, invite, request, status_of
+
+DOMAIN = "demo.sip.example"
+ANA_PASSWORD = "Ana-desk-phone-2026"
+SAM_PASSWORD = "Sam-desk-phone-2026"
+URI = f"sip:+12125550187@{DOMAIN}"
+PEER = ("192.0.2.10", 5062)
+PBX = ("10.1.2.3", 5060)
+
+
+class Accounts:
+    """The engine's lookups, over compiled snapshots."""
+
+    def __init__(self, *snapshots: AccountSnapshot) -> None:
+        self._by_id = {s.account_id: s for s in snapshots}
+
+    def account(self, account_id: str) -> AccountSnapshot | None:
+        return self._by_id.get(account_id)
+
+    def account_for_domain(self, domain: str) -> AccountSnapshot | None:
+        return next((s for s in self._by_id.values() if s.sip_domain == domain), None)
+
+
+def _demo() -> AccountSnapshot:
+    config = demo_config()
+    users = []
+    for user in config.users:
+        if user.id == "ana":
+            user = msgspec.structs.replace(user, sip=make_credential(
+                "ana", DOMAIN, ANA_PASSWORD, now_ms=0))
+        elif user.id == "sam":
+            user = msgspec.structs.replace(user, sip=make_credential(
+                "sam.desk", DOMAIN, SAM_PASSWORD, now_ms=0, enabled=False))
+        users.append(user)
+    return compile_account(msgspec.structs.replace(config, sip_domain=DOMAIN,
+                                                   users=tuple(users)), 1)
+
+
+ACCOUNT = _demo()
+
+
+@pytest.fixture
+def redirector() -> Redirector:
+    settings = SipSettings(gateway="gw.example:5080", ban_after=3,
+                           trusted=(TrustedPeer(network="10.1.2.0/24", account="demo"),))
+    return Redirector(settings, Accounts(ACCOUNT))
+
+
+def _one_reply(outputs: list[object]) -> bytes:
+    assert len(outputs) == 1 and isinstance(outputs[0], Reply), outputs
+    return outputs[0].data
+
+
+def _dial(outputs: list[object]) -> Dial:
+    assert len(outputs) == 1 and isinstance(outputs[0], Dial), outputs
+    return outputs[0]
+
+
+def _authenticated(r: Redirector, *, password: str = ANA_PASSWORD, username: str = "ana",
+                   now: float = 0.0, call_id: str = "call-1@192.0.2.10", **kw: object) -> list[object]:
+    challenge = _one_reply(r.receive(invite(call_id=call_id, **kw), PEER, reliable=False,
+                                     now_s=now))
+    assert status_of(challenge) == 401
+    auth = answer_challenge(challenge, username=username, password=password, uri=URI)
+    again = invite(call_id=call_id, cseq=2, extra=(f"Authorization: {auth}",), **kw)
+    return r.receive(again, PEER, reliable=False, now_s=now + 0.1)  # type: ignore[return-value]
+
+
+# -- digest authentication -----------------------------------------------------------------------
+
+
+def test_an_invite_without_credentials_is_challenged(redirector: Redirector) -> None:
+    reply = _one_reply(redirector.receive(invite(), PEER, reliable=False, now_s=0.0))
+    assert status_of(reply) == 401
+    offers = header(reply, "WWW-Authenticate")
+    assert [re.search(r"algorithm=([\w-]+)", o).group(1) for o in offers] == ["MD5", "SHA-256"]  # type: ignore[union-attr]
+    assert all(f'realm="{DOMAIN}"' in o and 'qop="auth"' in o for o in offers)
+
+
+def test_a_correct_answer_is_decided_for_that_user(redirector: Redirector) -> None:
+    dial = _dial(_authenticated(redirector))
+    assert dial.account.account_id == "demo"
+    assert (dial.request.user, dial.request.to) == ("ana", "+12125550187")
+    assert dial.request.call_id is not None and dial.request.call_id.startswith("sip-")
+
+
+def test_a_sha256_answer_works_too(redirector: Redirector) -> None:
+    challenge = _one_reply(redirector.receive(invite(), PEER, reliable=False, now_s=0.0))
+    auth = answer_challenge(challenge, username="ana", password=ANA_PASSWORD, uri=URI,
+                            algorithm="SHA-256")
+    _dial(redirector.receive(invite(cseq=2, extra=(f"Authorization: {auth}",)), PEER,
+                             reliable=False, now_s=0.1))
+
+
+def _masked(data: bytes) -> bytes:
+    data = re.sub(rb'nonce="[^"]*"', b'nonce="-"', data)
+    return re.sub(rb"branch=[^;\r]*", b"branch=-", data)
+
+
+def test_an_unknown_user_and_a_wrong_password_get_the_same_401(
+    redirector: Redirector,
+) -> None:
+    """Byte for byte, apart from the nonce (and the branch, which each request chooses); the
+    same as the first challenge, and for a user without SIP credentials."""
+    first = _one_reply(redirector.receive(invite(), PEER, reliable=False, now_s=0.0))
+    wrong = _one_reply(_authenticated(redirector, password="Not-the-password-1"))
+    unknown = _one_reply(_authenticated(redirector, username="nobody-here"))
+    no_credentials = _one_reply(_authenticated(redirector, username="olivia"))
+    assert status_of(wrong) == 401
+    assert _masked(wrong) == _masked(unknown) == _masked(no_credentials)
+    assert wrong != unknown  # the nonces differ
+    assert _masked(first) == _masked(wrong).replace(b"CSeq: 2", b"CSeq: 1")
+
+
+def test_voip_switched_off_refuses_the_user(redirector: Redirector) -> None:
+    reply = _one_reply(_authenticated(redirector, username="sam.desk", password=SAM_PASSWORD,
+                                      user="sam"))
+    assert status_of(reply) == 403
+
+
+def test_a_replayed_authorization_is_challenged_again(redirector: Redirector) -> None:
+    challenge = _one_reply(redirector.receive(invite(), PEER, reliable=False, now_s=0.0))
+    auth = answer_challenge(challenge, username="ana", password=ANA_PASSWORD, uri=URI)
+    _dial(redirector.receive(invite(cseq=2, extra=(f"Authorization: {auth}",)), PEER,
+                             reliable=False, now_s=0.1))
+    replay = invite(call_id="other@x", extra=(f"Authorization: {auth}",))
+    refused = _one_reply(redirector.receive(replay, PEER, reliable=False, now_s=0.2))
+    assert status_of(refused) == 401
+    assert redirector.counters["auth_failures"] == 1
+
+
+def test_an_expired_nonce_is_answered_stale(redirector: Redirector) -> None:
+    challenge = _one_reply(redirector.receive(invite(), PEER, reliable=False, now_s=0.0))
+    auth = answer_challenge(challenge, username="ana", password=ANA_PASSWORD, uri=URI)
+    late = invite(cseq=2, extra=(f"Authorization: {auth}",))
+    reply = _one_reply(redirector.receive(late, PEER, reliable=False, now_s=301.0))
+    assert status_of(reply) == 401
+    assert all("stale=true" in o for o in header(reply, "WWW-Authenticate"))
+
+
+def test_repeated_failures_ban_the_address(redirector: Redirector) -> None:
+    for attempt in range(3):
+        reply = _authenticated(redirector, password="Not-the-password-1",
+                               call_id=f"guess-{attempt}", now=attempt)
+        assert status_of(_one_reply(reply)) == 401
+    assert redirector.counters["bans"] == 1
+    assert redirector.receive(request("OPTIONS"), PEER, reliable=False, now_s=4.0) == []
+    assert redirector.counters["dropped:banned"] == 1
+    other = ("192.0.2.99", 5060)
+    assert redirector.receive(request("OPTIONS"), other, reliable=False, now_s=4.0) != []
+
+
+# -- trusted peers -------------------------------------------------------------------------------
+
+
+def test_a_trusted_peer_names_the_user_without_a_challenge(redirector: Redirector) -> None:
+    dial = _dial(redirector.receive(invite(extra=("X-Callgate-User: gina",)), PBX,
+                                    reliable=False, now_s=0.0))
+    assert dial.request.user == "gina"
+
+
+def test_the_user_header_from_an_untrusted_address_is_ignored(redirector: Redirector) -> None:
+    reply = _one_reply(redirector.receive(invite(extra=("X-Callgate-User: gina",)), PEER,
+                                          reliable=False, now_s=0.0))
+    assert status_of(reply) == 401
+
+
+def test_a_trusted_peer_may_name_the_user_in_from() -> None:
+    settings = SipSettings(user_header="From", trusted=(TrustedPeer(network="10.1.2.3"),))
+    r = Redirector(settings, Accounts(ACCOUNT))
+    dial = _dial(r.receive(invite(user="dev"), PBX, reliable=False, now_s=0.0))
+    assert (dial.account.account_id, dial.request.user) == ("demo", "dev")
+
+
+def test_a_trusted_peer_naming_nobody_or_an_unknown_user_is_refused(
+    redirector: Redirector,
+) -> None:
+    assert status_of(_one_reply(redirector.receive(invite(), PBX, reliable=False,
+                                                   now_s=0.0))) == 403
+    unknown = invite(call_id="c2", extra=("X-Callgate-User: ghost",))
+    assert status_of(_one_reply(redirector.receive(unknown, PBX, reliable=False,
+                                                   now_s=0.0))) == 404
+
+
+# -- the decision's answer -----------------------------------------------------------------------
+
+
+def test_an_allowed_decision_is_a_302_to_the_gateway(redirector: Redirector) -> None:
+    dial = _dial(_authenticated(redirector))
+    decision = Decision(allowed=True, call_id=dial.request.call_id or "", caller_id="+12125550101",
+                        rule=Rule.USER_DEFAULT, to="+12125550187")
+    reply = _one_reply(redirector.decided(dial, decision, 0.2))
+    assert status_of(reply) == 302
+    assert header(reply, "Contact") == ["<sip:+12125550187@gw.example:5080;user=phone>"]
+    assert header(reply, "P-Asserted-Identity") == [f"<sip:+12125550101@{DOMAIN};user=phone>"]
+    assert header(reply, "X-Callgate-Call-Id") == [dial.request.call_id]
+
+
+@pytest.mark.parametrize(("reason", "status"), [
+    (Reason.CHANNEL_LIMIT, 486), (Reason.PERMISSION_DENIED, 403),
+    (Reason.CALLER_ID_NOT_ALLOWED, 403), (Reason.INVALID_NUMBER, 484),
+    (Reason.NO_CALLER_ID, 480), (Reason.STORE_UNAVAILABLE, 503),
+])
+def test_a_denial_is_its_sip_status(redirector: Redirector, reason: Reason, status: int) -> None:
+    dial = _dial(_authenticated(redirector))
+    denial = Decision(allowed=False, call_id="c", reason=reason, detail="why")
+    reply = _one_reply(redirector.decided(dial, denial, 0.2))
+    assert status_of(reply) == status
+    assert header(reply, "X-Callgate-Reason") == [str(reason)]
+
+
+@pytest.mark.parametrize(("error", "status"), [(NotFound("no user"), 404),
+                                               (Conflict("reused"), 400)])
+def test_an_error_deciding_is_its_sip_status(
+    redirector: Redirector, error: Exception, status: int
+) -> None:
+    dial = _dial(_authenticated(redirector))
+    assert status_of(_one_reply(redirector.decided(dial, error, 0.2))) == status  # type: ignore[arg-type]
+
+
+def test_p_preferred_identity_asks_for_a_caller_id(redirector: Redirector) -> None:
+    extra = ("X-Callgate-User: chris", "P-Preferred-Identity: <sip:+13105550110@demo.sip.example>")
+    dial = _dial(redirector.receive(invite(extra=extra), PBX, reliable=False, now_s=0.0))
+    assert dial.request.caller_id == "+13105550110"
+
+
+# -- transactions --------------------------------------------------------------------------------
+
+
+def test_a_retransmitted_invite_gets_the_same_answer_and_no_second_decision(
+    redirector: Redirector,
+) -> None:
+    sent = invite(extra=("X-Callgate-User: gina",))
+    dial = _dial(redirector.receive(sent, PBX, reliable=False, now_s=0.0))
+    assert redirector.receive(sent, PBX, reliable=False, now_s=0.05) == []  # still deciding
+    decision = Decision(allowed=True, call_id="c", caller_id="+12125550101",
+                        rule=Rule.USER_DEFAULT, to="+12125550187")
+    answer = _one_reply(redirector.decided(dial, decision, 0.1))
+    assert _one_reply(redirector.receive(sent, PBX, reliable=False, now_s=0.2)) == answer
+    assert _one_reply(redirector.receive(sent, PBX, reliable=False, now_s=0.3)) == answer
+
+
+def test_the_ack_is_absorbed(redirector: Redirector) -> None:
+    sent = invite(branch="z9hG4bKack")
+    assert status_of(_one_reply(redirector.receive(sent, PEER, reliable=False, now_s=0.0))) == 401
+    ack = request("ACK", branch="z9hG4bKack")
+    assert redirector.receive(ack, PEER, reliable=False, now_s=0.1) == []
+    assert redirector.due(5.0) == []  # acknowledged: not retransmitted
+    stray = request("ACK", branch="z9hG4bKnothing")
+    assert redirector.receive(stray, PEER, reliable=False, now_s=0.1) == []
+
+
+def test_an_unacknowledged_udp_answer_is_retransmitted(redirector: Redirector) -> None:
+    answer = _one_reply(redirector.receive(invite(), PEER, reliable=False, now_s=0.0))
+    assert redirector.due(0.6) == [(answer, PEER)]
+
+
+def test_cancel_of_a_pending_invite_ends_it_with_487_and_gives_back_the_channel(
+    redirector: Redirector,
+) -> None:
+    sent = invite(branch="z9hG4bKc", extra=("X-Callgate-User: gina",))
+    dial = _dial(redirector.receive(sent, PBX, reliable=False, now_s=0.0))
+    cancel = request("CANCEL", branch="z9hG4bKc")
+    assert status_of(_one_reply(redirector.receive(cancel, PBX, reliable=False,
+                                                   now_s=0.01))) == 200
+    allowed = Decision(allowed=True, call_id="sip-x", caller_id="+12125550101",
+                       rule=Rule.USER_DEFAULT, to="+12125550187")
+    out = redirector.decided(dial, allowed, 0.02)
+    assert isinstance(out[0], Reply) and status_of(out[0].data) == 487
+    assert out[1:] == [EndCall("demo", "sip-x")]
+
+
+def test_cancel_matching_nothing_gets_481(redirector: Redirector) -> None:
+    reply = _one_reply(redirector.receive(request("CANCEL"), PEER, reliable=False, now_s=0.0))
+    assert status_of(reply) == 481
+
+
+def test_an_invite_inside_a_dialog_gets_481(redirector: Redirector) -> None:
+    sent = invite().replace(b"To: <sip:+12125550187@demo.sip.example>",
+                            b"To: <sip:+12125550187@demo.sip.example>;tag=abc")
+    assert status_of(_one_reply(redirector.receive(sent, PEER, reliable=False, now_s=0.0))) == 481
+
+
+# -- other methods and bad messages --------------------------------------------------------------
+
+
+def test_options_gets_200_with_allow(redirector: Redirector) -> None:
+    reply = _one_reply(redirector.receive(request("OPTIONS"), PEER, reliable=False, now_s=0.0))
+    assert status_of(reply) == 200 and header(reply, "Allow") == ["INVITE, ACK, CANCEL, OPTIONS"]
+
+
+@pytest.mark.parametrize(("method", "status"), [("REGISTER", 405), ("BYE", 405),
+                                                ("NEWMETHOD", 501)])
+def test_other_methods_are_refused_with_allow(
+    redirector: Redirector, method: str, status: int
+) -> None:
+    reply = _one_reply(redirector.receive(request(method), PEER, reliable=False, now_s=0.0))
+    assert status_of(reply) == status and header(reply, "Allow")
+
+
+def test_a_required_extension_gets_420(redirector: Redirector) -> None:
+    sent = request("OPTIONS", extra=("Require: nothingreal",))
+    reply = _one_reply(redirector.receive(sent, PEER, reliable=False, now_s=0.0))
+    assert status_of(reply) == 420 and header(reply, "Unsupported") == ["nothingreal"]
+
+
+def test_a_malformed_request_is_answered_400_and_an_unanswerable_one_dropped(
+    redirector: Redirector,
+) -> None:
+    broken = request("OPTIONS").replace(b"CSeq: 1 OPTIONS", b"CSeq: x OPTIONS")
+    assert status_of(_one_reply(redirector.receive(broken, PEER, reliable=False,
+                                                   now_s=0.0))) == 400
+    no_via = re.sub(rb"Via: [^\r]*\r\n", b"", request("OPTIONS"))
+    assert redirector.receive(no_via, PEER, reliable=False, now_s=0.0) == []
+    assert redirector.receive(b"\x00\xff garbage", PEER, reliable=False, now_s=0.0) == []
+    assert redirector.counters["dropped:malformed"] == 2

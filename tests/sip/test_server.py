@@ -1,0 +1,163 @@
+"""The SIP front end of a real ``callgate serve``, over UDP, TCP and TLS: digest
+authentication, retransmissions, trusted peers, replays and stale nonces. (sipp drives the
+same server in ``test_sipp.py``.)"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import PASSWORDS, TRUSTED, SipClient, SipService, start_sip_service
+from .sipmsg import ack_for, answer_challenge, header, invite, request, status_of
+
+TRANSPORTS = ["udp", "tcp", "tls"]
+TO = "+12125550187"
+URI = f"sip:{TO}@demo.sip.example"
+
+
+def _invite(client: SipClient, **kw: object) -> bytes:
+    return invite(via=client.local, transport=client.transport.upper(), **kw)  # type: ignore[arg-type]
+
+
+def _exchange(client: SipClient, data: bytes) -> bytes:
+    """Send a request, read its final response, ACK it if it was an INVITE."""
+    client.send(data)
+    reply = client.receive()
+    while status_of(reply) < 200:
+        reply = client.receive()
+    if data.startswith(b"INVITE") and status_of(reply) >= 300:
+        client.send(ack_for(data, reply))
+    return reply
+
+
+def _authenticated_invite(client: SipClient, user: str = "ana", *, password: str | None = None,
+                          **kw: object) -> tuple[bytes, bytes]:
+    """Challenge, answer; the answered INVITE and its final response."""
+    call_id = str(kw.pop("call_id", f"{secrets.token_hex(6)}@test"))
+    first = _invite(client, user=user, call_id=call_id, **kw)
+    challenge = _exchange(client, first)
+    assert status_of(challenge) == 401, challenge
+    auth = answer_challenge(challenge, username=user, password=password or PASSWORDS[user],
+                            uri=URI)
+    second = _invite(client, user=user, call_id=call_id, cseq=2,
+                     extra=(f"Authorization: {auth}",), **kw)
+    return second, _exchange(client, second)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_an_authenticated_invite_is_redirected_with_the_caller_id(
+    sip_service: SipService, transport: str
+) -> None:
+    client = sip_service.client(transport)
+    _, reply = _authenticated_invite(client)
+    assert status_of(reply) == 302, reply
+    assert header(reply, "Contact") == [f"<sip:{TO}@gw.example:5080;user=phone>"]
+    assert header(reply, "P-Asserted-Identity") == ["<sip:+12125550101@demo.sip.example;user=phone>"]
+    assert re.fullmatch(r"sip-[0-9a-f]{24}", header(reply, "X-Callgate-Call-Id")[0])
+    client.close()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_retransmitted_invite_takes_one_lease_and_gets_identical_answers(
+    sip_service: SipService, transport: str
+) -> None:
+    client = sip_service.client(transport)
+    first = _invite(client, call_id="resent@test")
+    challenge = _exchange(client, first)
+    auth = answer_challenge(challenge, username="ana", password=PASSWORDS["ana"], uri=URI)
+    answered = _invite(client, call_id="resent@test", cseq=2, extra=(f"Authorization: {auth}",))
+    answers = []
+    for _ in range(3):  # the client heard nothing (it thinks), so it sends the INVITE again
+        client.send(answered)
+        answers.append(client.receive())
+    client.send(ack_for(answered, answers[0]))
+    assert status_of(answers[0]) == 302 and answers[0] == answers[1] == answers[2]
+    assert sip_service.leases() == 1
+    client.close()
+
+
+def test_the_call_id_of_the_302_ends_the_call_over_http(sip_service: SipService) -> None:
+    import urllib.request
+
+    _, reply = _authenticated_invite(sip_service.client())
+    call_id = header(reply, "X-Callgate-Call-Id")[0]
+    assert sip_service.leases() == 1
+    end = urllib.request.Request(
+        f"{sip_service.server.url}/v1/calls/{call_id}/end", data=b'{"outcome": "answered"}',
+        headers={**sip_service.server.headers, "Content-Type": "application/json"})
+    with urllib.request.urlopen(end, timeout=10) as answer:
+        assert answer.status == 200
+    assert sip_service.leases() == 0
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_options_is_answered_over_every_transport(sip_service: SipService, transport: str) -> None:
+    client = sip_service.client(transport)
+    reply = _exchange(client, request("OPTIONS", via=client.local,
+                                      transport=transport.upper()))
+    assert status_of(reply) == 200 and header(reply, "Allow")
+    client.close()
+
+
+def test_a_trusted_peer_is_decided_without_a_challenge(sip_service: SipService) -> None:
+    pbx = sip_service.client(source=TRUSTED)
+    reply = _exchange(pbx, _invite(pbx, user="pbx", extra=("X-Callgate-User: ana",)))
+    assert status_of(reply) == 302
+    assert header(reply, "P-Asserted-Identity") == ["<sip:+12125550101@demo.sip.example;user=phone>"]
+
+
+def test_the_same_invite_from_outside_the_trusted_network_is_challenged(
+    sip_service: SipService,
+) -> None:
+    outsider = sip_service.client(source="127.0.0.1")
+    reply = _exchange(outsider, _invite(outsider, user="pbx", extra=("X-Callgate-User: ana",)))
+    assert status_of(reply) == 401
+    assert sip_service.leases() == 0
+
+
+def test_a_replayed_nonce_count_is_refused(sip_service: SipService) -> None:
+    client = sip_service.client()
+    answered, reply = _authenticated_invite(client)
+    assert status_of(reply) == 302
+    auth = next(line for line in answered.decode().split("\r\n") if line.startswith("Author"))
+    replay = _invite(client, call_id="replayed@test", extra=(auth,))
+    refused = _exchange(client, replay)
+    assert status_of(refused) == 401
+    assert sip_service.metric("callgate_sip_auth_failures_total") == 1
+    assert sip_service.leases() == 1
+
+
+def test_a_wrong_password_is_challenged_again_never_redirected(sip_service: SipService) -> None:
+    client = sip_service.client()
+    _, reply = _authenticated_invite(client, password="Wrong-password-2026")
+    assert status_of(reply) == 401 and header(reply, "WWW-Authenticate")
+    assert sip_service.leases() == 0
+
+
+def test_voip_switched_off_refuses_the_user(sip_service: SipService) -> None:
+    _, reply = _authenticated_invite(sip_service.client(), user="sam")
+    assert status_of(reply) == 403
+
+
+def test_an_expired_nonce_gets_a_fresh_challenge_marked_stale(tmp_path: Path) -> None:
+    service = start_sip_service(tmp_path, "--sip-nonce-ttl", "1")
+    try:
+        client = service.client()
+        first = _invite(client, call_id="late@test")
+        challenge = _exchange(client, first)
+        auth = answer_challenge(challenge, username="ana", password=PASSWORDS["ana"], uri=URI)
+        time.sleep(2.1)  # the nonce's time is in whole seconds: wait it out for real
+        late = _exchange(client, _invite(client, call_id="late@test", cseq=2,
+                                         extra=(f"Authorization: {auth}",)))
+        assert status_of(late) == 401
+        assert all("stale=true" in v for v in header(late, "WWW-Authenticate"))
+        auth = answer_challenge(late, username="ana", password=PASSWORDS["ana"], uri=URI)
+        fresh = _exchange(client, _invite(client, call_id="late@test", cseq=3,
+                                          extra=(f"Authorization: {auth}",)))
+        assert status_of(fresh) == 302
+    finally:
+        service.server.kill()
