@@ -25,7 +25,7 @@ from engine.service import AccountService
 from engine.store import Store
 from engine.tokens import TokenCache
 
-from . import account, activity, departments, groups, numbers, tokens, users
+from . import account, activity, departments, groups, numbers, sip, tokens, users
 from .context import Call, Operation, encode
 from .openapi import PREFIX, document
 
@@ -38,6 +38,7 @@ OPERATIONS: list[Operation] = [
     *numbers.OPERATIONS,
     *groups.OPERATIONS,
     *tokens.OPERATIONS,
+    *sip.OPERATIONS,
     *activity.OPERATIONS,
 ]
 

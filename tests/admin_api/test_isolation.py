@@ -30,6 +30,9 @@ BODIES: dict[str, Any] = {
     "NumberPatch": {"name": "x"},
     "GroupPatch": {"name": "x"},
     "GroupMembers": {"members": []},
+    "SipLoginSet": {"username": "x"},
+    "SipPasswordSet": {},
+    "SipLoginPatch": {"enabled": False},
 }
 
 

@@ -1,0 +1,212 @@
+"""A user's SIP credentials: create (or replace), read, rotate the password, switch VoIP on or
+off, remove. Only digests are stored (``sip.credentials``); a password callgate generates is
+in the answer that created it and nowhere else, and one an administrator chooses is refused
+when weak. No answer and no audit entry carries a password or a digest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Annotated
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from callerid import AccountConfig, Permission, User
+from callerid.model import SipUsername
+from engine import changes
+from engine.errors import Conflict, NotFound
+from engine.store import AuditEntry
+from sip.credentials import check_password, generate_password, make_credential
+
+from .context import Call, Operation, Reply, find, tagged
+from .rules import Actor, check_edit_user, require
+from .schemas import SipLoginOut
+from .users import sip_login_out
+
+__all__ = ["OPERATIONS"]
+
+P = Permission
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class SipLoginSet(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    username: SipUsername
+    password: Password | None = None
+    """Leave out to have callgate generate one (shown once, in this answer)."""
+    enabled: bool = True
+
+
+class SipPasswordSet(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    password: Password | None = None
+    """Leave out to have callgate generate one (shown once, in this answer)."""
+
+
+class SipLoginPatch(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    enabled: bool | UnsetType = UNSET
+    """VoIP on or off: off refuses the user's SIP requests and keeps the credentials."""
+
+
+class SipLoginCreated(SipLoginOut, frozen=True, kw_only=True):
+    password: str | None = None
+    """The generated password, shown this once; null when you chose it."""
+
+
+def _user(config: AccountConfig, user_id: str) -> User:
+    return find(config.users, lambda u: u.id, user_id, "user")
+
+
+def _login(config: AccountConfig, user: User) -> SipLoginOut:
+    out = sip_login_out(config, user)
+    if out is None:
+        raise NotFound(f"user {user.id!r} has no SIP credentials", field="user")
+    return out
+
+
+def _may_administer(actor: Actor, config: AccountConfig, target: User) -> None:
+    require(actor, P.USERS_SETTINGS)
+    if target.id != actor.user_id:
+        check_edit_user(actor, config, target)
+
+
+def _domain(config: AccountConfig) -> str:
+    if config.sip_domain is None:
+        raise Conflict("the account has no sip_domain: set it (PATCH /account) before giving "
+                       "users SIP credentials", field="sip_domain")
+    return config.sip_domain
+
+
+def _password(chosen: str | None, username: str, domain: str) -> tuple[str, bool]:
+    """The password to set and whether callgate generated it."""
+    if chosen is None:
+        return generate_password(), True
+    check_password(chosen, username=username, realm=domain)
+    return chosen, False
+
+
+def _saved(call: Call, config: AccountConfig, before: User, after: User, action: str,
+           actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+    new = changes.update_user(after)(config)
+    return new, [call.audit(actor, action, f"user:{before.id}", before.sip, after.sip)]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def get_sip(call: Call) -> Reply:
+    config, actor = await call.read()
+    user = _user(config, call.param("user_id"))
+    if user.id != actor.user_id:
+        require(actor, P.USERS_MANAGE, P.USERS_SETTINGS)
+    login = _login(config, user)
+    return tagged(login)
+
+
+async def set_sip(call: Call) -> Reply:
+    body = await call.body(SipLoginSet)
+    user_id = call.param("user_id")
+    generated: list[str] = []
+
+    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        before = _user(config, user_id)
+        if before.sip is not None:
+            call.check_match(_login(config, before).etag)
+        _may_administer(actor, config, before)
+        domain = _domain(config)
+        password, made = _password(body.password, body.username, domain)
+        generated[:] = [password] if made else []
+        login = make_credential(body.username, domain, password, now_ms=_now_ms(),
+                                enabled=body.enabled)
+        after = msgspec.structs.replace(before, sip=login)
+        action = "user.sip.create" if before.sip is None else "user.sip.replace"
+        return _saved(call, config, before, after, action, actor)
+
+    config = await call.write(edit)
+    return _answer(config, user_id, generated)
+
+
+async def rotate_sip_password(call: Call) -> Reply:
+    body = await call.body(SipPasswordSet)
+    user_id = call.param("user_id")
+    generated: list[str] = []
+
+    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        before = _user(config, user_id)
+        call.check_match(_login(config, before).etag)
+        if before.id != actor.user_id:  # anyone may change their own SIP password
+            _may_administer(actor, config, before)
+        assert before.sip is not None
+        domain = _domain(config)
+        password, made = _password(body.password, before.sip.username, domain)
+        generated[:] = [password] if made else []
+        login = make_credential(before.sip.username, domain, password, now_ms=_now_ms(),
+                                enabled=before.sip.enabled)
+        after = msgspec.structs.replace(before, sip=login)
+        return _saved(call, config, before, after, "user.sip.rotate", actor)
+
+    config = await call.write(edit)
+    return _answer(config, user_id, generated)
+
+
+async def update_sip(call: Call) -> Reply:
+    body = await call.body(SipLoginPatch)
+    user_id = call.param("user_id")
+
+    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        before = _user(config, user_id)
+        call.check_match(_login(config, before).etag)
+        _may_administer(actor, config, before)
+        assert before.sip is not None
+        login = before.sip
+        if body.enabled is not UNSET:
+            login = msgspec.structs.replace(login, enabled=body.enabled)
+        after = msgspec.structs.replace(before, sip=login)
+        return _saved(call, config, before, after, "user.sip.update", actor)
+
+    config = await call.write(edit)
+    login = _login(config, _user(config, user_id))
+    return tagged(login)
+
+
+async def delete_sip(call: Call) -> Reply:
+    user_id = call.param("user_id")
+
+    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        before = _user(config, user_id)
+        call.check_match(_login(config, before).etag)
+        _may_administer(actor, config, before)
+        after = msgspec.structs.replace(before, sip=None)
+        return _saved(call, config, before, after, "user.sip.delete", actor)
+
+    await call.write(edit)
+    return Reply(status=204)
+
+
+def _answer(config: AccountConfig, user_id: str, generated: list[str]) -> Reply:
+    login = _login(config, _user(config, user_id))
+    body = SipLoginCreated(**msgspec.structs.asdict(login),
+                           password=generated[0] if generated else None)
+    return tagged(body)
+
+
+_ADMIN = "`users.settings`, on a user below you"
+OPERATIONS = [
+    Operation("GET", "/users/{user_id}/sip", get_sip,
+              "Read a user's SIP login (never the password or its digests)",
+              "`users.manage` or `users.settings` (anyone for themselves)", "sip",
+              response=SipLoginOut),
+    Operation("PUT", "/users/{user_id}/sip", set_sip,
+              "Give a user SIP credentials, or replace them; a generated password is shown "
+              "once", _ADMIN, "sip", body=SipLoginSet, response=SipLoginCreated,
+              conditional=True),
+    Operation("POST", "/users/{user_id}/sip/rotate", rotate_sip_password,
+              "Set a new SIP password (generated and shown once, or chosen and checked)",
+              f"{_ADMIN} (anyone for themselves)", "sip", body=SipPasswordSet,
+              response=SipLoginCreated, conditional=True),
+    Operation("PATCH", "/users/{user_id}/sip", update_sip, "Switch a user's VoIP on or off",
+              _ADMIN, "sip", body=SipLoginPatch, response=SipLoginOut, conditional=True),
+    Operation("DELETE", "/users/{user_id}/sip", delete_sip, "Remove a user's SIP credentials",
+              _ADMIN, "sip", status=204, conditional=True),
+]
