@@ -4,7 +4,8 @@
 store, the blocking check); ``http`` is ``/v1/dial`` under wrk on the embedded store; ``redis``
 is ``/v1/dial`` on the Redis store (a throwaway ``redis-server`` per run) against one EVALSHA
 behind aiohttp, one process and two, its round trips per dial counted on Redis, and latency
-at half its peak under an open-loop load; ``instructions`` (not part of ``all``: it takes
+at half its peak under an open-loop load; ``sip`` is the highest INVITE->302 rate sipp gets
+with no failure and no retransmission, against a minimal UDP responder; ``instructions`` (not part of ``all``: it takes
 minutes) counts instructions per operation under callgrind. Progress goes to stderr, the table
 to stdout. The exit status is 0 whether targets are met or missed (this is a report); it is 1
 only when the harness itself fails.
@@ -23,7 +24,7 @@ import traceback
 from collections.abc import Sequence
 from importlib.metadata import version
 
-from . import blocking, http, inprocess, instructions, micro, redis_http
+from . import blocking, http, inprocess, instructions, micro, redis_http, sip
 from .report import Row, Section, format_table
 
 ISSUE_PHONENUMBERS_US = "45-65 µs"
@@ -34,13 +35,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "part",
         nargs="?",
-        choices=["all", "micro", "http", "redis", "instructions"],
+        choices=["all", "micro", "http", "redis", "sip", "instructions"],
         default="all",
     )
     parser.add_argument("--rounds", type=int, default=5, help="in-process rounds (default 5)")
     parser.add_argument("--http-rounds", type=int, default=5, help="HTTP rounds (default 5)")
     parser.add_argument(
         "--redis-rounds", type=int, default=3, help="Redis HTTP rounds (default 3)"
+    )
+    parser.add_argument(
+        "--sip-rounds", type=int, default=3, help="SIP rate-search rounds (default 3)"
+    )
+    parser.add_argument(
+        "--sip-seconds", type=int, default=4, help="length of each sipp trial (default 4)"
     )
     parser.add_argument(
         "--seconds", type=int, default=6, help="length of each measured wrk run (default 6)"
@@ -91,6 +98,13 @@ def _footnotes(sections: Sequence[Section], elapsed_s: float) -> list[str]:
             "connections, latency from each request's scheduled send time (no coordinated "
             "omission); its note gives the same generator against aiohttp+msgspec (no Redis).",
         ]
+    if sip.CEILING in ceilings:
+        notes.append(
+            f"{sip.CEILING} = bench/sip_baseline.py: a 302 built from the INVITE's lines on the "
+            "default asyncio loop; each figure is the highest sipp rate (UDP, trials of "
+            "--sip-seconds) with no failed call and no retransmission, found by doubling then "
+            "bisecting, a fresh server per trial."
+        )
     if phonenumbers is not None:
         notes.append(
             f"Machine speed check: phonenumbers cost {phonenumbers:.1f} µs per number in this "
@@ -132,6 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("HTTP /v1/dial on the Redis store ...", file=sys.stderr, flush=True)
             sections.append(
                 ("HTTP on the Redis store", redis_http.run(args.redis_rounds, args.seconds))
+            )
+        if args.part in ("all", "sip"):
+            print("SIP INVITE -> 302 under sipp ...", file=sys.stderr, flush=True)
+            sections.append(
+                ("SIP redirect server, UDP, sipp on the same machine",
+                 sip.run(args.sip_rounds, args.sip_seconds))
             )
     except KeyboardInterrupt:
         return 130
