@@ -23,7 +23,7 @@ from .errors import CallgateError, ConfigurationError, NotFound, RequestError
 from .service import AccountService
 from .store import AuditEntry, Store, open_store
 from .store.redis_store import RedisSettings, parse_redis_url
-from .tokens import issue_token
+from .tokens import described, issue_token
 
 __all__ = ["main"]
 
@@ -272,7 +272,7 @@ async def _token_create(store: Store, account: str, name: str, user: str | None)
     config, _ = await AccountService(store).get(account)
     if user is not None and all(u.id != user for u in config.users):
         raise NotFound(f"no user {user!r} in account {account!r}", field="user")
-    print(await issue_token(store, account, name, user))
+    print(await issue_token(store, account, name, user, actor="cli"))
     return 0
 
 
@@ -285,7 +285,7 @@ async def _bootstrap(store: Store, args: argparse.Namespace) -> int:
                        target=f"account:{config.id}", after={"name": config.name,
                                                              "owner": owner.id})
     await AccountService(store).create(config, [entry])
-    token = await issue_token(store, config.id, "owner", owner.id)
+    token = await issue_token(store, config.id, "owner", owner.id, actor="cli")
     print(f"created account {config.id!r} with owner {owner.id!r}; the owner's token "
           "(shown this once):", file=sys.stderr)
     print(token)
@@ -299,7 +299,13 @@ async def _token_list(store: Store, account: str) -> int:
 
 
 async def _token_revoke(store: Store, account: str, name: str) -> int:
-    count = await store.revoke_token(account, name)
+    count = 0
+    for record in await store.list_tokens(account):
+        if record.name != name:
+            continue
+        entry = AuditEntry(at_ms=time.time_ns() // 1_000_000, actor="cli", action="token.revoke",
+                           target=f"token:{record.id}", before=described(record))
+        count += await store.remove_token(account, record.hash, entry)
     if not count:
         raise NotFound(f"no token named {name!r} in account {account!r}")
     print(f"revoked {count} token(s) named {name!r}")

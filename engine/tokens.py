@@ -12,7 +12,8 @@ import secrets
 import time
 
 from .errors import StoreUnavailable, Unauthorized
-from .store import Store, TokenRecord
+from .store import AuditEntry, Store, TokenRecord
+from .wire import rfc3339
 
 __all__ = ["TokenCache", "hash_token", "issue_token", "new_token"]
 
@@ -40,12 +41,25 @@ def new_token(account_id: str, name: str, user_id: str | None = None) -> tuple[s
     return token, record
 
 
+def described(record: TokenRecord) -> dict[str, str | None]:
+    """A token as the audit log shows it (never the token, nor its hash)."""
+    return {"id": record.id, "name": record.name,
+            "kind": "service" if record.user_id is None else "user", "user": record.user_id,
+            "created_at": rfc3339(record.created_ms)}
+
+
 async def issue_token(
-    store: Store, account_id: str, name: str, user_id: str | None = None
+    store: Store, account_id: str, name: str, user_id: str | None = None, *,
+    actor: str | None = None,
 ) -> str:
-    """Create and store a token for ``account_id`` (a service token, or ``user_id``'s)."""
+    """Create and store a token for ``account_id`` (a service token, or ``user_id``'s); with
+    ``actor``, log its creation as that actor's (``cli``)."""
     token, record = new_token(account_id, name, user_id)
-    await store.add_token(record)
+    audit = None
+    if actor is not None:
+        audit = AuditEntry(at_ms=record.created_ms, actor=actor, action="token.create",
+                           target=f"token:{record.id}", after=described(record))
+    await store.add_token(record, audit)
     return token
 
 

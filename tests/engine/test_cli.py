@@ -11,6 +11,7 @@ import pytest
 
 from callerid import AccountConfig
 from engine import configfile
+from engine.store import AuditQuery, EmbeddedStore
 
 from ..conftest import CALLGATE, DEMO, Server, demo_config
 
@@ -92,6 +93,24 @@ def test_token_create_list_revoke(tmp_path: Path) -> None:
     assert "dialer" in listed and created.stdout.strip() not in listed
     assert callgate("token", "revoke", "demo", "dialer", data=data).returncode == 0
     assert "dialer" not in callgate("token", "list", "demo", data=data).stdout
+
+
+async def test_tokens_made_and_revoked_on_the_command_line_are_audited(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    callgate("bootstrap", "acme", "--name", "Acme", "--owner", "olivia", "--email",
+             "olivia@acme.example", data=data)
+    callgate("token", "create", "acme", "--name", "dialer", data=data)
+    callgate("token", "revoke", "acme", "dialer", data=data)
+    store = EmbeddedStore(data)
+    await store.open()
+    try:
+        entries, _ = await store.audit_log("acme", AuditQuery(limit=10))
+    finally:
+        await store.close()
+    done = [(e.actor, e.action, (e.after or e.before or {}).get("name")) for e in entries]
+    assert done == [("cli", "token.revoke", "dialer"), ("cli", "token.create", "dialer"),
+                    ("cli", "token.create", "owner"), ("cli", "account.create", "Acme")]
+    assert all("hash" not in (e.after or e.before or {}) for e in entries)
 
 
 def test_token_for_unknown_account_refused(tmp_path: Path) -> None:
