@@ -9,8 +9,11 @@ that, no transactions, no decision. ``python -m bench.sip_baseline HOST PORT``.
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from typing import Any
+
+from sip.server import UDP_BUFFER_BYTES
 
 _COPIED = (b"via:", b"v:", b"from:", b"f:", b"call-id:", b"i:", b"cseq:")
 _TO = (b"to:", b"t:")
@@ -19,6 +22,10 @@ _TO = (b"to:", b"t:")
 class Responder(asyncio.DatagramProtocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        # The same socket buffers as callgate's (sip.server.UDP_BUFFER_BYTES): a fair race.
+        sock = transport.get_extra_info("socket")
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            sock.setsockopt(socket.SOL_SOCKET, option, UDP_BUFFER_BYTES)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if not data.startswith(b"INVITE "):

@@ -79,7 +79,7 @@ COMPACT = {
     "x": "session-expires",  # RFC 4028
     "y": "identity",  # RFC 4474
 }
-_SINGLE = ("call-id", "cseq", "from", "to", "max-forwards", "content-length")
+_SINGLE = frozenset({"call-id", "cseq", "from", "to", "max-forwards", "content-length"})
 """Headers a request carries at most once (section 20): two of them is a malformed request."""
 _SCHEMES = ("sip", "sips", "tel")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
@@ -153,7 +153,10 @@ def parse_name_addr(text: str) -> NameAddr:
 
 
 def _via(value: str) -> Via:
-    found = VIA_PARM.fullmatch(_WHITESPACE.sub(" ", value.strip()))
+    value = value.strip()
+    if "  " in value or "\t" in value:
+        value = _WHITESPACE.sub(" ", value)
+    found = VIA_PARM.fullmatch(value)
     if found is None:
         raise ValueError(f"not a via-parm: {value.strip()!r}")
     _name, _version, transport, host, port, params = found.groups()
@@ -199,7 +202,10 @@ def ack_via(data: bytes) -> Via | None:
 
 def _head_lines(head: str) -> tuple[str, list[str]]:
     """The start line and the header lines, folded lines joined (section 7.3.1)."""
-    lines = _LINE_END.split(head)
+    if head.count("\n") == head.count("\r\n"):  # CRLF only, as RFC 3261 writes it
+        lines = head.split("\r\n")
+    else:
+        lines = _LINE_END.split(head)
     while len(lines) > 1 and not lines[-1]:
         lines.pop()  # a head that ends in its own CRLF, with no empty line after it
     start = lines[0]
@@ -215,23 +221,39 @@ def _head_lines(head: str) -> tuple[str, list[str]]:
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
-    found = _HEAD_END.search(data)
+    end = data.find(b"\r\n\r\n")
+    if end >= 0 and data.count(b"\n", 0, end) == data.count(b"\r\n", 0, end):
+        return data[:end], data[end + 4:]
+    found = _HEAD_END.search(data)  # bare line feeds: the earliest blank line of any kind
     if found is None:
         return data, b""
     return data[: found.start()], data[found.end():]
 
 
-def parse_message(data: bytes, *, framed: bool = False) -> Request | Response:
-    """One SIP message from ``data``. ``framed``: the bytes came from ``StreamFramer`` (the
-    body is exactly Content-Length long); else a datagram, whose body is what follows the
-    head (section 18.3: a Content-Length longer than that is an error, shorter cuts it)."""
-    raw_head, rest = _split_head(data.lstrip(b"\r\n"))
-    start, lines = _head_lines(raw_head.decode("latin-1"))
-    if not start:
-        raise SipMessageError("an empty message", status=None)
+_HEADER_LINE = re.compile(r"^([^:\r\n]*):[ \t]*([^\r\n]*)\r?$", re.MULTILINE)
+
+
+def _simple_headers(head: str) -> tuple[str, list[tuple[str, str]]] | None:
+    """The start line and headers of a head in the plain form nearly every peer sends (CRLF
+    line ends, no folded lines, every line a header), read with one regular expression;
+    None for anything else, which ``_headers`` reads line by line."""
+    start, _, rest = head.partition("\r\n")
+    if "\n " in rest or "\n\t" in rest or rest.count("\n") != rest.count("\r\n"):
+        return None
+    pairs = _HEADER_LINE.findall(rest)
+    if len(pairs) != rest.count("\r\n") + (1 if rest else 0) or len(pairs) > MAX_HEADERS:
+        return None
+    headers = [(_canonical(name), value.rstrip(" \t")) for name, value in pairs]
+    if any(name is None for name, _ in headers):
+        return None
+    return start, headers  # type: ignore[return-value]  # no None left
+
+
+def _headers(head: str) -> tuple[str, list[tuple[str, str]], str | None]:
+    """The start line, the headers and the first defect found, line by line."""
+    start, lines = _head_lines(head)
     if len(lines) > MAX_HEADERS:
         raise SipMessageError(f"{len(lines)} header lines, more than {MAX_HEADERS}", status=None)
-
     headers: list[tuple[str, str]] = []
     defect: str | None = None
     for line in lines:
@@ -241,6 +263,23 @@ def parse_message(data: bytes, *, framed: bool = False) -> Request | Response:
             defect = defect or f"not a header line: {line[:80]!r}"
             continue
         headers.append((canonical, value.strip(" \t")))
+    return start, headers, defect
+
+
+def parse_message(data: bytes, *, framed: bool = False) -> Request | Response:
+    """One SIP message from ``data``. ``framed``: the bytes came from ``StreamFramer`` (the
+    body is exactly Content-Length long); else a datagram, whose body is what follows the
+    head (section 18.3: a Content-Length longer than that is an error, shorter cuts it)."""
+    raw_head, rest = _split_head(data.lstrip(b"\r\n"))
+    head = raw_head.decode("latin-1")
+    simple = _simple_headers(head)
+    if simple is not None:
+        start, headers = simple
+        defect: str | None = None
+    else:
+        start, headers, defect = _headers(head)
+    if not start:
+        raise SipMessageError("an empty message", status=None)
 
     if start[:4].upper() == "SIP/":
         status = STATUS_LINE.fullmatch(start)
@@ -308,12 +347,11 @@ def _checked(
     vias: tuple[Via, ...],
     framed: bool,
 ) -> Request:
-    single: dict[str, str] = {}
-    for name, value in headers:
-        if name in _SINGLE:
-            if name in single:
-                raise _Defect(f"more than one {name} header")
-            single[name] = value
+    single = {name: value for name, value in headers if name in _SINGLE}
+    names = [name for name, _ in headers]
+    if len(single) != sum(map(_SINGLE.__contains__, names)):
+        twice = next(name for name in _SINGLE if names.count(name) > 1)
+        raise _Defect(f"more than one {twice} header")
     for name in ("call-id", "cseq", "from", "to"):
         if name not in single:
             raise _Defect(f"no {name} header")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,6 +44,11 @@ IDLE_TIMEOUT_S = 300.0
 """A TCP or TLS connection that sends nothing for this long is closed (softphones send CRLF
 keep-alives far more often; RFC 5626 suggests 95-120 s)."""
 DRAIN_S = 5.0
+UDP_BUFFER_BYTES = 4 * 1024 * 1024
+"""The UDP socket's receive and send buffers: room for about 5,000 INVITEs, so a burst or a
+pause of the loop (a full garbage collection, a slow commit) is queued rather than dropped by
+the kernel and retransmitted 500 ms later. Linux caps it at ``net.core.rmem_max`` (often
+208 KiB: raise it to let this take effect)."""
 
 
 class Listen(msgspec.Struct, frozen=True):
@@ -110,6 +116,16 @@ async def tls_context(settings: SipServeSettings) -> ssl.SSLContext | None:
 Send = Callable[[bytes], None]
 
 
+def _enlarge_buffers(sock: socket.socket) -> None:
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        sock.setsockopt(socket.SOL_SOCKET, option, UDP_BUFFER_BYTES)
+    granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux doubles it
+    if granted < UDP_BUFFER_BYTES:
+        log.info("SIP/UDP: receive buffer %d KiB, not the %d KiB asked for: raise "
+                 "net.core.rmem_max to queue longer bursts", granted // 1024,
+                 UDP_BUFFER_BYTES // 1024)
+
+
 class SipServer:
     """The listeners and their shared redirector. ``start`` binds, ``close`` stops taking
     messages and waits (bounded) for decisions in flight."""
@@ -152,6 +168,7 @@ class SipServer:
                 )
                 self._closers.append(udp.close)
                 self.bound["udp"] = udp.get_extra_info("sockname")[:2]
+                _enlarge_buffers(udp.get_extra_info("socket"))
                 tcp = await loop.create_server(
                     lambda: _Stream(self, "tcp"), listen.host, listen.port, reuse_port=reuse)
                 self._closers.append(tcp.close)

@@ -161,3 +161,16 @@ def test_an_expired_nonce_gets_a_fresh_challenge_marked_stale(tmp_path: Path) ->
         assert status_of(fresh) == 302
     finally:
         service.server.kill()
+
+
+def test_an_invite_resent_as_a_new_transaction_gets_the_same_decision(
+    sip_service: SipService,
+) -> None:
+    """A PBX that gave up on a transaction and sends the INVITE again (new branch, same Call-ID
+    and From tag) gets the same decision and takes no second channel."""
+    pbx = sip_service.client(source=TRUSTED)
+    first = _exchange(pbx, _invite(pbx, call_id="again@pbx", extra=("X-Callgate-User: ana",)))
+    again = _exchange(pbx, _invite(pbx, call_id="again@pbx", extra=("X-Callgate-User: ana",)))
+    assert status_of(first) == status_of(again) == 302
+    assert header(first, "X-Callgate-Call-Id") == header(again, "X-Callgate-Call-Id")
+    assert sip_service.leases() == 1
