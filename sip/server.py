@@ -14,10 +14,12 @@ to the event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
 import ssl
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -145,7 +147,7 @@ class SipServer:
         self._closers: list[Callable[[], Any]] = []
         self._connections: set[asyncio.Transport] = set()
         self._timer: asyncio.TimerHandle | None = None
-        self._datagrams: asyncio.DatagramTransport | None = None
+        self._datagrams: _UdpSocket | None = None
         self.bound: dict[str, Address] = {}
         """Where each transport listens (``udp``, ``tcp``, ``tls``), ports resolved."""
         if registry is not None:
@@ -162,13 +164,10 @@ class SipServer:
         where = listen
         try:
             if listen is not None:
-                udp, _ = await loop.create_datagram_endpoint(
-                    lambda: _Datagrams(self), local_addr=(listen.host, listen.port),
-                    reuse_port=reuse,
-                )
+                udp = _UdpSocket(self, await _udp_socket(listen, reuse=self._reuse_port))
+                self._datagrams = udp
                 self._closers.append(udp.close)
-                self.bound["udp"] = udp.get_extra_info("sockname")[:2]
-                _enlarge_buffers(udp.get_extra_info("socket"))
+                self.bound["udp"] = udp.address
                 tcp = await loop.create_server(
                     lambda: _Stream(self, "tcp"), listen.host, listen.port, reuse_port=reuse)
                 self._closers.append(tcp.close)
@@ -271,27 +270,84 @@ class SipServer:
             self._datagrams.sendto(data, peer)
 
 
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, server: SipServer) -> None:
+async def _udp_socket(listen: Listen, *, reuse: bool) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(listen.host, listen.port, type=socket.SOCK_DGRAM,
+                                   flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if reuse:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        _enlarge_buffers(sock)
+        sock.setblocking(False)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class _UdpSocket:
+    """The UDP listener. It reads every datagram waiting each time the socket is readable
+    (asyncio's datagram transport reads one per wake-up of the loop: a select call per
+    datagram), and sends at once, queueing only what the kernel will not take now."""
+
+    MAX_READS = 128
+    """Datagrams read per wake-up, so a flood cannot keep the loop from everything else."""
+    MAX_QUEUED = 10_000
+
+    def __init__(self, server: SipServer, sock: socket.socket) -> None:
         self._server = server
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock = sock
+        self._loop = asyncio.get_running_loop()
+        self._queue: deque[tuple[bytes, Any]] = deque()
+        self.address: Address = sock.getsockname()[:2]
+        self._loop.add_reader(sock.fileno(), self._readable)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # The selector loop's datagram transport is not a DatagramTransport subclass in 3.11.
-        self._transport = transport  # type: ignore[assignment]
-        self._server._datagrams = transport  # type: ignore[assignment]
+    def _readable(self) -> None:
+        receive, handle = self._sock.recvfrom, self._server.handle
+        for _ in range(self.MAX_READS):
+            try:
+                data, addr = receive(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # an ICMP error for an earlier reply: the peer went away
+                log.debug("SIP/UDP: %s", exc)
+                continue
+            handle(data, (addr[0], addr[1]), functools.partial(self.sendto, addr=addr),
+                   reliable=False)
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        transport = self._transport
-        if transport is None:
-            return
-        peer = (addr[0], addr[1])
-        self._server.handle(data, peer, lambda reply: transport.sendto(reply, addr),
-                            reliable=False)
+    def sendto(self, data: bytes, addr: Any) -> None:
+        if not self._queue:
+            try:
+                self._sock.sendto(data, addr)
+                return
+            except (BlockingIOError, InterruptedError):
+                self._loop.add_writer(self._sock.fileno(), self._writable)
+            except OSError as exc:
+                log.debug("SIP/UDP: sending to %s: %s", addr, exc)
+                return
+        if len(self._queue) < self.MAX_QUEUED:
+            self._queue.append((data, addr))
 
-    def error_received(self, exc: Exception) -> None:
-        # An ICMP error for an earlier reply (the peer went away): nothing to do.
-        log.debug("SIP/UDP: %s", exc)
+    def _writable(self) -> None:
+        while self._queue:
+            data, addr = self._queue[0]
+            try:
+                self._sock.sendto(data, addr)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.debug("SIP/UDP: sending to %s: %s", addr, exc)
+            self._queue.popleft()
+        self._loop.remove_writer(self._sock.fileno())
+
+    def close(self) -> None:
+        if self._sock.fileno() >= 0:
+            self._loop.remove_reader(self._sock.fileno())
+            self._loop.remove_writer(self._sock.fileno())
+            self._sock.close()
 
 
 class _Stream(asyncio.Protocol):
