@@ -28,6 +28,7 @@ from .errors import (
     InvalidField,
     MalformedRequest,
     PayloadTooLarge,
+    Unauthorized,
     http_status,
 )
 from .metrics import Metrics
@@ -142,8 +143,15 @@ def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
 
 
 async def _token(request: web.Request) -> TokenRecord:
+    """The caller's token; a user's token only while the user exists (one left behind by a
+    user an import removed is refused like a revoked one)."""
     tokens, header = request.app[TOKENS], request.headers.get("Authorization")
-    return tokens.cached(header) or await tokens.record_for(header)
+    token = tokens.cached(header) or await tokens.record_for(header)
+    if token.user_id is not None:
+        account = request.app[ENGINE].account(token.account_id)
+        if account is None or token.user_id not in account.users:
+            raise Unauthorized(f"the user of this token, {token.user_id!r}, no longer exists")
+    return token
 
 
 def _dialling_as(token: TokenRecord, body: DialRequest) -> str:

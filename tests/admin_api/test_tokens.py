@@ -117,3 +117,23 @@ async def test_tokens_filter_by_kind_and_user(world: World) -> None:
     assert {t["user"] for t in users.body["items"]} == {"olivia", "alice", "mark", "ann", "bob"}
     # Without account.settings a user sees their own tokens only, whatever the filter.
     assert (await world.api("ann").get("/tokens", params={"user": "bob"})).body["items"] == []
+
+
+async def test_a_token_left_by_a_user_an_import_removed_cannot_dial(world: World) -> None:
+    """An import replaces the account whole and knows nothing of tokens: the user's token is
+    then refused by the decision API too, as a revoked one is."""
+    import msgspec
+
+    from engine.service import AccountService
+
+    config, _ = await world.config()
+    without_bob = msgspec.structs.replace(config, users=tuple(u for u in config.users
+                                                              if u.id != "bob"),
+                                          groups=tuple(msgspec.structs.replace(
+                                              g, members=tuple(m for m in g.members
+                                                               if m != "bob"))
+                                              for g in config.groups))
+    await AccountService(world.store, on_saved=world.engine.install).put(without_bob)
+    reply = await world.api("bob").call("POST", "/v1/dial", {"user": "bob", "to": "+12125550199"},
+                                        prefix="")
+    assert reply.status == 401, reply.body
