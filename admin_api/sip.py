@@ -77,12 +77,20 @@ def _domain(config: AccountConfig) -> str:
     return config.sip_domain
 
 
-def _password(chosen: str | None, username: str, domain: str) -> tuple[str, bool]:
-    """The password to set and whether callgate generated it."""
+def _with_login(config: AccountConfig, user: User, username: str, chosen: str | None,
+                enabled: bool, generated: list[str]) -> User:
+    """``user`` with a login of ``username`` and the ``chosen`` password (checked), or a
+    generated one (left in ``generated`` for the answer, the one place it is shown)."""
+    domain = _domain(config)
     if chosen is None:
-        return generate_password(), True
-    check_password(chosen, username=username, realm=domain)
-    return chosen, False
+        password = generate_password()
+        generated[:] = [password]
+    else:
+        check_password(chosen, username=username, realm=domain)
+        password = chosen
+        generated.clear()
+    login = make_credential(username, domain, password, now_ms=_now_ms(), enabled=enabled)
+    return msgspec.structs.replace(user, sip=login)
 
 
 def _saved(call: Call, config: AccountConfig, before: User, after: User, action: str,
@@ -114,12 +122,8 @@ async def set_sip(call: Call) -> Reply:
         if before.sip is not None:
             call.check_match(_login(config, before).etag)
         _may_administer(actor, config, before)
-        domain = _domain(config)
-        password, made = _password(body.password, body.username, domain)
-        generated[:] = [password] if made else []
-        login = make_credential(body.username, domain, password, now_ms=_now_ms(),
-                                enabled=body.enabled)
-        after = msgspec.structs.replace(before, sip=login)
+        after = _with_login(config, before, body.username, body.password, body.enabled,
+                            generated)
         action = "user.sip.create" if before.sip is None else "user.sip.replace"
         return _saved(call, config, before, after, action, actor)
 
@@ -138,12 +142,8 @@ async def rotate_sip_password(call: Call) -> Reply:
         if before.id != actor.user_id:  # anyone may change their own SIP password
             _may_administer(actor, config, before)
         assert before.sip is not None
-        domain = _domain(config)
-        password, made = _password(body.password, before.sip.username, domain)
-        generated[:] = [password] if made else []
-        login = make_credential(before.sip.username, domain, password, now_ms=_now_ms(),
-                                enabled=before.sip.enabled)
-        after = msgspec.structs.replace(before, sip=login)
+        after = _with_login(config, before, before.sip.username, body.password,
+                            before.sip.enabled, generated)
         return _saved(call, config, before, after, "user.sip.rotate", actor)
 
     config = await call.write(edit)

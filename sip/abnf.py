@@ -6,6 +6,7 @@ been folded into single spaces by the parser (section 7.3.1) when these run.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 __all__ = [
     "HEADER_NAME",
@@ -88,14 +89,10 @@ def param_pairs(text: str) -> dict[str, str | None]:
     return out
 
 
-def split_unquoted(text: str, separator: str) -> list[str]:
-    """``text`` split at ``separator`` outside quoted strings and angle brackets."""
-    if '"' not in text and "<" not in text:
-        return text.split(separator)
-    parts: list[str] = []
-    start = 0
+def _outside_quotes(text: str) -> Iterator[tuple[int, str]]:
+    """Each character of ``text`` outside quoted strings (``quoted-string``, with its
+    ``quoted-pair`` escapes), with its index."""
     quoted = False
-    depth = 0
     escaped = False
     for i, char in enumerate(text):
         if escaped:
@@ -107,7 +104,19 @@ def split_unquoted(text: str, separator: str) -> list[str]:
                 quoted = False
         elif char == '"':
             quoted = True
-        elif char == "<":
+        else:
+            yield i, char
+
+
+def split_unquoted(text: str, separator: str) -> list[str]:
+    """``text`` split at ``separator`` outside quoted strings and angle brackets."""
+    if '"' not in text and "<" not in text:
+        return text.split(separator)
+    parts: list[str] = []
+    start = 0
+    depth = 0
+    for i, char in _outside_quotes(text):
+        if char == "<":
             depth += 1
         elif char == ">":
             depth = max(0, depth - 1)
@@ -118,23 +127,8 @@ def split_unquoted(text: str, separator: str) -> list[str]:
     return parts
 
 
-
 def find_unquoted(text: str, char: str) -> int:
     """The index of the first ``char`` outside quoted strings, or -1."""
     if '"' not in text:
         return text.find(char)
-    quoted = False
-    escaped = False
-    for i, c in enumerate(text):
-        if escaped:
-            escaped = False
-        elif quoted:
-            if c == "\\":
-                escaped = True
-            elif c == '"':
-                quoted = False
-        elif c == '"':
-            quoted = True
-        elif c == char:
-            return i
-    return -1
+    return next((i for i, c in _outside_quotes(text) if c == char), -1)

@@ -439,42 +439,26 @@ def test_kamailio_ends_the_lease_when_the_caller_hangs_up(
     assert callgate.end(call_id, "answered")[0] == 200
 
 
-def test_kamailio_ends_the_lease_when_the_callee_hangs_up(
-    tmp_path: Path, kamailio: Kamailio, callgate: Callgate
+@pytest.mark.parametrize(("gateway_scenario", "caller_scenario", "outcome"), [
+    ("kamailio_gateway_hangs_up.xml", "kamailio_caller_hung_up_on.xml", "answered"),
+    ("kamailio_gateway_rings.xml", "kamailio_caller_cancels.xml", "canceled"),
+], ids=["the callee hangs up", "the caller gives up while it rings"])
+def test_kamailio_ends_the_lease_with_the_outcome(
+    tmp_path: Path, kamailio: Kamailio, callgate: Callgate, gateway_scenario: str,
+    caller_scenario: str, outcome: str,
 ) -> None:
     call_id = a_call_id()
-    uas = gateway(tmp_path, kamailio, "kamailio_gateway_hangs_up.xml")
+    uas = gateway(tmp_path, kamailio, gateway_scenario)
     try:
-        uac = caller(
-            tmp_path, kamailio, "ana", "2125550187", "kamailio_caller_hung_up_on.xml",
-            call_id=call_id,
-        )
+        uac = caller(tmp_path, kamailio, "ana", "2125550187", caller_scenario, call_id=call_id)
         assert uac.run() == 0, uac.report() + kamailio.log()
         assert uas.wait() == 0, uas.report() + kamailio.log()
     finally:
         uas.kill()
 
     assert call_id not in callgate.live_calls()
-    assert callgate.end(call_id, "answered")[0] == 200
-
-
-def test_kamailio_ends_the_lease_as_canceled_when_the_caller_gives_up(
-    tmp_path: Path, kamailio: Kamailio, callgate: Callgate
-) -> None:
-    call_id = a_call_id()
-    uas = gateway(tmp_path, kamailio, "kamailio_gateway_rings.xml")
-    try:
-        uac = caller(
-            tmp_path, kamailio, "ana", "2125550187", "kamailio_caller_cancels.xml",
-            call_id=call_id,
-        )
-        assert uac.run() == 0, uac.report() + kamailio.log()
-        assert uas.wait() == 0, uas.report() + kamailio.log()
-    finally:
-        uas.kill()
-
-    assert call_id not in callgate.live_calls()
-    assert callgate.end(call_id, "canceled")[0] == 200
+    # Ending again with the outcome Kamailio reported is harmless; another would be a 409.
+    assert callgate.end(call_id, outcome)[0] == 200
 
 
 def test_kamailio_ends_the_lease_as_busy_when_the_gateway_is_busy(
