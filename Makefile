@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/callgate serve --demo examples/demo.toml
+	$(BIN)/callgate serve --demo examples/demo.toml --log-format text
 
 system-tools:
 	@sh .ci/system-tools.sh $(SYSTEM_TOOLS)

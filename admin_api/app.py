@@ -20,7 +20,8 @@ from aiohttp import web
 
 from engine.decide import Engine
 from engine.errors import Forbidden, NotFound
-from engine.http import _problem_for, _unrouted
+from engine.http import _problem_for, _unrouted, finish
+from engine.logs import REQUEST_ID, request_id_from
 from engine.service import AccountService
 from engine.store import Store
 from engine.tokens import TokenCache
@@ -102,6 +103,7 @@ def _handler(
     engine: Engine,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
+        REQUEST_ID.set(request_id_from(request.headers.get("X-Request-Id")))
         try:
             header = request.headers.get("Authorization")
             token = token_cache.cached(header) or await token_cache.record_for(header)
@@ -116,13 +118,13 @@ def _handler(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            return _problem_for(request, exc)
+            return finish(request, _problem_for(request, exc))
         if reply.body is None:
-            return web.Response(status=reply.status, headers=reply.headers)
-        return web.Response(
+            return finish(request, web.Response(status=reply.status, headers=reply.headers))
+        return finish(request, web.Response(
             body=encode(reply.body), status=reply.status, headers=reply.headers,
             content_type="application/json",
-        )
+        ))
 
     handle.__name__ = operation.operation_id
     return handle

@@ -18,6 +18,7 @@ no new version, no audit entry.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -46,6 +47,8 @@ from .rules import Actor, actor_for
 from .schemas import Page
 
 __all__ = ["Call", "Operation", "Reply", "etag", "page", "tagged", "versioned"]
+
+log = logging.getLogger("callgate.admin")
 
 T = TypeVar("T")
 S = TypeVar("S", bound=msgspec.Struct)
@@ -221,19 +224,35 @@ class Call:
         An edit that changes nothing saves nothing and logs nothing: the account as read.
         Errors that name a place in the account name the request's field instead."""
 
+        logged: list[Sequence[AuditEntry]] = []
+
         def applied(config: AccountConfig) -> tuple[AccountConfig, Sequence[AuditEntry]]:
             new, audit = edit(config, self.actor(config))
             if new == config:
                 raise _Unchanged(config)
+            logged[:] = [audit]
             return new, audit
 
         try:
-            config, _ = await self.service.write(self.account_id, applied)
+            config, version = await self.service.write(self.account_id, applied)
         except _Unchanged as unchanged:
             return unchanged.config
         except (Conflict, InvalidField) as exc:
             raise self._in_request_terms(exc) from None
+        self.log_write(logged[0] if logged else (), version=version)
         return config
+
+    def log_write(self, entries: Sequence[AuditEntry], *, version: int | None = None) -> None:
+        """The log line of one admin write (its audit entries say what it changed)."""
+        fields: dict[str, object] = {
+            "account": self.account_id, "actor": f"user:{self.user_id}",
+            "actions": sorted({e.action for e in entries}),
+            "targets": [e.target for e in entries],
+            "operation": f"{self.request.method} {self.request.path}",
+        }
+        if version is not None:
+            fields["version"] = version
+        log.info("admin write", extra={"fields": fields})
 
     def _in_request_terms(self, error: CallgateError) -> CallgateError:
         """``error`` naming the request's field where it names a place in the account (the

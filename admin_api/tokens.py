@@ -51,11 +51,11 @@ async def _revoke(call: Call, actor: Actor, record: TokenRecord) -> bool:
     # Forgotten before the store removes it and again after: a request checking the token
     # meanwhile may have cached it again.
     call.tokens.forget(record.hash)
-    removed = await call.store.remove_token(
-        call.account_id, record.hash,
-        call.audit(actor, "token.revoke", f"token:{record.id}", token_out(record), None),
-    )
+    entry = call.audit(actor, "token.revoke", f"token:{record.id}", token_out(record), None)
+    removed = await call.store.remove_token(call.account_id, record.hash, entry)
     call.tokens.forget(record.hash)
+    if removed:
+        call.log_write([entry])
     return removed
 
 
@@ -88,8 +88,9 @@ async def create_token(call: Call) -> Reply:
     user = actor.user_id if body.kind is TokenKind.USER else None
     token, record = new_token(call.account_id, body.name, user)
     out = token_out(record)
-    await call.store.add_token(record, call.audit(actor, "token.create", f"token:{record.id}",
-                                                  None, out))
+    entry = call.audit(actor, "token.create", f"token:{record.id}", None, out)
+    await call.store.add_token(record, entry)
+    call.log_write([entry])
     return Reply(TokenCreated(**{f: getattr(out, f) for f in out.__struct_fields__},
                               token=token), 201)
 

@@ -1,4 +1,9 @@
-"""The ``callgate`` command line."""
+"""The ``callgate`` command line.
+
+Settings (the store, the server's ports, SIP, logs...) are ``engine.settings``: each a flag,
+a ``CALLGATE_*`` variable and a config-file key, resolved and checked before any command
+runs. A bad one is one line on stderr and exit status 2.
+"""
 
 from __future__ import annotations
 
@@ -8,146 +13,26 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from callerid import User
-from sip.digest import ALGORITHMS
 from sip.redirect import SipSettings
-from sip.server import SipServeSettings, parse_listen, parse_trusted
+from sip.server import SipServeSettings
 
-from . import changes, configfile
+from . import changes, configfile, logs, settings
 from .errors import CallgateError, ConfigurationError, NotFound, RequestError
 from .service import AccountService
 from .store import AuditEntry, Store, open_store
-from .store.redis_store import RedisSettings, parse_redis_url
+from .store.redis_store import RedisSettings
 from .tokens import described, issue_token
 
 __all__ = ["main"]
 
-DEFAULT_DATA_DIR = ".callgate"
-
-
-def _data_dir(value: str | None) -> Path:
-    return Path(value or os.environ.get("CALLGATE_DATA") or DEFAULT_DATA_DIR)
-
-
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(f"port out of range 1-65535: {port}")
-    return port
-
-
-def _count(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= 256:
-        raise argparse.ArgumentTypeError(f"not a number of processes from 1 to 256: {value!r}")
-    return int(value)
-
-
-def _seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
-    if not 0.05 <= seconds <= 3600:
-        raise argparse.ArgumentTypeError(f"out of range 0.05-3600 seconds: {value!r}")
-    return seconds
-
-
-def _redis(value: str | None) -> RedisSettings | None:
-    url = value or os.environ.get("CALLGATE_REDIS_URL")
-    return parse_redis_url(url) if url else None
-
-
-def _env_float(name: str, default: float) -> float:
-    return _seconds(os.environ.get(name, str(default)))
-
-
-def _sip_arguments(p: argparse.ArgumentParser) -> None:
-    env = os.environ.get
-    sip = p.add_argument_group("SIP front end (a redirect server for softphones and PBXs)")
-    sip.add_argument("--sip", metavar="HOST:PORT", default=env("CALLGATE_SIP"),
-                     help="listen for SIP over UDP and TCP here, e.g. 0.0.0.0:5060 (env "
-                     "CALLGATE_SIP; default: no SIP)")
-    sip.add_argument("--sip-tls", metavar="HOST:PORT", default=env("CALLGATE_SIP_TLS"),
-                     help="listen for SIP over TLS here, e.g. 0.0.0.0:5061; needs --sip-cert "
-                     "and --sip-key (env CALLGATE_SIP_TLS)")
-    sip.add_argument("--sip-cert", metavar="FILE", default=env("CALLGATE_SIP_CERT"),
-                     help="PEM certificate chain for --sip-tls (env CALLGATE_SIP_CERT)")
-    sip.add_argument("--sip-key", metavar="FILE", default=env("CALLGATE_SIP_KEY"),
-                     help="PEM private key for --sip-tls (env CALLGATE_SIP_KEY)")
-    sip.add_argument("--sip-gateway", metavar="HOST[:PORT]", default=env("CALLGATE_SIP_GATEWAY"),
-                     help="where a 302 sends the call (its Contact host); default: the "
-                     "Request-URI's host (env CALLGATE_SIP_GATEWAY)")
-    sip.add_argument("--sip-trusted", metavar="CIDR[=ACCOUNT]", action="append",
-                     default=[t for t in env("CALLGATE_SIP_TRUSTED", "").split(",") if t],
-                     help="a trusted peer network (a PBX that authenticates its own users): "
-                     "its INVITEs name the user instead of passing digest auth; repeat for "
-                     "more (env CALLGATE_SIP_TRUSTED, comma-separated)")
-    sip.add_argument("--sip-user-header", metavar="HEADER", default=env(
-        "CALLGATE_SIP_USER_HEADER", "X-Callgate-User"),
-                     help="how a trusted peer names the user: this header, or 'From' for the "
-                     "From URI's user part (env CALLGATE_SIP_USER_HEADER; default "
-                     "X-Callgate-User)")
-    sip.add_argument("--sip-digest", metavar="ALGORITHMS", default=env(
-        "CALLGATE_SIP_DIGEST", "MD5,SHA-256"),
-                     help="digest algorithms every challenge offers, in this order (env "
-                     "CALLGATE_SIP_DIGEST; default MD5,SHA-256: clients that read only the "
-                     "first challenge mostly know only MD5)")
-    sip.add_argument("--sip-ban-after", metavar="N", type=_count,
-                     default=_count(env("CALLGATE_SIP_BAN_AFTER", "10")),
-                     help="failed digest answers from one address that ban it (env "
-                     "CALLGATE_SIP_BAN_AFTER; default 10)")
-    sip.add_argument("--sip-ban-window", metavar="SECONDS", type=_seconds,
-                     default=_env_float("CALLGATE_SIP_BAN_WINDOW_S", 60),
-                     help="...within this many seconds (env CALLGATE_SIP_BAN_WINDOW_S; "
-                     "default 60)")
-    sip.add_argument("--sip-ban-for", metavar="SECONDS", type=_seconds,
-                     default=_env_float("CALLGATE_SIP_BAN_S", 300),
-                     help="how long a banned address gets no answer (env CALLGATE_SIP_BAN_S; "
-                     "default 300)")
-    sip.add_argument("--sip-nonce-ttl", metavar="SECONDS", type=_seconds,
-                     default=_env_float("CALLGATE_SIP_NONCE_TTL_S", 300),
-                     help="how long a digest nonce stays valid (env CALLGATE_SIP_NONCE_TTL_S; "
-                     "default 300)")
-
-
-def _digest_algorithms(value: str) -> tuple[str, ...]:
-    chosen = tuple(a.strip().upper() for a in value.split(",") if a.strip())
-    if not chosen or len(set(chosen)) != len(chosen) or set(chosen) - set(ALGORITHMS):
-        raise ConfigurationError(
-            f"--sip-digest {value!r}: expected some of {', '.join(ALGORITHMS)}, comma-separated"
-        )
-    return chosen
-
-
-def _sip_settings(args: argparse.Namespace) -> SipServeSettings | None:
-    if not args.sip and not args.sip_tls:
-        return None
-    if (args.sip_cert or args.sip_key) and not args.sip_tls:
-        raise ConfigurationError("--sip-cert and --sip-key are for --sip-tls, which is not set")
-    return SipServeSettings(
-        listen=parse_listen(args.sip, "--sip") if args.sip else None,
-        tls=parse_listen(args.sip_tls, "--sip-tls") if args.sip_tls else None,
-        cert=Path(args.sip_cert) if args.sip_cert else None,
-        key=Path(args.sip_key) if args.sip_key else None,
-        redirect=SipSettings(
-            gateway=args.sip_gateway or None,
-            trusted=tuple(parse_trusted(t) for t in args.sip_trusted),
-            user_header=args.sip_user_header,
-            nonce_ttl_s=args.sip_nonce_ttl,
-            digest_algorithms=_digest_algorithms(args.sip_digest),
-            ban_after=args.sip_ban_after,
-            ban_window_s=args.sip_ban_window,
-            ban_s=args.sip_ban_for,
-        ),
-    )
+log = logging.getLogger("callgate")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -156,51 +41,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def with_data(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument(
-            "--data",
-            metavar="DIR",
-            help=f"data directory of the embedded store (env CALLGATE_DATA; default "
-            f"{DEFAULT_DATA_DIR})",
-        )
-        p.add_argument(
-            "--redis-url",
-            metavar="URL",
-            help="use the Redis store at this URL instead of the embedded store (env "
-            "CALLGATE_REDIS_URL): redis://, rediss:// or unix://, with the options "
-            "cluster=yes, sentinel=<master>, pool=<n>, timeout_ms=<n>",
-        )
+    def command(name: str, help: str, parent: Any = sub) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help)
+        settings.add_arguments(p, name)
         return p
 
-    serve_p = with_data(sub.add_parser("serve", help="run the decision API"))
-    serve_p.add_argument("--host", default=os.environ.get("CALLGATE_HOST", "127.0.0.1"))
-    serve_p.add_argument(
-        "--port", type=_port, default=_port(os.environ.get("CALLGATE_PORT", "8080"))
-    )
-    serve_p.add_argument(
-        "--workers",
-        type=_count,
-        default=_count(os.environ.get("CALLGATE_WORKERS", "1")),
-        help="worker processes sharing the port (SO_REUSEPORT); more than 1 needs --redis-url "
-        "(env CALLGATE_WORKERS; default 1)",
-    )
-    serve_p.add_argument(
-        "--config-poll",
-        type=_seconds,
-        metavar="SECONDS",
-        default=_seconds(os.environ.get("CALLGATE_CONFIG_POLL_S", "1")),
-        help="how often each process checks for configuration changes it was not notified of "
-        "(env CALLGATE_CONFIG_POLL_S; default 1)",
-    )
-    _sip_arguments(serve_p)
-    serve_p.add_argument(
-        "--demo",
-        metavar="FILE",
-        help="import this account when the store is empty, and print a fresh token for it",
-    )
+    command("serve", "run the decision API, the admin API and (with --sip) the SIP front end")
 
-    boot_p = with_data(sub.add_parser(
-        "bootstrap", help="create an account and its owner; print the owner's token, once"))
+    boot_p = command("bootstrap", "create an account and its owner; print the owner's token, "
+                     "once")
     boot_p.add_argument("account", help="the new account's id")
     boot_p.add_argument("--name", required=True, help="the account's name")
     boot_p.add_argument("--owner", required=True, metavar="USER_ID", help="the owner's user id")
@@ -208,19 +57,28 @@ def _parser() -> argparse.ArgumentParser:
     boot_p.add_argument("--region", default="US",
                         help="default region for national numbers (default US)")
 
-    import_p = with_data(sub.add_parser("import", help="create or replace an account from a file"))
+    import_p = command("import", "create or replace an account from a file")
     import_p.add_argument("file", help="a .toml or .json account file")
 
-    export_p = with_data(sub.add_parser("export", help="write an account's configuration"))
+    export_p = command("export", "write an account's configuration")
     export_p.add_argument("account")
     export_p.add_argument("--format", choices=["toml", "json"], default="toml")
     export_p.add_argument("--output", "-o", metavar="FILE", help="default: standard output")
 
     sub.add_parser("schema", help="print the JSON Schema of account files")
 
+    config_p = sub.add_parser("config", help="the effective settings")
+    config_sub = config_p.add_subparsers(dest="config_command", required=True)
+    show_p = config_sub.add_parser(
+        "show", help="print every setting of `callgate serve` given these flags, the "
+        "environment and the config file, with where each came from (secrets masked)")
+    settings.add_arguments(show_p, "serve")
+    show_p.add_argument("--format", choices=["text", "json"], default="text",
+                        dest="show_format")
+
     token_p = sub.add_parser("token", help="manage API tokens")
     token_sub = token_p.add_subparsers(dest="token_command", required=True)
-    create_p = with_data(token_sub.add_parser("create", help="create a token, shown once"))
+    create_p = command("create", "create a token, shown once", token_sub)
     create_p.add_argument("account")
     create_p.add_argument("--name", default="default")
     create_p.add_argument(
@@ -228,12 +86,54 @@ def _parser() -> argparse.ArgumentParser:
         help="a token acting as this user (both APIs, with the user's permissions); without "
         "it, a service token (the decision API only)",
     )
-    list_p = with_data(token_sub.add_parser("list", help="list an account's tokens"))
+    list_p = command("list", "list an account's tokens", token_sub)
     list_p.add_argument("account")
-    revoke_p = with_data(token_sub.add_parser("revoke", help="revoke tokens by name"))
+    revoke_p = command("revoke", "revoke tokens by name", token_sub)
     revoke_p.add_argument("account")
     revoke_p.add_argument("name")
     return parser
+
+
+def _serve_settings(values: Mapping[str, settings.Resolved]) -> Any:
+    from .server import ServeSettings  # aiohttp loads only for the server
+
+    def get(key: str) -> Any:
+        return values[key].value
+
+    sip = None
+    if get("sip") is not None or get("sip_tls") is not None:
+        if get("sip_tls") is not None and (get("sip_cert") is None or get("sip_key") is None):
+            raise ConfigurationError("setting sip_tls needs sip_cert and sip_key too")
+        sip = SipServeSettings(
+            listen=get("sip"), tls=get("sip_tls"), cert=get("sip_cert"), key=get("sip_key"),
+            redirect=SipSettings(
+                gateway=get("sip_gateway"), trusted=get("sip_trusted"),
+                user_header=get("sip_user_header"), nonce_ttl_s=get("sip_nonce_ttl"),
+                digest_algorithms=get("sip_digest"), ban_after=get("sip_ban_after"),
+                ban_window_s=get("sip_ban_window"), ban_s=get("sip_ban_for"),
+            ),
+        )
+    elif get("sip_cert") is not None or get("sip_key") is not None:
+        raise ConfigurationError("settings sip_cert and sip_key are for sip_tls, which is not set")
+    return ServeSettings(
+        data_dir=get("data"), host=get("host"), port=get("port"), demo=get("demo"),
+        redis=get("redis_url"), workers=get("workers"), poll_s=get("config_poll"),
+        drain_s=get("drain"), shutdown_timeout_s=get("shutdown_timeout"), sip=sip,
+        log_level=get("log_level"), log_format=get("log_format"),
+    )
+
+
+def _show(values: Mapping[str, settings.Resolved], fmt: str) -> int:
+    if fmt == "json":
+        shown = [{"key": r.key, "flag": r.flag, "env": r.env, "value": settings.mask(r),
+                  "source": r.source, "secret": r.secret} for r in values.values()]
+        sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode({"settings": shown})))
+        print()
+        return 0
+    width = max(len(key) for key in values)
+    for r in values.values():
+        print(f"{r.key:<{width}}  {settings.mask(r) or '-':<40}  ({r.source})")
+    return 0
 
 
 async def _with_store(
@@ -314,35 +214,32 @@ async def _token_revoke(store: Store, account: str, name: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    data = _data_dir(getattr(args, "data", None))
     try:
-        redis = _redis(getattr(args, "redis_url", None))
-        if args.command == "serve":
-            # aiohttp loads only for the server
-            from .server import ServeSettings, serve, serve_workers
-
-            settings = ServeSettings(
-                data_dir=data,
-                host=args.host,
-                port=args.port,
-                demo=Path(args.demo) if args.demo else None,
-                redis=redis,
-                workers=args.workers,
-                poll_s=args.config_poll,
-                sip=_sip_settings(args),
-            )
-            if settings.workers > 1:
-                serve_workers(settings)
-            else:
-                asyncio.run(serve(settings))
-            return 0
+        command = "serve" if args.command == "config" else args.command
+        if args.command == "token":
+            command = args.token_command
+        values = settings.resolve(command, vars(args), os.environ)
+        if "log_level" in values:
+            logs.configure(values["log_level"].value, values["log_format"].value)
+        if args.command == "config":
+            return _show(values, args.show_format)
         if args.command == "schema":
             sys.stdout.buffer.write(
                 msgspec.json.format(msgspec.json.encode(configfile.json_schema()), indent=2)
             )
             print()
             return 0
+        if args.command == "serve":
+            from .server import serve, serve_workers
+
+            serve_settings = _serve_settings(values)
+            if serve_settings.workers > 1:
+                serve_workers(serve_settings)
+            else:
+                asyncio.run(serve(serve_settings))
+            return 0
+        data: Path = values["data"].value
+        redis: RedisSettings | None = values["redis_url"].value
         if args.command == "bootstrap":
             return asyncio.run(_with_store(data, redis, lambda s: _bootstrap(s, args)))
         if args.command == "import":

@@ -236,8 +236,15 @@ class Engine:
                 reason=Reason.STORE_UNAVAILABLE,
                 detail=exc.detail,
             )
+        elapsed = time.perf_counter() - started
         if self._metrics is not None:
-            self._metrics.observe(decision, time.perf_counter() - started)
+            self._metrics.observe(decision, elapsed)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("decision", extra={"fields": {
+                "account": account_id, "user": user.id, "to": request.to,
+                "allowed": decision.allowed, "rule": decision.rule, "reason": decision.reason,
+                "caller_id": decision.caller_id, "call_id": decision.call_id,
+                "seconds": round(elapsed, 6)}})
         return decision
 
     async def explain(self, account_id: str, request: DialRequest) -> Decision:

@@ -31,13 +31,15 @@ from .errors import (
     Unauthorized,
     http_status,
 )
+from .logs import REQUEST_ID, request_id_from
 from .metrics import Metrics
 from .store import Store, TokenRecord
 from .sync import POLL_S, follow, refresh_forever
 from .tokens import TokenCache
 from .wire import DialRequest, EndRequest, HeartbeatRequest, Problem
 
-__all__ = ["BODY_LIMIT_BYTES", "ENGINE", "STORE", "TOKENS", "build_app"]
+__all__ = ["BODY_LIMIT_BYTES", "ENGINE", "LIFECYCLE", "STORE", "TOKENS", "Lifecycle",
+           "build_app", "finish"]
 
 log = logging.getLogger("callgate.http")
 
@@ -47,6 +49,19 @@ ENGINE = web.AppKey("engine", Engine)
 STORE = web.AppKey("store", Store)
 TOKENS = web.AppKey("tokens", TokenCache)
 METRICS = web.AppKey("metrics", Metrics)
+
+
+
+class Lifecycle:
+    """Whether this process is draining: told to stop (SIGTERM), it still answers, but
+    ``/healthz`` says not ready and every answer closes its connection, so load balancers and
+    clients move to another process before this one stops listening."""
+
+    def __init__(self) -> None:
+        self.draining = False
+
+
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -98,18 +113,32 @@ def _problem_for(request: web.BaseRequest, exc: Exception) -> web.Response:
     return problem_response(500, "Internal error", "callgate failed to answer; see its log")
 
 
+def finish(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """What every answer gets on its way out: the caller's request id back, and, while the
+    process drains, ``Connection: close``."""
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        response.headers["X-Request-Id"] = request_id
+    if request.config_dict[LIFECYCLE].draining:
+        response.force_close()
+    return response
+
+
 def _answers_problems(handler: Handler) -> Handler:
-    """``handler``, with every error it raises answered as a problem. A wrapper per route
-    rather than a middleware: aiohttp runs each middleware as two more coroutines a request."""
+    """``handler``, with every error it raises answered as a problem, and its log lines
+    carrying the request's ``X-Request-Id``. A wrapper per route rather than a middleware:
+    aiohttp runs each middleware as two more coroutines a request."""
 
     @functools.wraps(handler)
     async def answered(request: web.Request) -> web.StreamResponse:
+        REQUEST_ID.set(request_id_from(request.headers.get("X-Request-Id")))
         try:
-            return await handler(request)
+            response = await handler(request)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            return _problem_for(request, exc)
+            response = _problem_for(request, exc)
+        return finish(request, response)
 
     return answered
 
@@ -196,10 +225,20 @@ async def heartbeat(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Readiness: 200 while this process should get traffic; 503 while its store cannot be
+    used or it is draining before it stops."""
     accounts = len(request.app[ENGINE].versions())
+    if request.app[LIFECYCLE].draining:
+        return _json({"status": "draining", "accounts": accounts}, 503)
     if not request.app[STORE].healthy:
         return _json({"status": "unavailable", "accounts": accounts}, 503)
     return _json({"status": "ok", "accounts": accounts})
+
+
+async def alive(request: web.Request) -> web.Response:
+    """Liveness: 200 as long as the event loop answers (a store outage is not a reason to
+    restart the process: it recovers by itself)."""
+    return _json({"status": "alive"})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -229,6 +268,7 @@ def build_app(
     *,
     poll_s: float = POLL_S,
     mount: Callable[[web.Application], None] | None = None,
+    lifecycle: Lifecycle | None = None,
 ) -> web.Application:
     """The decision API; ``mount`` adds more to it (the admin API) before the route that
     answers every path nothing else takes."""
@@ -237,6 +277,7 @@ def build_app(
     app[ENGINE] = engine
     app[TOKENS] = TokenCache(store)
     app[METRICS] = metrics_
+    app[LIFECYCLE] = lifecycle or Lifecycle()
     answered = _answers_problems
     app.add_routes(
         [
@@ -245,6 +286,7 @@ def build_app(
             web.post("/v1/calls/{call_id}/end", answered(end)),
             web.post("/v1/calls/{call_id}/heartbeat", answered(heartbeat)),
             web.get("/healthz", answered(healthz)),
+            web.get("/healthz/live", answered(alive)),
             web.get("/metrics", answered(metrics)),
         ]
     )

@@ -26,7 +26,8 @@ from sip.server import SipServeSettings, SipServer, tls_context
 from . import configfile
 from .decide import Engine
 from .errors import CallgateError, ConfigurationError
-from .http import TOKENS, build_app
+from . import logs
+from .http import TOKENS, Lifecycle, build_app
 from .metrics import Metrics
 from .numbers import load_metadata
 from .service import AccountService
@@ -54,6 +55,12 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How often each process checks the stored configuration versions."""
     sip: SipServeSettings | None = None
     """Run the SIP redirect front end too."""
+    drain_s: float = 5.0
+    """After SIGTERM: answering still, /healthz saying not ready, for this long."""
+    shutdown_timeout_s: float = 10.0
+    """Then: how long requests in flight may take to finish."""
+    log_level: str = "info"
+    log_format: str = "json"
 
 
 async def _demo(store: Store, engine: Engine, path: Path) -> tuple[str, str]:
@@ -120,6 +127,20 @@ async def _start_sip(
     return server
 
 
+async def _drain(settings: ServeSettings, lifecycle: Lifecycle, again: asyncio.Event) -> None:
+    """Told to stop: keep answering for ``drain_s`` while ``/healthz`` says not ready and
+    every answer closes its connection, so load balancers and clients move elsewhere first;
+    a second signal cuts it short. Leases stay as they are: their calls go on."""
+    lifecycle.draining = True
+    log.info("draining", extra={"fields": {"drain_s": settings.drain_s,
+                                           "shutdown_timeout_s": settings.shutdown_timeout_s}})
+    try:
+        await asyncio.wait_for(again.wait(), settings.drain_s)
+    except TimeoutError:
+        pass
+    log.info("stopping: no new connections; finishing the requests in flight")
+
+
 async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = None) -> None:
     """Serve until SIGINT or SIGTERM. ``ready``: called once listening, instead of printing
     the banner (a worker process tells its parent)."""
@@ -132,8 +153,10 @@ async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = N
         engine = Engine(store, metrics=metrics)
         demo = await _demo(store, engine, settings.demo) if settings.demo else None
         await refresh_once(store, engine)
-        app = build_app(store, engine, metrics, poll_s=settings.poll_s, mount=_admin(store, engine))
-        runner = web.AppRunner(app, access_log=None)
+        lifecycle = Lifecycle()
+        app = build_app(store, engine, metrics, poll_s=settings.poll_s,
+                        mount=_admin(store, engine), lifecycle=lifecycle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout_s)
         await runner.setup()
         sip: SipServer | None = None
         try:
@@ -161,6 +184,8 @@ async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = N
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
             await stop.wait()
+            stop.clear()
+            await _drain(settings, lifecycle, stop)
         finally:
             if sip is not None:
                 await sip.close()
@@ -187,10 +212,7 @@ def _worker(settings: ServeSettings, pipe: multiprocessing.connection.Connection
     _die_with_parent()
     if os.getppid() == 1:
         return  # the parent died before the line above took effect
-    logging.basicConfig(
-        level=logging.INFO,
-        format=f"%(asctime)s %(levelname)s %(name)s[{os.getpid()}]: %(message)s",
-    )
+    logs.configure(settings.log_level, settings.log_format)
     try:
         asyncio.run(serve(settings, ready=lambda: pipe.send("ready")))
     except CallgateError as exc:
@@ -254,12 +276,14 @@ def serve_workers(settings: ServeSettings) -> None:
             multiprocessing.connection.wait([w.sentinel for w in workers], timeout=0.2)
             for i, worker in enumerate(workers):
                 if worker.exitcode is not None and not stopping:
-                    log.error("worker %d exited (status %s); starting another", worker.pid, worker.exitcode)
+                    level = logging.INFO if worker.exitcode == 0 else logging.ERROR
+                    log.log(level, "worker %d exited (status %s); starting another",
+                            worker.pid, worker.exitcode)
                     workers[i] = start()
     finally:
         for worker in workers:
             if worker.is_alive() and worker.pid is not None:
                 os.kill(worker.pid, signal.SIGTERM)
         for worker in workers:
-            worker.join(15)
+            worker.join(settings.drain_s + settings.shutdown_timeout_s + 10)
     sys.stdout.flush()

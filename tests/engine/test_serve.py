@@ -40,11 +40,3 @@ def test_port_in_use_is_one_clear_line(server: Server, tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"--port {server.port}: cannot listen there" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_bad_port_setting_refused(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [str(CALLGATE), "serve", "--data", str(tmp_path), "--port", "http"],
-        capture_output=True, text=True, timeout=30,
-    )
-    assert result.returncode == 2 and "not a port number: 'http'" in result.stderr

@@ -1,0 +1,332 @@
+"""callgate's settings: each one a flag, an environment variable and a config-file key.
+
+One naming rule: the key is the flag without its dashes, ``-`` becoming ``_``; the variable is
+``CALLGATE_`` and the key in upper case (``--sip-ban-after``, ``CALLGATE_SIP_BAN_AFTER``,
+``sip_ban_after``). One precedence order: a flag, else the environment, else the config file
+(``--config FILE`` or ``CALLGATE_CONFIG``: TOML, flat keys), else the default.
+
+Every value is read at start by its setting's parser; the first bad one stops the command
+with one line naming the setting, the value and where it came from (``ConfigurationError``,
+exit status 2). ``callgate config show`` prints them all with their sources, secrets masked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "CONFIG",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "SETTINGS",
+    "Resolved",
+    "Setting",
+    "add_arguments",
+    "mask",
+    "read_file",
+    "resolve",
+]
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("json", "text")
+
+
+class Setting(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    help: str
+    parse: Callable[[str], Any]
+    """Raw text -> value; raises ``ValueError`` saying what was expected."""
+    default: Any = None
+    metavar: str | None = None
+    many: bool = False
+    """A list: a repeated flag, comma-separated in the environment, a list in the file."""
+    secret: bool = False
+    commands: tuple[str, ...] = ("serve",)
+    """The commands that take it (``*`` for every one)."""
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "CALLGATE_" + self.key.upper()
+
+    def applies_to(self, command: str) -> bool:
+        return "*" in self.commands or command in self.commands
+
+
+class Resolved(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    flag: str
+    env: str
+    value: Any
+    source: str
+    """``flag``, ``env``, ``file <path>`` or ``default``."""
+    secret: bool
+
+
+# -- parsers: text -> value, or ValueError saying what was expected ------------------------------
+
+
+def _port(text: str) -> int:
+    if not text.strip().isdigit() or not 0 < int(text) < 65536:
+        raise ValueError("is not a port number (1-65535)")
+    return int(text)
+
+
+def _int_range(low: int, high: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or not low <= int(text) <= high:
+            raise ValueError(f"is not {what} from {low} to {high}")
+        return int(text)
+    return parse
+
+
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("is not a number of seconds") from None
+        if not low <= value <= high:
+            raise ValueError(f"is out of range {low:g}-{high:g} seconds")
+        return value
+    return parse
+
+
+def _choice(choices: Sequence[str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.strip().lower() not in choices:
+            raise ValueError(f"is not one of {', '.join(choices)}")
+        return text.strip().lower()
+    return parse
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("is empty")
+    return text.strip()
+
+
+def _path(text: str) -> Path:
+    return Path(_text(text))
+
+
+def _redis_url(text: str) -> Any:
+    from .store.redis_store import parse_redis_url
+
+    try:
+        return parse_redis_url(_text(text))
+    except ConfigurationError as exc:  # its message names the URL: keep only the reason
+        reason = exc.detail.partition(": ")[2] or exc.detail
+        raise ValueError(f"is not a usable Redis URL: {reason}") from None
+
+
+def _listen(text: str) -> Any:
+    from sip.server import Listen
+
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("is not HOST:PORT, e.g. 0.0.0.0:5060")
+    return Listen(host, int(port))
+
+
+def _trusted(text: str) -> Any:
+    from sip.redirect import TrustedPeer
+
+    network, _, account = text.strip().partition("=")
+    try:
+        ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        raise ValueError("is not an address or CIDR network, optionally =ACCOUNT "
+                         "(e.g. 10.0.0.0/24=acme)") from None
+    return TrustedPeer(network=network, account=account or None)
+
+
+def _digest(text: str) -> tuple[str, ...]:
+    from sip.digest import ALGORITHMS
+
+    chosen = tuple(a.strip().upper() for a in text.split(",") if a.strip())
+    if not chosen or len(set(chosen)) != len(chosen) or set(chosen) - set(ALGORITHMS):
+        raise ValueError(f"is not some of {', '.join(ALGORITHMS)}, comma-separated")
+    return chosen
+
+
+CONFIG = Setting(key="config", parse=_path, metavar="FILE", commands=("*",),
+                 help="a TOML file of settings (flat keys, as in `callgate config show`)")
+
+SETTINGS: tuple[Setting, ...] = (
+    CONFIG,
+    Setting(key="data", parse=_path, default=Path(".callgate"), metavar="DIR", commands=("*",),
+            help="data directory of the embedded store"),
+    Setting(key="redis_url", parse=_redis_url, metavar="URL", secret=True, commands=("*",),
+            help="use the Redis store at this URL instead of the embedded store: redis://, "
+            "rediss:// or unix://, with the options cluster=yes, sentinel=<master>, pool=<n>, "
+            "timeout_ms=<n>"),
+    Setting(key="log_level", parse=_choice(LOG_LEVELS), default="info", commands=("*",),
+            metavar="LEVEL", help=f"{', '.join(LOG_LEVELS)}: debug logs every decision"),
+    Setting(key="log_format", parse=_choice(LOG_FORMATS), default="json", commands=("*",),
+            metavar="FORMAT", help="json (one object a line) or text"),
+    Setting(key="host", parse=_text, default="127.0.0.1", help="address of the HTTP APIs"),
+    Setting(key="port", parse=_port, default=8080, help="port of the HTTP APIs"),
+    Setting(key="workers", parse=_int_range(1, 256, "a number of processes"), default=1,
+            metavar="N", help="worker processes sharing the ports (SO_REUSEPORT); more than 1 "
+            "needs the Redis store"),
+    Setting(key="config_poll", parse=_seconds(0.05, 3600), default=1.0, metavar="SECONDS",
+            help="how often each process checks for configuration changes it was not told of"),
+    Setting(key="drain", parse=_seconds(0, 3600), default=5.0, metavar="SECONDS",
+            help="after SIGTERM, how long to keep answering while /healthz says not ready, so "
+            "load balancers move away first"),
+    Setting(key="shutdown_timeout", parse=_seconds(0, 3600), default=10.0, metavar="SECONDS",
+            help="then, how long requests in flight may take to finish"),
+    Setting(key="demo", parse=_path, metavar="FILE",
+            help="import this account when the store is empty, and print a fresh token for it"),
+    Setting(key="sip", parse=_listen, metavar="HOST:PORT",
+            help="listen for SIP over UDP and TCP here, e.g. 0.0.0.0:5060 (default: no SIP)"),
+    Setting(key="sip_tls", parse=_listen, metavar="HOST:PORT",
+            help="listen for SIP over TLS here, e.g. 0.0.0.0:5061; needs --sip-cert and "
+            "--sip-key"),
+    Setting(key="sip_cert", parse=_path, metavar="FILE",
+            help="PEM certificate chain for --sip-tls"),
+    Setting(key="sip_key", parse=_path, metavar="FILE", help="PEM private key for --sip-tls"),
+    Setting(key="sip_gateway", parse=_text, metavar="HOST[:PORT]",
+            help="where a 302 sends the call (its Contact host); default: the Request-URI's host"),
+    Setting(key="sip_trusted", parse=_trusted, many=True, default=(), metavar="CIDR[=ACCOUNT]",
+            help="a trusted peer network (a PBX that authenticates its own users): its INVITEs "
+            "name the user instead of passing digest auth; repeat for more"),
+    Setting(key="sip_user_header", parse=_text, default="X-Callgate-User", metavar="HEADER",
+            help="how a trusted peer names the user: this header, or 'From' for the From "
+            "URI's user part"),
+    Setting(key="sip_digest", parse=_digest, default=("MD5", "SHA-256"), metavar="ALGORITHMS",
+            help="digest algorithms every challenge offers, in this order (clients that read "
+            "only the first challenge mostly know only MD5)"),
+    Setting(key="sip_nonce_ttl", parse=_seconds(1, 86400), default=300.0, metavar="SECONDS",
+            help="how long a digest nonce stays valid"),
+    Setting(key="sip_ban_after", parse=_int_range(1, 10_000, "a number of failures"),
+            default=10, metavar="N",
+            help="failed digest answers from one address that ban it..."),
+    Setting(key="sip_ban_window", parse=_seconds(1, 86400), default=60.0, metavar="SECONDS",
+            help="...within this many seconds"),
+    Setting(key="sip_ban_for", parse=_seconds(1, 86400), default=300.0, metavar="SECONDS",
+            help="how long a banned address gets no answer at all"),
+)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_shown(v) for v in value) or "(none)"
+    return str(value)
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """The flags of every setting ``command`` takes (defaults stay None: the source of a value
+    is resolved afterwards)."""
+    for setting in SETTINGS:
+        if not setting.applies_to(command):
+            continue
+        default = "" if setting.default in (None, ()) else f"; default {_shown(setting.default)}"
+        parser.add_argument(
+            setting.flag, dest=setting.key, metavar=setting.metavar,
+            action="append" if setting.many else "store", default=None,
+            help=f"{setting.help} (env {setting.env}{default})",
+        )
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """The settings of a config file; ``ConfigurationError`` if it cannot be read, is not TOML
+    or names a setting that does not exist. (Read at start-up, before any event loop.)"""
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigurationError(f"--config {path}: cannot read it ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"--config {path}: not TOML ({exc})") from None
+    known = {s.key for s in SETTINGS} - {CONFIG.key}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigurationError(f"--config {path}: no setting named {unknown[0]!r}")
+    return data
+
+
+def _raw_items(setting: Setting, raw: Any) -> list[str]:
+    if setting.many:
+        if isinstance(raw, str):
+            return [part for part in raw.split(",") if part.strip()]
+        if isinstance(raw, (list, tuple)):
+            return [_file_text(v) for v in raw]
+    return [_file_text(raw)]
+
+
+def _file_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_file_text(v) for v in value)
+    return str(value)
+
+
+def resolve(
+    command: str, flags: Mapping[str, Any], environ: Mapping[str, str]
+) -> dict[str, Resolved]:
+    """Every setting ``command`` takes, from its flags, ``environ`` and the config file (named
+    by ``--config`` or ``CALLGATE_CONFIG``), parsed; ``ConfigurationError`` at the first bad
+    value, naming it."""
+    config_path = flags.get(CONFIG.key) or environ.get(CONFIG.env)
+    file_values = read_file(Path(config_path)) if config_path else {}
+    out: dict[str, Resolved] = {}
+    for setting in SETTINGS:
+        if not setting.applies_to(command):
+            continue
+        raw: Any = flags.get(setting.key)
+        source = "flag"
+        if raw is None and setting.env in environ:
+            raw, source = environ[setting.env], "env"
+        if raw is None and setting.key in file_values:
+            raw, source = file_values[setting.key], f"file {config_path}"
+        if raw is None:
+            value, source = setting.default, "default"
+        else:
+            items = _raw_items(setting, raw)
+            try:
+                parsed = [setting.parse(item) for item in items]
+            except ValueError as exc:
+                where = {"flag": setting.flag, "env": setting.env}.get(source, source)
+                shown = repr(_without_password(_file_text(raw)) if setting.secret
+                             else _file_text(raw))
+                raise ConfigurationError(
+                    f"setting {setting.key} = {shown} (from {where}) {exc}"
+                ) from None
+            value = tuple(parsed) if setting.many else parsed[0]
+        out[setting.key] = Resolved(key=setting.key, flag=setting.flag, env=setting.env,
+                                    value=value, source=source, secret=setting.secret)
+    return out
+
+
+def mask(resolved: Resolved) -> str:
+    """How ``config show`` prints a value: a secret's password part hidden."""
+    if resolved.value is None:
+        return ""
+    if resolved.secret:
+        where = getattr(resolved.value, "where", None)  # a Redis URL: without its password
+        return str(where) if where is not None else "***"
+    return _shown(resolved.value)
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0] if ":" in credentials else ""
+    return f"{scheme}://{user}:***@{host}" if user else f"{scheme}://***@{host}"
