@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Debian packages the test suite drives: command=package pairs, or bare packages (see .ci/system-tools.sh).
 SYSTEM_TOOLS := curl=curl redis-server=redis-server chromium=chromium sipp=sip-tester \
-	kamailio=kamailio kamailio-utils-modules kamailio-json-modules openssl=openssl
+	kamailio=kamailio kamailio-utils-modules kamailio-json-modules openssl=openssl \
+	promtool=prometheus docker-compose=docker-compose systemd-analyze=systemd
 BENCH_TOOLS := wrk=wrk valgrind=valgrind sipp=sip-tester
 
 .PHONY: run test bench system-tools bench-tools typecheck clean
