@@ -1,11 +1,14 @@
-"""``python -m bench [all|micro|http|redis|instructions]``: run the benchmarks, print one table.
+"""``python -m bench [all|micro|http|redis|sip|loadtest|instructions]``: the benchmarks, one table.
 
 ``micro`` is everything in process (caller-ID resolution, the decision with and without its
 store, the blocking check); ``http`` is ``/v1/dial`` under wrk on the embedded store; ``redis``
 is ``/v1/dial`` on the Redis store (a throwaway ``redis-server`` per run) against one EVALSHA
 behind aiohttp, one process and two, its round trips per dial counted on Redis, and latency
-at half its peak under an open-loop load; ``sip`` is the highest INVITE->302 rate sipp gets
-with no failure and no retransmission, against a minimal UDP responder; ``instructions`` (not part of ``all``: it takes
+at half its peak under an open-loop load, and the Redis memory a call in progress and a
+sticky caller ID take; ``sip`` is the highest INVITE->302 rate sipp gets
+with no failure and no retransmission, against a minimal UDP responder; ``loadtest`` is
+``callgate loadtest --max --concurrency 32`` on wrk's workload (context, no target);
+``instructions`` (not part of ``all``: it takes
 minutes) counts instructions per operation under callgrind. Progress goes to stderr, the table
 to stdout. The exit status is 0 whether targets are met or missed (this is a report); it is 1
 only when the harness itself fails.
@@ -24,7 +27,17 @@ import traceback
 from collections.abc import Sequence
 from importlib.metadata import version
 
-from . import blocking, http, inprocess, instructions, micro, redis_http, sip
+from . import (
+    blocking,
+    http,
+    inprocess,
+    instructions,
+    loadtest,
+    micro,
+    redis_http,
+    redis_memory,
+    sip,
+)
 from .report import Row, Section, format_table
 
 ISSUE_PHONENUMBERS_US = "45-65 µs"
@@ -35,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "part",
         nargs="?",
-        choices=["all", "micro", "http", "redis", "sip", "instructions"],
+        choices=["all", "micro", "http", "redis", "sip", "loadtest", "instructions"],
         default="all",
     )
     parser.add_argument("--rounds", type=int, default=5, help="in-process rounds (default 5)")
@@ -147,11 +160,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             sections.append(
                 ("HTTP on the Redis store", redis_http.run(args.redis_rounds, args.seconds))
             )
+            print("Redis memory per call and per sticky caller ID ...", file=sys.stderr, flush=True)
+            sections.append(("Redis memory (for sizing)", redis_memory.run()))
         if args.part in ("all", "sip"):
             print("SIP INVITE -> 302 under sipp ...", file=sys.stderr, flush=True)
             sections.append(
                 ("SIP redirect server, UDP, sipp on the same machine",
                  sip.run(args.sip_rounds, args.sip_seconds))
+            )
+        if args.part in ("all", "loadtest"):
+            print("callgate loadtest --max ...", file=sys.stderr, flush=True)
+            sections.append(
+                ("callgate loadtest (the operators' generator), embedded store",
+                 loadtest.run(args.seconds))
             )
     except KeyboardInterrupt:
         return 130

@@ -23,7 +23,7 @@ from callerid import User
 from sip.redirect import SipSettings
 from sip.server import SipServeSettings
 
-from . import changes, configfile, logs, settings
+from . import changes, configfile, loadtest, logs, settings
 from .errors import CallgateError, ConfigurationError, NotFound, RequestError
 from .service import AccountService
 from .store import AuditEntry, Store, open_store
@@ -66,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     export_p.add_argument("--output", "-o", metavar="FILE", help="default: standard output")
 
     sub.add_parser("schema", help="print the JSON Schema of account files")
+
+    loadtest_p = command("loadtest", "load a running callgate with dials and report what it "
+                         "answered: rate, latency percentiles, outcomes")
+    loadtest.add_arguments(loadtest_p)
 
     config_p = sub.add_parser("config", help="the effective settings")
     config_sub = config_p.add_subparsers(dest="config_command", required=True)
@@ -223,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             logs.configure(values["log_level"].value, values["log_format"].value)
         if args.command == "config":
             return _show(values, args.show_format)
+        if args.command == "loadtest":
+            return loadtest.main(args)
         if args.command == "schema":
             sys.stdout.buffer.write(
                 msgspec.json.format(msgspec.json.encode(configfile.json_schema()), indent=2)

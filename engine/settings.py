@@ -163,14 +163,17 @@ def _digest(text: str) -> tuple[str, ...]:
     return chosen
 
 
+_STORE = ("serve", "bootstrap", "import", "export", "create", "list", "revoke")
+"""The commands that open a store."""
+
 CONFIG = Setting(key="config", parse=_path, metavar="FILE", commands=("*",),
                  help="a TOML file of settings (flat keys, as in `callgate config show`)")
 
 SETTINGS: tuple[Setting, ...] = (
     CONFIG,
-    Setting(key="data", parse=_path, default=Path(".callgate"), metavar="DIR", commands=("*",),
+    Setting(key="data", parse=_path, default=Path(".callgate"), metavar="DIR", commands=_STORE,
             help="data directory of the embedded store"),
-    Setting(key="redis_url", parse=_redis_url, metavar="URL", secret=True, commands=("*",),
+    Setting(key="redis_url", parse=_redis_url, metavar="URL", secret=True, commands=_STORE,
             help="use the Redis store at this URL instead of the embedded store: redis://, "
             "rediss:// or unix://, with the options cluster=yes, sentinel=<master>, pool=<n>, "
             "timeout_ms=<n>"),
