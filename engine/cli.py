@@ -223,8 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "token":
             command = args.token_command
         values = settings.resolve(command, vars(args), os.environ)
-        if "log_level" in values:
-            logs.configure(values["log_level"].value, values["log_format"].value)
+        logs.configure(values["log_level"].value, values["log_format"].value)
+        settings.warn_unknown(os.environ)
         if args.command == "config":
             return _show(values, args.show_format)
         if args.command == "loadtest":

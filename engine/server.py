@@ -170,19 +170,20 @@ async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = N
                     f"({exc.strerror or exc})"
                 ) from None
             sip = await _start_sip(settings, engine, registry)
-            # Everything alive now lives as long as the process: keep it out of the
-            # collector's way, so full collections stay short as call records pile up.
-            gc.freeze()
-            if ready is not None:
-                ready()
-            else:
-                print(_banner(settings, demo), flush=True)
-            if os.environ.get("CALLGATE_DETECT_BLOCKING") == "1":
-                _detect_blocking()
+            # Before anyone is told we listen: a SIGTERM from then on drains.
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+            # Everything alive now lives as long as the process: keep it out of the
+            # collector's way, so full collections stay short as call records pile up.
+            gc.freeze()
+            if os.environ.get("CALLGATE_DETECT_BLOCKING") == "1":
+                _detect_blocking()
+            if ready is not None:
+                ready()
+            else:
+                print(_banner(settings, demo), flush=True)
             await stop.wait()
             stop.clear()
             await _drain(settings, lifecycle, stop)

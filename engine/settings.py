@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -34,8 +35,14 @@ __all__ = [
     "mask",
     "read_file",
     "resolve",
+    "warn_unknown",
 ]
 
+log = logging.getLogger("callgate.settings")
+
+OTHER_VARIABLES = frozenset({"CALLGATE_URL", "CALLGATE_TOKEN", "CALLGATE_DETECT_BLOCKING"})
+"""CALLGATE_* variables that are not settings of the server: the load generator's target
+and token, and the test suite's switch."""
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("json", "text")
 
@@ -227,8 +234,13 @@ SETTINGS: tuple[Setting, ...] = (
 
 
 def _shown(value: Any) -> str:
+    """A value as it would be written back: ``0.0.0.0:5060``, ``10.0.0.0/8=acme``."""
     if isinstance(value, (list, tuple)):
-        return ", ".join(_shown(v) for v in value) or "(none)"
+        return ",".join(_shown(v) for v in value)
+    if hasattr(value, "host") and hasattr(value, "port"):  # a listening address
+        return f"{value.host}:{value.port}"
+    if hasattr(value, "network"):  # a trusted peer
+        return str(value.network) + (f"={value.account}" if value.account else "")
     return str(value)
 
 
@@ -314,6 +326,14 @@ def resolve(
         out[setting.key] = Resolved(key=setting.key, flag=setting.flag, env=setting.env,
                                     value=value, source=source, secret=setting.secret)
     return out
+
+
+def warn_unknown(environ: Mapping[str, str]) -> None:
+    """Log each ``CALLGATE_*`` variable that is no setting (a typo would otherwise go
+    unnoticed). Called once logging is set up."""
+    known = {s.env for s in SETTINGS} | OTHER_VARIABLES
+    for name in sorted(n for n in environ if n.startswith("CALLGATE_") and n not in known):
+        log.warning("%s is not a callgate setting: ignored (a typo?)", name)
 
 
 def mask(resolved: Resolved) -> str:

@@ -62,7 +62,7 @@ def test_a_flag_beats_the_environment_which_beats_the_file(tmp_path: Path) -> No
     assert (shown["port"]["value"], shown["port"]["source"]) == ("9003", "flag")
     assert (shown["host"]["value"], shown["host"]["source"]) == ("10.1.1.1", "env")
     assert shown["workers"]["value"] == "3" and str(shown["workers"]["source"]).startswith("file")
-    assert shown["sip_trusted"]["value"] == "TrustedPeer(network='10.0.0.0/8', account=None)"
+    assert shown["sip_trusted"]["value"] == "10.0.0.0/8"
     assert (shown["drain"]["value"], shown["drain"]["source"]) == ("5.0", "default")
 
 
@@ -106,3 +106,16 @@ def test_defaults_apply_when_nothing_is_given() -> None:
     values = settings.resolve("serve", {}, {})
     assert values["port"].value == 8080 and values["port"].source == "default"
     assert values["sip"].value is None and values["sip_trusted"].value == ()
+
+
+def test_an_unknown_callgate_variable_is_warned_about() -> None:
+    done = _callgate("config", "show", env={"CALLGATE_LOGLEVEL": "debug"})
+    assert done.returncode == 0
+    assert "CALLGATE_LOGLEVEL is not a callgate setting" in done.stderr
+
+
+def test_config_show_writes_values_as_they_are_given() -> None:
+    shown = _shown("--sip", "0.0.0.0:5060", "--sip-trusted", "10.0.0.0/8=acme",
+                   "--sip-trusted", "192.0.2.7")
+    assert shown["sip"]["value"] == "0.0.0.0:5060"
+    assert shown["sip_trusted"]["value"] == "10.0.0.0/8=acme,192.0.2.7"
