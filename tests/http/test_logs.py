@@ -1,0 +1,77 @@
+"""Logs: JSON lines on stderr, one per decision at debug level and one per admin write, each
+carrying the request's X-Request-Id, which the answer carries back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import CALLGATE, Server
+
+
+def _lines(server: Server, wanted: str, timeout_s: float = 5.0) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = []
+        for line in list(server.output):
+            if line.startswith("{"):
+                entry = json.loads(line)
+                if entry.get("message") == wanted:
+                    found.append(entry)
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+async def test_a_decision_is_logged_at_debug_with_the_request_id(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data", args=["--log-level", "debug"]).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{server.url}/v1/dial",
+                                    json={"user": "ana", "to": "+12125550187"},
+                                    headers={**server.headers, "X-Request-Id": "dialer-42"}) as r:
+                assert r.status == 200 and r.headers["X-Request-Id"] == "dialer-42"
+                call_id = (await r.json())["call_id"]
+        [entry] = _lines(server, "decision")
+        assert entry["request_id"] == "dialer-42" and entry["level"] == "debug"
+        assert (entry["user"], entry["allowed"], entry["rule"]) == ("ana", True, "user_default")
+        assert entry["call_id"] == call_id and entry["caller_id"] == "+12125550101"
+    finally:
+        server.kill()
+
+
+async def test_decisions_are_not_logged_at_info(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data").start()
+    try:
+        async with aiohttp.ClientSession(headers=server.headers) as session:
+            async with session.post(f"{server.url}/v1/dial",
+                                    json={"user": "ana", "to": "+12125550187"}) as r:
+                assert r.status == 200
+        assert _lines(server, "decision", timeout_s=0.5) == []
+    finally:
+        server.kill()
+
+
+async def test_every_admin_write_is_logged_with_its_actor_and_target(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = Server(data).start()
+    try:
+        token = subprocess.run([str(CALLGATE), "token", "create", "demo", "--user", "olivia",
+                                "--data", str(data)], capture_output=True, text=True,
+                               timeout=30, check=True).stdout.strip()
+        async with aiohttp.ClientSession() as session:
+            async with session.patch(f"{server.url}/admin/v1/users/ana",
+                                     json={"max_channels": 3},
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "X-Request-Id": "ops-7"}) as r:
+                assert r.status == 200, await r.text()
+        [entry] = _lines(server, "admin write")
+        assert (entry["actor"], entry["actions"], entry["targets"]) == (
+            "user:olivia", ["user.update"], ["user:ana"])
+        assert entry["request_id"] == "ops-7" and entry["level"] == "info"
+    finally:
+        server.kill()
