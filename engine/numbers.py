@@ -30,7 +30,7 @@ from phonenumbers.shortnumberinfo import is_emergency_number
 from callerid import Destination
 from callerid.geo import NumberKind
 
-__all__ = ["SUPPORTED_REGIONS", "is_valid_e164", "load_metadata", "normalise"]
+__all__ = ["SUPPORTED_REGIONS", "example_numbers", "is_valid_e164", "load_metadata", "normalise"]
 
 SUPPORTED_REGIONS: frozenset[str] = frozenset(phonenumbers.SUPPORTED_REGIONS)
 
@@ -253,3 +253,15 @@ def is_valid_e164(number: str) -> bool:
     return phonenumbers.is_valid_number(parsed) and phonenumbers.format_number(
         parsed, phonenumbers.PhoneNumberFormat.E164
     ) == number
+
+
+def example_numbers(region: str) -> list[str]:
+    """phonenumbers' example fixed-line and mobile numbers of ``region`` (an ISO region code),
+    in that order and in E.164; a type it has no example of is left out, so an unknown region
+    gives ``[]``."""
+    out: list[str] = []
+    for kind in (PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE):
+        example = phonenumbers.example_number_for_type(region, kind)
+        if example is not None and example.country_code is not None:
+            out.append(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164))
+    return out

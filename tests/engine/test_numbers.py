@@ -126,3 +126,20 @@ def test_normalise_agrees_with_phonenumbers_public_api() -> None:
         if ours != _reference(dialled, region):
             disagreements.append((dialled, region, ours, _reference(dialled, region)))
     assert not disagreements, disagreements[:10]
+
+
+def test_example_numbers_are_valid_and_normalise_to_themselves() -> None:
+    """The load generator starts from these: a fixed-line and a mobile number of the region,
+    each valid and unchanged by normalise; a region phonenumbers does not know gives none."""
+    from engine.numbers import example_numbers, is_valid_e164
+
+    for region in ("FR", "GB", "DE"):
+        examples = example_numbers(region)
+        kinds = []
+        for e164 in examples:
+            dest = normalise(e164, region)
+            assert is_valid_e164(e164) and dest is not None and dest.e164 == e164
+            assert dest.region == region
+            kinds.append(str(dest.kind))
+        assert kinds == ["fixed_line", "mobile"], (region, examples)
+    assert example_numbers("ZZ") == []

@@ -1,0 +1,9 @@
+"""``python -m engine.loadtest ...``: ``callgate loadtest`` without the rest of the CLI (the
+benchmarks and the tests run it so)."""
+
+import sys
+
+from .run import _standalone
+
+if __name__ == "__main__":
+    sys.exit(_standalone())
