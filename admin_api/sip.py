@@ -20,10 +20,11 @@ from engine.errors import Conflict, NotFound
 from engine.store import AuditEntry
 from sip.credentials import check_password, generate_password, make_credential
 
-from .context import Call, Operation, Reply, find, tagged
+from .context import Call, Operation, Reply, tagged
 from .rules import Actor, check_edit_user, require
 from .schemas import SipLoginOut
-from .users import sip_login_out
+from .users import find_user as _user
+from .users import may_see, sip_login_out
 
 __all__ = ["OPERATIONS"]
 
@@ -53,10 +54,6 @@ class SipLoginCreated(SipLoginOut, frozen=True, kw_only=True):
     """The generated password, shown this once; null when you chose it."""
 
 
-def _user(config: AccountConfig, user_id: str) -> User:
-    return find(config.users, lambda u: u.id, user_id, "user")
-
-
 def _login(config: AccountConfig, user: User) -> SipLoginOut:
     out = sip_login_out(config, user)
     if out is None:
@@ -78,17 +75,14 @@ def _domain(config: AccountConfig) -> str:
 
 
 def _with_login(config: AccountConfig, user: User, username: str, chosen: str | None,
-                enabled: bool, generated: list[str]) -> User:
-    """``user`` with a login of ``username`` and the ``chosen`` password (checked), or a
-    generated one (left in ``generated`` for the answer, the one place it is shown)."""
+                generated: str | None, enabled: bool) -> User:
+    """``user`` with a login of ``username`` and the ``chosen`` password (checked), or else
+    the ``generated`` one."""
     domain = _domain(config)
-    if chosen is None:
-        password = generate_password()
-        generated[:] = [password]
-    else:
+    if chosen is not None:
         check_password(chosen, username=username, realm=domain)
-        password = chosen
-        generated.clear()
+    password = chosen if chosen is not None else generated
+    assert password is not None
     login = make_credential(username, domain, password, now_ms=_now_ms(), enabled=enabled)
     return msgspec.structs.replace(user, sip=login)
 
@@ -106,8 +100,7 @@ def _now_ms() -> int:
 async def get_sip(call: Call) -> Reply:
     config, actor = await call.read()
     user = _user(config, call.param("user_id"))
-    if user.id != actor.user_id:
-        require(actor, P.USERS_MANAGE, P.USERS_SETTINGS)
+    may_see(actor, user.id)
     login = _login(config, user)
     return tagged(login)
 
@@ -115,15 +108,16 @@ async def get_sip(call: Call) -> Reply:
 async def set_sip(call: Call) -> Reply:
     body = await call.body(SipLoginSet)
     user_id = call.param("user_id")
-    generated: list[str] = []
+    # Drawn once: the edit may run again after a concurrent save, and the answer shows this one.
+    generated = generate_password() if body.password is None else None
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _user(config, user_id)
         if before.sip is not None:
             call.check_match(_login(config, before).etag)
         _may_administer(actor, config, before)
-        after = _with_login(config, before, body.username, body.password, body.enabled,
-                            generated)
+        after = _with_login(config, before, body.username, body.password, generated,
+                            body.enabled)
         action = "user.sip.create" if before.sip is None else "user.sip.replace"
         return _saved(call, config, before, after, action, actor)
 
@@ -134,7 +128,7 @@ async def set_sip(call: Call) -> Reply:
 async def rotate_sip_password(call: Call) -> Reply:
     body = await call.body(SipPasswordSet)
     user_id = call.param("user_id")
-    generated: list[str] = []
+    generated = generate_password() if body.password is None else None  # as in set_sip
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _user(config, user_id)
@@ -142,8 +136,8 @@ async def rotate_sip_password(call: Call) -> Reply:
         if before.id != actor.user_id:  # anyone may change their own SIP password
             _may_administer(actor, config, before)
         assert before.sip is not None
-        after = _with_login(config, before, before.sip.username, body.password,
-                            before.sip.enabled, generated)
+        after = _with_login(config, before, before.sip.username, body.password, generated,
+                            before.sip.enabled)
         return _saved(call, config, before, after, "user.sip.rotate", actor)
 
     config = await call.write(edit)
@@ -184,10 +178,9 @@ async def delete_sip(call: Call) -> Reply:
     return Reply(status=204)
 
 
-def _answer(config: AccountConfig, user_id: str, generated: list[str]) -> Reply:
+def _answer(config: AccountConfig, user_id: str, generated: str | None) -> Reply:
     login = _login(config, _user(config, user_id))
-    body = SipLoginCreated(**msgspec.structs.asdict(login),
-                           password=generated[0] if generated else None)
+    body = SipLoginCreated(**msgspec.structs.asdict(login), password=generated)
     return tagged(body)
 
 

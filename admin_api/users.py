@@ -7,7 +7,7 @@ name; nobody changes their own permissions; the owner is changed by the owner al
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import msgspec
 from msgspec import UNSET
@@ -18,7 +18,7 @@ from engine.errors import Forbidden, NotFound
 from engine.store import AuditEntry
 from engine.wire import rfc3339
 
-from .context import Call, Operation, Reply, find, page, tagged, versioned
+from .context import Call, Operation, Reply, find, matching, page, tagged, versioned
 from .presets import with_preset
 from .rules import Actor, check_edit_user, check_grant, check_permission_change, effective, require
 from .schemas import (
@@ -78,7 +78,8 @@ def changed_users(
     return entries
 
 
-def _user(config: AccountConfig, user_id: str) -> User:
+def find_user(config: AccountConfig, user_id: str) -> User:
+    """The user ``user_id`` of ``config``; ``NotFound`` naming the field otherwise."""
     return find(config.users, lambda u: u.id, user_id, "user")
 
 
@@ -87,10 +88,11 @@ def _version(config: AccountConfig, user: User) -> str:
 
 
 def _as_user(config: AccountConfig, user_id: str) -> Reply:
-    return tagged(user_out(config, _user(config, user_id)))
+    return tagged(user_out(config, find_user(config, user_id)))
 
 
-def _may_see(actor: Actor, user_id: str) -> None:
+def may_see(actor: Actor, user_id: str) -> None:
+    """Anyone may read themselves; another user takes ``users.manage`` or ``users.settings``."""
     if user_id != actor.user_id:
         require(actor, P.USERS_MANAGE, P.USERS_SETTINGS)
 
@@ -113,19 +115,16 @@ def _changed(
 ) -> tuple[AccountConfig, Sequence[AuditEntry]]:
     actor = call.actor(config)
     new = changes.update_user(after)(config)
-    return new, [call.audit(actor, action, f"user:{before.id}", before, _user(new, before.id))]
+    return new, [call.audit(actor, action, f"user:{before.id}", before, find_user(new, before.id))]
 
 
 async def list_users(call: Call) -> Reply:
     params = call.query(UserParams)
     config, _ = await call.read(P.USERS_MANAGE, P.USERS_SETTINGS)
-    users = config.users
+    users: Iterable[User] = config.users
     if params.department is not None:
-        users = tuple(u for u in users if u.department == params.department)
-    if params.q:
-        q = params.q.lower()
-        users = tuple(u for u in users if q in u.id.lower() or q in u.name.lower()
-                      or q in u.email.lower())
+        users = [u for u in users if u.department == params.department]
+    users = matching(users, params.q, lambda u: u.id, lambda u: u.name, lambda u: u.email)
     chosen = page(users, lambda u: u.id, params.cursor, params.limit)
     return Reply(Page(items=[user_out(config, u) for u in chosen.items],
                       next_cursor=chosen.next_cursor))
@@ -144,7 +143,7 @@ async def create_user(call: Call) -> Reply:
         require(actor, P.USERS_MANAGE)
         user = User(**msgspec.structs.asdict(body))
         new = changes.add_user(user)(config)
-        created = _user(new, user.id)
+        created = find_user(new, user.id)
         held = effective(new, created)
         check_grant(actor, held, field="department")
         if not actor.is_owner and not held < actor.permissions:
@@ -153,13 +152,13 @@ async def create_user(call: Call) -> Reply:
         return new, [call.audit(actor, "user.create", f"user:{user.id}", None, created)]
 
     config = await call.write(edit)
-    return tagged(user_out(config, _user(config, body.id)), 201)
+    return tagged(user_out(config, find_user(config, body.id)), 201)
 
 
 async def get_user(call: Call) -> Reply:
     config, actor = await call.read()
     user_id = call.param("user_id")
-    _may_see(actor, user_id)
+    may_see(actor, user_id)
     return _as_user(config, user_id)
 
 
@@ -169,7 +168,7 @@ async def update_user(call: Call) -> Reply:
     fields = {f: v for f in body.__struct_fields__ if (v := getattr(body, f)) is not UNSET}
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        before = _user(config, user_id)
+        before = find_user(config, user_id)
         call.check_match(_version(config, before))
         _may_edit_settings(actor, config, before, set(fields))
         return _changed(call, config, before, _replace(before, **fields), "user.update")
@@ -181,7 +180,7 @@ async def delete_user(call: Call) -> Reply:
     user_id = call.param("user_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        before = _user(config, user_id)
+        before = find_user(config, user_id)
         call.check_match(_version(config, before))
         require(actor, P.USERS_MANAGE)
         if user_id == actor.user_id:
@@ -212,7 +211,7 @@ async def set_user_permissions(call: Call) -> Reply:
     user_id = call.param("user_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        before = _user(config, user_id)
+        before = find_user(config, user_id)
         call.check_match(_version(config, before))
         require(actor, P.USERS_SETTINGS)
         if before.department is not None and body.permissions:
@@ -236,7 +235,7 @@ async def apply_user_preset(call: Call) -> Reply:
     user_id = call.param("user_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        before = _user(config, user_id)
+        before = find_user(config, user_id)
         call.check_match(_version(config, before))
         require(actor, P.USERS_SETTINGS)
         if before.department is None and config.departments_mode is DepartmentsMode.LEGACY:
@@ -259,13 +258,13 @@ async def move_user(call: Call) -> Reply:
     user_id = call.param("user_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        before = _user(config, user_id)
+        before = find_user(config, user_id)
         call.check_match(_version(config, before))
         require(actor, P.USERS_MANAGE)
         require(actor, P.USERS_SETTINGS)  # a move changes what the user may do
         check_edit_user(actor, config, before)  # before the owner's refusal to move: rule 2
         new = changes.move_user(user_id, body.department)(config)
-        after = _user(new, user_id)
+        after = find_user(new, user_id)
         check_permission_change(actor, config, before, effective(new, after))
         return new, [call.audit(actor, "user.move", f"user:{user_id}", before, after)]
 
@@ -277,7 +276,7 @@ async def set_user_geo(call: Call) -> Reply:
     user_id = call.param("user_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        before = _user(config, user_id)
+        before = find_user(config, user_id)
         call.check_match(_version(config, before))
         _may_edit_settings(actor, config, before, {"geo"})
         return _changed(call, config, before, _replace(before, geo=body), "user.geo")
@@ -290,7 +289,7 @@ async def copy_user_geo(call: Call) -> Reply:
     user_id = call.param("user_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        before = _user(config, user_id)
+        before = find_user(config, user_id)
         call.check_match(_version(config, before))
         source = next((u for u in config.users if u.id == body.from_user), None)
         if source is None:

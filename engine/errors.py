@@ -14,7 +14,7 @@ callgate cannot answer with a decision::
     │   ├── PreconditionFailed    412  the resource changed since the client read it
     │   └── PayloadTooLarge       413  the body is over the limit
     ├── SipMessageError           a SIP peer sent what we cannot take; its SIP status rides on
-    │                                  the instance (400, or 505, 416, 513, ...), as h11's
+    │                                  the instance (400, or 416, ...), as h11's
     │                                  ``error_status_hint`` does; ``None`` when the message is
     │                                  too broken to answer at all (it is dropped)
     ├── StoreUnavailable          503  the store cannot be reached or did not answer in time
@@ -97,7 +97,8 @@ class PayloadTooLarge(RequestError):
 
 class SipMessageError(CallgateError):
     """A SIP message callgate cannot take. ``status`` is the SIP status to answer with, or
-    None when the message is too broken to answer (no usable Via, Call-ID, CSeq)."""
+    None when the message is too broken to answer: no Via header, no request or status line,
+    too many header lines, or a stream that cannot be framed."""
 
     title = "Bad SIP message"
 

@@ -12,12 +12,13 @@ character classes. A generated one has 144 bits.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import secrets
 
 from callerid import SipCredential
 from engine.errors import InvalidField
+
+from .digest import HASHES
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",
@@ -40,12 +41,10 @@ _OTHER_PRINTABLE = 32  # printable ASCII that is neither letter nor digit
 
 def ha1(algorithm: str, username: str, realm: str, password: str) -> str:
     """HA1 for ``algorithm`` (``MD5`` or ``SHA-256``), as lower-case hex."""
-    data = f"{username}:{realm}:{password}".encode()
-    if algorithm == "MD5":
-        return hashlib.md5(data, usedforsecurity=False).hexdigest()
-    if algorithm == "SHA-256":
-        return hashlib.sha256(data).hexdigest()
-    raise ValueError(f"unknown digest algorithm {algorithm!r}")
+    digest = HASHES.get(algorithm)
+    if digest is None:
+        raise ValueError(f"unknown digest algorithm {algorithm!r}")
+    return digest(f"{username}:{realm}:{password}".encode())
 
 
 def generate_password() -> str:

@@ -46,6 +46,7 @@ from .abnf import split_unquoted
 __all__ = [
     "ALGORITHMS",
     "DigestResponse",
+    "HASHES",
     "Nonces",
     "Verdict",
     "challenge_headers",
@@ -58,7 +59,7 @@ ALGORITHMS = ("MD5", "SHA-256")
 section 2.4 asks for the most preferred first, but many deployed clients read only the first
 challenge of a 401 and know only MD5 (sipp 3.6, SIPVicious, older desk phones): offered first,
 SHA-256 would lock them out. ``SipSettings.digest_algorithms`` changes the order or the set."""
-_HASH: dict[str, Callable[[bytes], str]] = {
+HASHES: dict[str, Callable[[bytes], str]] = {  # each algorithm's hash, as lower-case hex
     "MD5": lambda data: hashlib.md5(data, usedforsecurity=False).hexdigest(),
     "SHA-256": lambda data: hashlib.sha256(data).hexdigest(),
 }
@@ -196,7 +197,7 @@ class Nonces:
 def expected_response(ha1: str, answer: DigestResponse, method: str) -> str:
     """``KD(HA1, nonce:nc:cnonce:qop:H(A2))`` with ``A2 = method:uri`` (RFC 7616 section
     3.4.1, qop=auth)."""
-    h = _HASH[answer.algorithm]
+    h = HASHES[answer.algorithm]
     ha2 = h(f"{method}:{answer.uri}".encode())
     return h(f"{ha1}:{answer.nonce}:{answer.nc}:{answer.cnonce}:{answer.qop}:{ha2}".encode())
 

@@ -25,8 +25,6 @@ Address = tuple[str, int]
 _CANONICAL = {
     "call-id": "Call-ID",
     "cseq": "CSeq",
-    "www-authenticate": "WWW-Authenticate",
-    "p-asserted-identity": "P-Asserted-Identity",
 }
 
 
@@ -155,7 +153,7 @@ def build_response(
             lines.append(f"{canonical_name(name)}: {value}")
         elif name == "to":
             has_tag = request.to is not None and request.to.tag is not None
-            if to_tag is not None and not has_tag and status != 100:
+            if to_tag is not None and not has_tag:  # callgate sends no 100 (RFC 3261 8.2.6.2)
                 value = f"{value};tag={to_tag}"
             lines.append(f"To: {value}")
     lines.extend(f"{name}: {value}" for name, value in headers)

@@ -7,10 +7,10 @@ header in one line separated by commas), an empty line, a body framed by Content
 
 What it cannot take it reports in one of two ways:
 
-- a message it can answer (its top Via is readable, so a response can be routed) comes back
-  as a ``Request`` with ``defect`` set and the status to answer with: 400 for a malformed
-  header, 505 for another SIP version, 416 for a Request-URI scheme we do not serve, 513
-  for a message over the size limit;
+- a message it can answer (it has a Via header, so a response can be routed; an unreadable
+  Via is copied back as it came) comes back as a ``Request`` with ``defect`` set and the
+  status to answer with: 400 for a malformed header, 505 for another SIP version, 416 for a
+  Request-URI scheme we do not serve, 513 for a message over the size limit;
 - a message it cannot answer at all raises ``SipMessageError`` with status None: the caller
   drops it.
 
@@ -329,14 +329,8 @@ def _request(
         return defective(defect)
     try:
         return _checked(method, uri, headers, rest, tuple(vias), framed)
-    except _Defect as exc:
-        return defective(exc.args[0], exc.status)
-
-
-class _Defect(Exception):
-    def __init__(self, detail: str, status: int = 400) -> None:
-        super().__init__(detail)
-        self.status = status
+    except SipMessageError as exc:  # answerable: _checked raises only with a status
+        return defective(exc.detail, exc.status or 400)
 
 
 def _checked(
@@ -347,52 +341,54 @@ def _checked(
     vias: tuple[Via, ...],
     framed: bool,
 ) -> Request:
+    """The request, its headers checked; a defect raises ``SipMessageError`` with the status
+    to answer it with."""
     single = {name: value for name, value in headers if name in _SINGLE}
     names = [name for name, _ in headers]
     if len(single) != sum(map(_SINGLE.__contains__, names)):
         twice = next(name for name in _SINGLE if names.count(name) > 1)
-        raise _Defect(f"more than one {twice} header")
+        raise SipMessageError(f"more than one {twice} header")
     for name in ("call-id", "cseq", "from", "to"):
         if name not in single:
-            raise _Defect(f"no {name} header")
+            raise SipMessageError(f"no {name} header")
     call_id = single["call-id"]
     if not call_id or " " in call_id:
-        raise _Defect(f"bad Call-ID {call_id!r}")
+        raise SipMessageError(f"bad Call-ID {call_id!r}")
     number, _, cseq_method = single["cseq"].partition(" ")
     if not number.isdigit() or int(number) > _MAX_CSEQ or cseq_method.strip() != method:
-        raise _Defect(f"bad CSeq {single['cseq']!r} for a {method}")
+        raise SipMessageError(f"bad CSeq {single['cseq']!r} for a {method}")
     try:
         from_ = parse_name_addr(single["from"])
         to = parse_name_addr(single["to"])
     except ValueError as exc:
-        raise _Defect(f"bad From or To: {exc}") from None
+        raise SipMessageError(f"bad From or To: {exc}") from None
     max_forwards: int | None = None
     if "max-forwards" in single:
         if not single["max-forwards"].isdigit() or int(single["max-forwards"]) > 255:
-            raise _Defect(f"bad Max-Forwards {single['max-forwards']!r}")
+            raise SipMessageError(f"bad Max-Forwards {single['max-forwards']!r}")
         max_forwards = int(single["max-forwards"])
     body = rest
     if "content-length" in single:
         if not single["content-length"].isdigit():
-            raise _Defect(f"bad Content-Length {single['content-length']!r}")
+            raise SipMessageError(f"bad Content-Length {single['content-length']!r}")
         length = int(single["content-length"])
         if length > len(rest):
-            raise _Defect(f"Content-Length {length} but only {len(rest)} bytes of body")
+            raise SipMessageError(f"Content-Length {length} but only {len(rest)} bytes of body")
         body = rest[:length]
     elif framed:
         body = b""
     scheme, colon, _ = uri.partition(":")
     if not colon or _SCHEME.fullmatch(scheme) is None:
-        raise _Defect(f"bad Request-URI {uri!r}")
+        raise SipMessageError(f"bad Request-URI {uri!r}")
     scheme = scheme.lower()
     if scheme not in _SCHEMES:
-        raise _Defect(f"Request-URI scheme {scheme!r} is not served here", 416)
+        raise SipMessageError(f"Request-URI scheme {scheme!r} is not served here", status=416)
     try:
         request_uri = parse_uri(uri)
     except ValueError as exc:
-        raise _Defect(f"bad Request-URI {uri!r}: {exc}") from None
+        raise SipMessageError(f"bad Request-URI {uri!r}: {exc}") from None
     if request_uri is None:
-        raise _Defect(f"bad Request-URI {uri!r}")
+        raise SipMessageError(f"bad Request-URI {uri!r}")
     return Request(
         method=method,
         uri=uri,

@@ -5,7 +5,7 @@ moves bytes and awaits the engine).
 For each request (``Redirector.receive``):
 
 1. A source address under a ban gets nothing (``sip.throttle``). A message that cannot be
-   parsed is answered 400 (or 505, 416, 513) when its top Via is readable, else dropped.
+   parsed is answered 400 (or 505, 416, 513) when it has a Via header, else dropped.
 2. Retransmissions and ACKs are the transaction layer's (``sip.transactions``): the cached
    final response again, or nothing.
 3. OPTIONS gets 200 with ``Allow``; CANCEL gets 200 when it matches an INVITE (which then gets
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import re
 import secrets
 from collections.abc import Iterable
 from typing import Protocol
@@ -45,6 +44,7 @@ from engine.errors import CallgateError, SipMessageError, sip_status
 from engine.wire import Decision, DialRequest
 
 from .digest import ALGORITHMS, Nonces, Verdict, challenge_headers, parse_authorization, verify
+from .abnf import split_unquoted
 from .message import Address, Request, Response, Uri, build_response
 from .parser import ack_via, parse_message, parse_name_addr, parse_uri
 from .throttle import Throttle
@@ -94,7 +94,6 @@ REASON_PHRASES = {
     513: "Message Too Large",
 }
 _DIALLED_MAX = 64
-_NUMBER_PART = re.compile(r"[^;]*")
 
 
 class TrustedPeer(msgspec.Struct, frozen=True, kw_only=True):
@@ -143,7 +142,6 @@ class Dial(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     request: DialRequest
     sip: Request
     transaction: Transaction
-    peer: Address
 
 
 class EndCall(msgspec.Struct, frozen=True, gc=False):
@@ -156,27 +154,22 @@ class EndCall(msgspec.Struct, frozen=True, gc=False):
 Output = Reply | Dial | EndCall
 
 
-def _quoted(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", " ").replace(
-        "\n", " ") + '"'
+def _warning(text: str) -> tuple[str, str]:
+    """A ``Warning`` header (RFC 3261 section 20.43, code 399: miscellaneous) saying ``text``
+    as a quoted string."""
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", " ").replace("\n", " ")
+    return ("Warning", f'399 callgate "{quoted}"')
 
 
 class Redirector:
-    def __init__(
-        self,
-        settings: SipSettings,
-        directory: Directory,
-        *,
-        nonces: Nonces | None = None,
-        throttle: Throttle | None = None,
-    ) -> None:
+    def __init__(self, settings: SipSettings, directory: Directory) -> None:
         self.settings = settings
         self._directory = directory
         self._trusted = [
             (ipaddress.ip_network(peer.network, strict=False), peer) for peer in settings.trusted
         ]
-        self._nonces = nonces or Nonces(ttl_s=settings.nonce_ttl_s)
-        self.throttle = throttle or Throttle(
+        self._nonces = Nonces(ttl_s=settings.nonce_ttl_s)
+        self.throttle = Throttle(
             failures=settings.ban_after, window_s=settings.ban_window_s, ban_s=settings.ban_s
         )
         self.transactions = Transactions()
@@ -192,36 +185,36 @@ class Redirector:
     def receive(self, data: bytes, peer: Address, *, reliable: bool, now_s: float) -> list[Output]:
         """Handle one datagram, or one message cut from a stream."""
         if self.throttle.banned(peer[0], now_s):
-            self._count("dropped:banned")
+            self.count("dropped:banned")
             return []
         via = ack_via(data)
         key = invite_key(via) if via is not None else None
         if key is not None:  # an ACK, matched by its Via alone: no need to parse the rest
-            self._count("requests:ACK")
+            self.count("requests:ACK")
             self._acknowledge(key, now_s)
             return []
         try:
             message = parse_message(data, framed=reliable)
         except SipMessageError:
-            self._count("dropped:malformed")
+            self.count("dropped:malformed")
             return []
         if isinstance(message, Response):
-            self._count("dropped:response")
+            self.count("dropped:response")
             return []
         known = message.method in _KNOWN
-        self._count(f"requests:{message.method if known else 'other'}")
+        self.count(f"requests:{message.method if known else 'other'}")
         if message.defect is not None:
             if message.method == "ACK":
                 return []
-            extra = (("Warning", f"399 callgate {_quoted(message.defect)}"),)
-            return [self._reply(message, peer, message.defect_status, extra)]
+            return [self._reply(message, peer, message.defect_status,
+                                (_warning(message.defect),))]
         key = transaction_key(message)
         if message.method == "ACK":
             self._acknowledge(key, now_s)
             return []
         existing = self.transactions.find(key)
         if existing is not None:
-            self._count("retransmissions")
+            self.count("retransmissions")
             return [Reply(existing.response)] if existing.response is not None else []
         transaction = self.transactions.start(key, message.method, peer, reliable, now_s)
         required = _required_extensions(message)
@@ -230,7 +223,7 @@ class Redirector:
         if message.method == "INVITE":
             return self._invite(transaction, message, peer, now_s)
         if message.method == "CANCEL":
-            return self._cancel(transaction, message, peer, now_s)
+            return self._cancel(transaction, message, now_s)
         if message.method == "OPTIONS":
             return self._final(transaction, message, 200, now_s, (
                 ("Allow", ALLOW), ("Accept", "application/sdp")))
@@ -242,7 +235,7 @@ class Redirector:
         if invite is not None:
             self.transactions.acknowledge(invite, now_s)
         else:
-            self._count("dropped:unmatched_ack")
+            self.count("dropped:unmatched_ack")
 
     def decided(self, dial: Dial, result: Decision | CallgateError, now_s: float) -> list[Output]:
         """The engine's answer to ``dial``: the final response (and, for a call canceled in
@@ -255,9 +248,8 @@ class Redirector:
             return out
         if isinstance(result, CallgateError):
             status = sip_status(result) or 500
-            extra: tuple[tuple[str, str], ...] = (
-                ("Warning", f"399 callgate {_quoted(result.detail)}"),)
-            return [self._final_reply(transaction, request, status, now_s, extra)]
+            return [self._final_reply(transaction, request, status, now_s,
+                                      (_warning(result.detail),))]
         ids = (("X-Callgate-Call-Id", result.call_id),)
         if result.allowed:
             assert result.to is not None and result.caller_id is not None
@@ -274,7 +266,7 @@ class Redirector:
         status = DENIAL_STATUS.get(result.reason, 403)
         headers: tuple[tuple[str, str], ...] = (*ids, ("X-Callgate-Reason", str(result.reason)))
         if result.detail:
-            headers += (("Warning", f"399 callgate {_quoted(result.detail)}"),)
+            headers += (_warning(result.detail),)
         if status == 503:
             headers += (("Retry-After", "1"),)
         return [self._final_reply(transaction, request, status, now_s, headers)]
@@ -284,14 +276,12 @@ class Redirector:
         resent = [(data, peer) for data, peer in self.transactions.due(now_s)
                   if not self.throttle.banned(peer[0], now_s)]  # a ban silences these too
         if resent:
-            self._count("resent", len(resent))
+            self.count("resent", len(resent))
         return resent
 
     # -- methods -----------------------------------------------------------------------------
 
-    def _cancel(
-        self, transaction: Transaction, request: Request, peer: Address, now_s: float
-    ) -> list[Output]:
+    def _cancel(self, transaction: Transaction, request: Request, now_s: float) -> list[Output]:
         invite = self.transactions.find(transaction_key(request, "INVITE"))
         if invite is None:
             return self._final(transaction, request, 481, now_s)
@@ -307,19 +297,12 @@ class Redirector:
         if request.to.tag is not None:
             return self._final(transaction, request, 481, now_s)
         trusted = self._trusted_peer(peer)
-        if trusted is not None:
-            named = self._named_caller(trusted, request)
-            if isinstance(named, int):
-                return self._final(transaction, request, named, now_s)
-            caller = named
-        else:
-            authenticated = self._authenticated_caller(transaction, request, peer, now_s)
-            if isinstance(authenticated, list):
-                return authenticated
-            caller = authenticated
+        caller = (self._named_caller(transaction, trusted, request, now_s) if trusted is not None
+                  else self._authenticated_caller(transaction, request, peer, now_s))
+        if isinstance(caller, list):  # refused or challenged
+            return caller
         account, user_id = caller
-        dialled = _NUMBER_PART.match(request.request_uri.user or "")
-        to = dialled.group(0) if dialled is not None else ""
+        to = _without_params(request.request_uri.user or "")
         if not to or len(to) > _DIALLED_MAX:
             return self._final(transaction, request, 484, now_s)
         dial = DialRequest(
@@ -328,8 +311,7 @@ class Redirector:
             caller_id=_preferred_identity(request),
             call_id=self._call_id(request),
         )
-        return [Dial(account=account, request=dial, sip=request, transaction=transaction,
-                     peer=peer)]
+        return [Dial(account=account, request=dial, sip=request, transaction=transaction)]
 
     # -- who is calling ----------------------------------------------------------------------
 
@@ -349,9 +331,9 @@ class Redirector:
         return found
 
     def _named_caller(
-        self, trusted: TrustedPeer, request: Request
-    ) -> tuple[AccountSnapshot, str] | int:
-        """The account and the user a trusted peer names, or the status refusing it."""
+        self, transaction: Transaction, trusted: TrustedPeer, request: Request, now_s: float
+    ) -> tuple[AccountSnapshot, str] | list[Output]:
+        """The account and the user a trusted peer names, or the answer refusing it."""
         assert request.from_ is not None
         from_uri = _safe_uri(request.from_.uri)
         if self._user_header == "from":
@@ -359,15 +341,19 @@ class Redirector:
         else:
             user_id = request.header(self._user_header)
         if not user_id:
-            return 403
+            return self._final(transaction, request, 403, now_s)
         if trusted.account is not None:
             account = self._directory.account(trusted.account)
         else:
             domain = from_uri.host if from_uri is not None else None
             account = self._directory.account_for_domain(domain) if domain else None
-        if account is None or user_id.strip() not in account.users:
-            return 404
-        return account, user_id.strip()
+        user_id = user_id.strip()
+        if account is None or user_id not in account.users:
+            return self._final(transaction, request, 404, now_s)
+        credential = account.users[user_id].sip
+        if credential is not None and not credential.enabled:
+            return self._voip_off(transaction, request, now_s)
+        return account, user_id
 
     def _authenticated_caller(
         self, transaction: Transaction, request: Request, peer: Address, now_s: float
@@ -381,14 +367,14 @@ class Redirector:
             try:
                 answers.append(parse_authorization(value))
             except ValueError as exc:
-                extra = (("Warning", f"399 callgate {_quoted(f'bad Authorization: {exc}')}"),)
-                return self._final(transaction, request, 400, now_s, extra)
+                return self._final(transaction, request, 400, now_s,
+                                   (_warning(f"bad Authorization: {exc}"),))
         answer = next((a for a in answers if a.realm == realm), None)
         if answer is None:
             return self._challenge(transaction, request, realm, now_s, stale=False)
         if answer.uri != request.uri:
-            extra = (("Warning", f"399 callgate {_quoted('the digest uri is not the Request-URI')}"),)
-            return self._final(transaction, request, 400, now_s, extra)
+            return self._final(transaction, request, 400, now_s,
+                               (_warning("the digest uri is not the Request-URI"),))
         user_id = account.sip_users.get(answer.username) if account is not None else None
         credential: SipCredential | None = None
         if account is not None and user_id is not None:
@@ -402,17 +388,21 @@ class Redirector:
         verdict = verify(answer, method=request.method, ha1=ha1, nonces=self._nonces,
                          now_s=now_s, algorithms=self.settings.digest_algorithms)
         if verdict is Verdict.FAILED:
-            self._count("auth_failures")
+            self.count("auth_failures")
             if self.throttle.failed(peer[0], now_s):
-                self._count("bans")
+                self.count("bans")
             return self._challenge(transaction, request, realm, now_s, stale=False)
         if verdict is Verdict.STALE:
             return self._challenge(transaction, request, realm, now_s, stale=True)
         assert account is not None and user_id is not None and credential is not None
         if not credential.enabled:
-            extra = (("Warning", f"399 callgate {_quoted('VoIP is switched off for this user')}"),)
-            return self._final(transaction, request, 403, now_s, extra)
+            return self._voip_off(transaction, request, now_s)
         return account, user_id
+
+    def _voip_off(self, transaction: Transaction, request: Request, now_s: float) -> list[Output]:
+        """The answer to a user whose VoIP is switched off, however they were named."""
+        return self._final(transaction, request, 403, now_s,
+                           (_warning("VoIP is switched off for this user"),))
 
     def _challenge(
         self, transaction: Transaction, request: Request, realm: str, now_s: float, *,
@@ -447,7 +437,7 @@ class Redirector:
         self, request: Request, peer: Address, status: int,
         headers: Iterable[tuple[str, str]] = (),
     ) -> Reply:
-        self._count(f"responses:{status}")
+        self.count(f"responses:{status}")
         return Reply(build_response(request, status, REASON_PHRASES.get(status, "Error"),
                                     source=peer, to_tag=self._to_tag(request),
                                     headers=tuple(headers)))
@@ -466,7 +456,8 @@ class Redirector:
     ) -> list[Output]:
         return [self._final_reply(transaction, request, status, now_s, headers)]
 
-    def _count(self, what: str, n: int = 1) -> None:
+    def count(self, what: str, n: int = 1) -> None:
+        """Add ``n`` to the plain count ``what`` (see ``counters``)."""
         self.counters[what] = self.counters.get(what, 0) + n
 
 
@@ -487,14 +478,19 @@ def _safe_uri(text: str) -> Uri | None:
         return None
 
 
+def _without_params(user: str) -> str:
+    """A URI's user part without its ``;`` parameters (``+12125550187;npdi`` -> the number)."""
+    return user.split(";", 1)[0]
+
+
 def _preferred_identity(request: Request) -> str | None:
-    """The caller ID asked for in P-Preferred-Identity, if any (its URI's user part)."""
+    """The caller ID asked for in P-Preferred-Identity, if any (its first URI's user part)."""
     value = request.header("p-preferred-identity")
     if value is None:
         return None
     try:
-        uri = parse_uri(parse_name_addr(value.split(",", 1)[0]).uri)
+        uri = parse_uri(parse_name_addr(split_unquoted(value, ",")[0]).uri)
     except ValueError:
         return value.strip()[:64]  # not a URI: the engine refuses it as a caller ID
     user = uri.user if uri is not None else None
-    return (user or value.strip())[:64].split(";", 1)[0]
+    return _without_params((user or value.strip())[:64])

@@ -4,18 +4,17 @@ The transports only move bytes: a datagram, or each message ``StreamFramer`` cut
 connection, goes to ``Redirector.receive``; replies go back to where the request came from;
 a ``Dial`` is decided by the engine (the same engine, leases and metrics as HTTP) in a task
 this server owns, and its answer is sent when ready. Timer G's retransmissions run from one
-periodic task.
+repeating timer.
 
 Nothing a peer sends can stop the server: the redirector answers or drops every message,
-and anything it raises anyway is logged and counted here (``dropped:error``), never passed
-to the event loop.
+and anything it or the engine raises anyway is logged and counted here (``dropped:error``),
+never passed to the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import logging
 import socket
 import ssl
@@ -31,13 +30,13 @@ from prometheus_client.registry import Collector
 
 from callerid import Outcome
 from engine.decide import Engine
-from engine.errors import CallgateError, ConfigurationError, StoreUnavailable
+from engine.errors import CallgateError, ConfigurationError
 
 from .message import Address
 from .parser import Keepalive, StreamFramer
-from .redirect import Dial, EndCall, Redirector, Reply, SipSettings, TrustedPeer
+from .redirect import Dial, EndCall, Redirector, Reply, SipSettings
 
-__all__ = ["Listen", "SipServeSettings", "SipServer", "parse_listen", "parse_trusted"]
+__all__ = ["Listen", "SipServeSettings", "SipServer"]
 
 log = logging.getLogger("callgate.sip")
 
@@ -58,28 +57,6 @@ class Listen(msgspec.Struct, frozen=True):
     port: int
 
 
-def parse_listen(value: str, what: str) -> Listen:
-    """``HOST:PORT`` or ``[IPV6]:PORT``; ``ConfigurationError`` naming ``what`` otherwise."""
-    host, sep, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigurationError(f"{what} {value!r}: expected HOST:PORT, e.g. 0.0.0.0:5060")
-    return Listen(host, int(port))
-
-
-def parse_trusted(value: str) -> TrustedPeer:
-    """``CIDR`` or ``CIDR=ACCOUNT``; ``ConfigurationError`` naming the value otherwise."""
-    network, _, account = value.strip().partition("=")
-    try:
-        ipaddress.ip_network(network, strict=False)
-    except ValueError:
-        raise ConfigurationError(
-            f"--sip-trusted {value!r}: expected an address or CIDR network, optionally "
-            "=ACCOUNT (e.g. 10.0.0.0/24=acme)"
-        ) from None
-    return TrustedPeer(network=network, account=account or None)
-
-
 class SipServeSettings(msgspec.Struct, frozen=True, kw_only=True):
     """What ``callgate serve`` needs to run the SIP front end."""
 
@@ -89,6 +66,10 @@ class SipServeSettings(msgspec.Struct, frozen=True, kw_only=True):
     cert: Path | None = None
     key: Path | None = None
     redirect: SipSettings = SipSettings()
+
+    def __post_init__(self) -> None:
+        if self.tls is not None and (self.cert is None or self.key is None):
+            raise ConfigurationError("setting sip_tls needs sip_cert and sip_key too")
 
     def describe(self) -> str:
         parts = []
@@ -103,8 +84,7 @@ async def tls_context(settings: SipServeSettings) -> ssl.SSLContext | None:
     """The server's TLS context, its files read off the event loop; None without ``tls``."""
     if settings.tls is None:
         return None
-    if settings.cert is None or settings.key is None:
-        raise ConfigurationError("--sip-tls needs --sip-cert and --sip-key")
+    assert settings.cert is not None and settings.key is not None  # __post_init__ saw to it
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         await asyncio.to_thread(context.load_cert_chain, settings.cert, settings.key)
@@ -214,8 +194,7 @@ class SipServer:
         try:
             outputs = self.redirector.receive(data, peer, reliable=reliable, now_s=loop.time())
         except Exception:
-            self.redirector.counters["dropped:error"] = (
-                self.redirector.counters.get("dropped:error", 0) + 1)
+            self.redirector.count("dropped:error")
             log.exception("SIP: failed on a %d-byte message from %s:%d", len(data), *peer[:2])
             return
         self._carry_out(outputs, send)
@@ -243,15 +222,21 @@ class SipServer:
         except Exception as exc:
             log.exception("SIP: deciding %s for %r failed", dial.request.call_id, dial.request.user)
             result = CallgateError(f"callgate failed to decide: {type(exc).__name__}")
-        now = asyncio.get_running_loop().time()
-        self._carry_out(self.redirector.decided(dial, result, now), send)
+        try:
+            outputs = self.redirector.decided(dial, result, asyncio.get_running_loop().time())
+        except Exception:
+            self.redirector.count("dropped:error")
+            log.exception("SIP: failed to answer %s's decision", dial.request.call_id)
+            return
+        self._carry_out(outputs, send)
 
     async def _end(self, end: EndCall) -> None:
         try:
             await self.engine.end(end.account_id, end.call_id, Outcome.CANCELED)
-        except (StoreUnavailable, CallgateError) as exc:
+        except Exception as exc:
+            detail = exc.detail if isinstance(exc, CallgateError) else repr(exc)
             log.warning("SIP: could not give back the channel of canceled call %s: %s "
-                        "(its lease expires by itself)", end.call_id, exc.detail)
+                        "(its lease expires by itself)", end.call_id, detail)
 
     def _schedule_timers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -262,6 +247,9 @@ class SipServer:
         try:
             for data, peer in self.redirector.due(loop.time()):
                 self._resend(data, peer)
+        except Exception:
+            self.redirector.count("dropped:error")
+            log.exception("SIP: failed to retransmit final responses")
         finally:
             self._schedule_timers()
 
@@ -396,8 +384,7 @@ class _Stream(asyncio.Protocol):
         except CallgateError as exc:
             log.info("SIP/%s: closing the connection from %s:%d: %s", self._kind.upper(),
                      *self._peer, exc.detail)
-            self._server.redirector.counters["dropped:unframeable"] = (
-                self._server.redirector.counters.get("dropped:unframeable", 0) + 1)
+            self._server.redirector.count("dropped:unframeable")
             self._close()
             return
         for piece in pieces:

@@ -48,10 +48,16 @@ Key = tuple[str, ...]
 def invite_key(via: Via) -> Key | None:
     """The key of the INVITE transaction an ACK with top Via ``via`` belongs to, when its
     branch is an RFC 3261 one (else None: the older key needs the whole message)."""
+    return _branch_key(via, "INVITE")
+
+
+def _branch_key(via: Via, method: str) -> Key | None:
+    """RFC 3261 section 17.2.3: branch, sent-by and method, when the branch has the magic
+    cookie; None for an older (RFC 2543) client."""
     branch = via.branch
     if branch is None or not branch.startswith(MAGIC_COOKIE):
         return None
-    return (branch, via.host.lower(), str(via.port or ""), "INVITE")
+    return (branch, via.host.lower(), str(via.port or ""), method)
 
 
 def transaction_key(request: Request, method: str | None = None) -> Key:
@@ -59,9 +65,9 @@ def transaction_key(request: Request, method: str | None = None) -> Key:
     request's (a CANCEL looks up the INVITE it cancels)."""
     via = request.vias[0]
     method = method or ("INVITE" if request.method == "ACK" else request.method)
-    branch = via.branch
-    if branch is not None and branch.startswith(MAGIC_COOKIE):
-        return (branch, via.host.lower(), str(via.port or ""), method)
+    key = _branch_key(via, method)
+    if key is not None:
+        return key
     from_tag = request.from_.tag if request.from_ is not None else None
     return ("2543", request.call_id, from_tag or "", str(request.cseq), via.raw, method)
 
@@ -155,10 +161,6 @@ class Transactions:
                 transaction.retransmit_at = now_s + transaction.interval_s
                 self._schedule(transaction.retransmit_at, key)
         return out
-
-    def next_due(self) -> float | None:
-        """When ``due`` next has work (or a stale timer to discard), or None."""
-        return self._timers[0][0] if self._timers else None
 
     def _schedule(self, at: float, key: Key) -> None:
         heapq.heappush(self._timers, (at, next(self._order), key))

@@ -70,9 +70,12 @@ class SipService:
         return ("127.0.0.1", self.sip_port)
 
     def metric(self, name: str, labels: str = "") -> float:
-        """The value of one sample of ``/metrics`` (0 when absent)."""
+        """The value of one sample of ``/metrics``: 0 when the sample is absent (a labelled
+        counter not counted yet), an error when its family is (a misspelt name)."""
         with urllib.request.urlopen(f"{self.server.url}/metrics", timeout=10) as reply:
             text = reply.read().decode()
+        family = name.removesuffix("_total")
+        assert re.search(rf"^# TYPE {re.escape(family)}(_total)? ", text, re.MULTILINE), name
         pattern = re.escape(name) + (r"\{" + re.escape(labels) + r"\}" if labels else "")
         found = re.search(rf"^{pattern} ([0-9.e+-]+)$", text, re.MULTILINE)
         return float(found.group(1)) if found else 0.0

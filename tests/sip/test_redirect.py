@@ -235,10 +235,22 @@ def test_an_error_deciding_is_its_sip_status(
     assert status_of(_one_reply(redirector.decided(dial, error, 0.2))) == status  # type: ignore[arg-type]
 
 
-def test_p_preferred_identity_asks_for_a_caller_id(redirector: Redirector) -> None:
-    extra = ("X-Callgate-User: chris", "P-Preferred-Identity: <sip:+13105550110@demo.sip.example>")
+@pytest.mark.parametrize("identity", [
+    "<sip:+13105550110@demo.sip.example>",
+    '"Doe, John" <sip:+13105550110@demo.sip.example;user=phone>',  # a comma in the name
+    "<sip:+13105550110;npdi@demo.sip.example>, <tel:+13105550110>",  # RFC 3325: sip, then tel
+], ids=["plain", "quoted-comma", "two-identities"])
+def test_p_preferred_identity_asks_for_a_caller_id(redirector: Redirector, identity: str) -> None:
+    extra = ("X-Callgate-User: chris", f"P-Preferred-Identity: {identity}")
     dial = _dial(redirector.receive(invite(extra=extra), PBX, reliable=False, now_s=0.0))
     assert dial.request.caller_id == "+13105550110"
+
+
+def test_voip_switched_off_refuses_the_user_a_trusted_peer_names(redirector: Redirector) -> None:
+    reply = _one_reply(redirector.receive(invite(extra=("X-Callgate-User: sam",)), PBX,
+                                          reliable=False, now_s=0.0))
+    assert status_of(reply) == 403
+    assert "VoIP is switched off" in header(reply, "Warning")[0]
 
 
 # -- transactions --------------------------------------------------------------------------------
