@@ -87,10 +87,11 @@ async def update_account(call: Call) -> Reply:
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         call.check_match(account_out(config).etag)
         require(actor, P.ACCOUNT_SETTINGS)
-        mode = fields.pop("departments_mode", config.departments_mode)
+        # ``fields`` is read, never changed: the edit runs again after a concurrent save.
+        mode = fields.get("departments_mode", config.departments_mode)
         if fields.get("sip_domain", config.sip_domain) != config.sip_domain:
             _check_domain_change(config, fields["sip_domain"], call.engine.domain_claimed_by)
-        new = _replace(config, **fields)
+        new = _replace(config, **{f: v for f, v in fields.items() if f != "departments_mode"})
         if mode is not config.departments_mode:
             if mode is DepartmentsMode.LEGACY:
                 raise Conflict("an account moves from legacy to enforced departments mode, "

@@ -20,8 +20,7 @@ from aiohttp import web
 
 from engine.decide import Engine
 from engine.errors import Forbidden, NotFound
-from engine.http import _problem_for, _unrouted, finish
-from engine.logs import REQUEST_ID, request_id_from
+from engine.http import _unrouted, answers_problems
 from engine.service import AccountService
 from engine.store import Store
 from engine.tokens import TokenCache
@@ -103,31 +102,25 @@ def _handler(
     engine: Engine,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        REQUEST_ID.set(request_id_from(request.headers.get("X-Request-Id")))
-        try:
-            header = request.headers.get("Authorization")
-            token = token_cache.cached(header) or await token_cache.record_for(header)
-            if token.user_id is None:
-                raise Forbidden(
-                    "a service token may call the decision API only: the admin API takes a "
-                    "user's token"
-                )
-            reply = await operation.handler(
-                Call(request, operation, token, service, store, token_cache, engine)
+        header = request.headers.get("Authorization")
+        token = token_cache.cached(header) or await token_cache.record_for(header)
+        if token.user_id is None:
+            raise Forbidden(
+                "a service token may call the decision API only: the admin API takes a "
+                "user's token"
             )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            return finish(request, _problem_for(request, exc))
+        reply = await operation.handler(
+            Call(request, operation, token, service, store, token_cache, engine)
+        )
         if reply.body is None:
-            return finish(request, web.Response(status=reply.status, headers=reply.headers))
-        return finish(request, web.Response(
+            return web.Response(status=reply.status, headers=reply.headers)
+        return web.Response(
             body=encode(reply.body), status=reply.status, headers=reply.headers,
             content_type="application/json",
-        ))
+        )
 
     handle.__name__ = operation.operation_id
-    return handle
+    return answers_problems(handle)
 
 
 def build_admin_app(store: Store, engine: Engine, token_cache: TokenCache) -> web.Application:
@@ -146,23 +139,23 @@ def build_admin_app(store: Store, engine: Engine, token_cache: TokenCache) -> we
 
     async def docs(request: web.Request) -> web.Response:
         if not request.path.endswith("/"):
-            raise web.HTTPFound(request.path + "/")
+            return web.Response(status=302, headers={"Location": request.path + "/"})
         return web.Response(text=_DOCS_PAGE, content_type="text/html")
 
-    app.router.add_get("/openapi.json", openapi)
-    app.router.add_get("/docs", docs)
-    app.router.add_get("/docs/", docs)
+    app.router.add_get("/openapi.json", answers_problems(openapi))
+    app.router.add_get("/docs", answers_problems(docs))
+    app.router.add_get("/docs/", answers_problems(docs))
     assets: dict[str, bytes] = {}
 
     async def asset(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in _ASSETS:
-            return _problem_for(request, NotFound(f"no docs asset {name!r}", field="name"))
+            raise NotFound(f"no docs asset {name!r}", field="name")
         if name not in assets:
             assets[name] = await asyncio.to_thread((_SWAGGER_UI / name).read_bytes)
         return web.Response(body=assets[name], content_type=_ASSETS[name],
                             headers={"Cache-Control": "public, max-age=86400"})
 
-    app.router.add_get("/docs/assets/{name}", asset)
-    app.router.add_route("*", "/{path:.*}", _unrouted)
+    app.router.add_get("/docs/assets/{name}", answers_problems(asset))
+    app.router.add_route("*", "/{path:.*}", answers_problems(_unrouted))
     return app

@@ -46,7 +46,7 @@ from engine.tokens import TokenCache
 from .rules import Actor, actor_for
 from .schemas import Page
 
-__all__ = ["Call", "Operation", "Reply", "etag", "page", "tagged", "versioned"]
+__all__ = ["Call", "Operation", "Reply", "etag", "matching", "page", "tagged", "versioned"]
 
 log = logging.getLogger("callgate.admin")
 
@@ -198,15 +198,13 @@ class Call:
             require(actor, *needed)
         return config, actor
 
-    def check_match(self, current: str | msgspec.Struct) -> None:
-        """A stale ``If-Match`` fails the write: one naming no version but ``current``'s, the
-        resource's ETag (or its answer, whose ``etag`` is its version) on the account being
-        edited. Strong comparison (RFC 9110 section 13.1.1): a weak tag never matches."""
+    def check_match(self, current: str) -> None:
+        """A stale ``If-Match`` fails the write: one naming no version but ``current``, the
+        resource's ETag on the account being edited. Strong comparison (RFC 9110 section
+        13.1.1): a weak tag never matches."""
         sent = self.request.headers.get("If-Match")
         if sent is None or sent.strip() == "*":
             return
-        if not isinstance(current, str):
-            current = etag(current)
         tags = [t.strip() for t in sent.split(",")]
         strong = {t.strip('"') for t in tags if not t.startswith("W/")}
         if current not in strong:
@@ -284,11 +282,18 @@ class Call:
         )
 
 
-def tagged(body: Any, status: int = 200, *, resource: msgspec.Struct | None = None) -> Reply:
-    """A reply with ``body`` and its ETag: ``resource``'s when given (an answer without an
-    ``etag`` field: its hash), else ``body``'s own (a ``versioned`` answer)."""
-    version = etag(resource) if resource is not None else body.etag
-    return Reply(body, status, {"ETag": f'"{version}"'})
+def tagged(body: Any, status: int = 200) -> Reply:
+    """A reply with ``body`` (a ``versioned`` answer) and its ``etag`` as the ETag header."""
+    return Reply(body, status, {"ETag": f'"{body.etag}"'})
+
+
+def matching(items: Iterable[T], q: str | None, *texts: Callable[[T], str]) -> Iterable[T]:
+    """The ``items`` one of whose ``texts`` holds ``q`` (any case): a list's ``q`` filter;
+    every item without one."""
+    if not q:
+        return items
+    q = q.lower()
+    return [item for item in items if any(q in text(item).lower() for text in texts)]
 
 
 def page(items: Iterable[T], key: Callable[[T], str], cursor: str | None, limit: int) -> Page[T]:

@@ -14,7 +14,7 @@ from engine import changes
 from engine.errors import NotFound
 from engine.store import AuditEntry
 
-from .context import Call, Operation, Reply, find, page, tagged, versioned
+from .context import Call, Operation, Reply, find, matching, page, tagged, versioned
 from .presets import with_preset
 from .rules import Actor, check_edit_department, check_grant, require
 from .schemas import (
@@ -82,10 +82,7 @@ def _with_permissions(
 async def list_departments(call: Call) -> Reply:
     params = call.query(DepartmentParams)
     config, _ = await call.read(P.USERS_MANAGE, P.USERS_SETTINGS)
-    departments = config.departments
-    if params.q:
-        q = params.q.lower()
-        departments = tuple(d for d in departments if q in d.id.lower() or q in d.name.lower())
+    departments = matching(config.departments, params.q, lambda d: d.id, lambda d: d.name)
     chosen = page(departments, lambda d: d.id, params.cursor, params.limit)
     return Reply(Page(items=[department_out(config, d) for d in chosen.items],
                       next_cursor=chosen.next_cursor))

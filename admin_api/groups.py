@@ -15,7 +15,7 @@ from callerid.model import NOBODY
 from engine.errors import Conflict
 from engine.store import AuditEntry
 
-from .context import Call, Operation, Reply, find, page, tagged, versioned
+from .context import Call, Operation, Reply, find, matching, page, tagged, versioned
 from .rules import Actor, check_edit_group, require
 from .schemas import GroupCreate, GroupMembers, GroupOut, GroupParams, GroupPatch, Page
 from .users import changed_users
@@ -67,10 +67,7 @@ def _unsupervised(user: User, group_id: str) -> User:
 async def list_groups(call: Call) -> Reply:
     params = call.query(GroupParams)
     config, _ = await call.read(P.USERS_MANAGE)
-    groups = config.groups
-    if params.q:
-        q = params.q.lower()
-        groups = tuple(g for g in groups if q in g.id.lower() or q in g.name.lower())
+    groups = matching(config.groups, params.q, lambda g: g.id, lambda g: g.name)
     if params.member is not None:
         groups = tuple(g for g in groups if params.member in g.members)
     chosen = page(groups, lambda g: g.id, params.cursor, params.limit)

@@ -186,5 +186,5 @@ def check_edit_group(
         )
     users = {u.id: u for u in config.users}
     for user_id in sorted(set(changed)):
-        if user_id in users:  # an unknown id is the invariants' to refuse, naming it
+        if user_id in users:  # an unknown id: the caller (groups._members) refuses it
             check_edit_user(actor, config, users[user_id], field=field)

@@ -9,11 +9,12 @@ tokens (``revoke_tokens_of``).
 
 from __future__ import annotations
 
+import msgspec
+
 from callerid import AccountConfig, Permission
 from engine.errors import NotFound
 from engine.store import TokenRecord
-from engine.tokens import new_token
-from engine.wire import rfc3339
+from engine.tokens import described, new_token
 
 from .context import Call, Operation, Reply, page
 from .rules import Actor, check_edit_user, require
@@ -25,11 +26,8 @@ P = Permission
 
 
 def token_out(record: TokenRecord) -> TokenOut:
-    return TokenOut(
-        id=record.id, name=record.name,
-        kind=TokenKind.SERVICE if record.user_id is None else TokenKind.USER,
-        user=record.user_id, created_at=rfc3339(record.created_ms),
-    )
+    """A token as the API shows it: as the audit log does (never the token, nor its hash)."""
+    return msgspec.convert(described(record), TokenOut)
 
 
 def _sees_every_token(actor: Actor) -> bool:

@@ -1,6 +1,6 @@
 """The decision HTTP API (aiohttp).
 
-Every route answers its errors itself (``_answers_problems``): a ``CallgateError`` becomes its
+Every route answers its errors itself (``answers_problems``): a ``CallgateError`` becomes its
 row of ``errors.HTTP_STATUS``, an aiohttp HTTP error (a body over the limit) keeps its status,
 anything else is a 500; a catch-all route answers unknown paths (404) and methods (405). All
 as ``application/problem+json`` naming the problem.
@@ -39,7 +39,7 @@ from .tokens import TokenCache
 from .wire import DialRequest, EndRequest, HeartbeatRequest, Problem
 
 __all__ = ["BODY_LIMIT_BYTES", "ENGINE", "LIFECYCLE", "STORE", "TOKENS", "Lifecycle",
-           "build_app", "finish"]
+           "answers_problems", "build_app", "finish"]
 
 log = logging.getLogger("callgate.http")
 
@@ -124,7 +124,7 @@ def finish(request: web.Request, response: web.StreamResponse) -> web.StreamResp
     return response
 
 
-def _answers_problems(handler: Handler) -> Handler:
+def answers_problems(handler: Handler) -> Handler:
     """``handler``, with every error it raises answered as a problem, and its log lines
     carrying the request's ``X-Request-Id``. A wrapper per route rather than a middleware:
     aiohttp runs each middleware as two more coroutines a request."""
@@ -278,20 +278,20 @@ def build_app(
     app[TOKENS] = TokenCache(store)
     app[METRICS] = metrics_
     app[LIFECYCLE] = lifecycle or Lifecycle()
-    answered = _answers_problems
     app.add_routes(
         [
-            web.post("/v1/dial", answered(dial)),
-            web.post("/v1/explain", answered(explain)),
-            web.post("/v1/calls/{call_id}/end", answered(end)),
-            web.post("/v1/calls/{call_id}/heartbeat", answered(heartbeat)),
-            web.get("/healthz", answered(healthz)),
-            web.get("/healthz/live", answered(alive)),
-            web.get("/metrics", answered(metrics)),
+            web.post("/v1/dial", answers_problems(dial)),
+            web.post("/v1/explain", answers_problems(explain)),
+            web.post("/v1/calls/{call_id}/end", answers_problems(end)),
+            web.post("/v1/calls/{call_id}/heartbeat", answers_problems(heartbeat)),
+            web.get("/healthz", answers_problems(healthz)),
+            web.get("/healthz/live", answers_problems(alive)),
+            web.get("/metrics", answers_problems(metrics)),
         ]
     )
     if mount is not None:
         mount(app)
-    app.router.add_route("*", "/{path:.*}", _unrouted)  # last: what no route above takes
+    # last: what no route above takes
+    app.router.add_route("*", "/{path:.*}", answers_problems(_unrouted))
     app.cleanup_ctx.append(_background(poll_s))
     return app

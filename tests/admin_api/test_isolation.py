@@ -7,8 +7,6 @@ import json
 import re
 from typing import Any
 
-import pytest
-
 from admin_api import OPERATIONS, PREFIX, openapi_document
 
 from .support import World

@@ -3,6 +3,8 @@ change answers 403 (or 409 for a rule of the domain) and changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 
 from callerid import DepartmentsMode, Permission, User
@@ -169,6 +171,24 @@ async def test_switching_to_enforced_moves_legacy_users_into_the_default_departm
     assert old["department"] == "staff"
     assert sorted(old["effective_permissions"]) == ["billing.topup", "dial.out_of_plan"]
     assert old["extra_permissions"] == ["billing.topup"]
+
+
+async def test_switching_to_enforced_survives_concurrent_account_edits(world: World) -> None:
+    """A write that meets a concurrent save runs its edit again on the newer account: the
+    switch must be made on that run too, not only on the first."""
+    await _with_legacy_user(world, "billing.topup")
+    owner = world.api("olivia")
+    # Fewer writers than the service's attempts, so that every one of them lands.
+    replies = await asyncio.gather(
+        owner.patch("/account", {"name": "Acme 1"}),
+        owner.patch("/account", {"name": "Acme 2"}),
+        owner.patch("/account", {"departments_mode": "enforced"}),
+        owner.patch("/account", {"name": "Acme 3"}),
+    )
+    assert [r.status for r in replies] == [200] * 4, [(r.status, r.body) for r in replies]
+    assert replies[2].body["departments_mode"] == "enforced"
+    assert (await owner.get("/account")).body["departments_mode"] == "enforced"
+    assert (await owner.get("/users/old")).body["department"] == "staff"
 
 
 async def test_an_account_never_goes_back_to_legacy_mode(world: World) -> None:

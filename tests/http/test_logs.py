@@ -75,3 +75,36 @@ async def test_every_admin_write_is_logged_with_its_actor_and_target(tmp_path: P
         assert entry["request_id"] == "ops-7" and entry["level"] == "info"
     finally:
         server.kill()
+
+
+async def test_every_answer_carries_the_request_id_back(tmp_path: Path) -> None:
+    """Decisions, admin operations and the routes around them (the document, the docs page
+    and its assets, unknown paths and methods) all answer through one wrapper."""
+    server = Server(tmp_path / "data").start()
+    cases = [
+        ("GET", "/healthz", 200),
+        ("GET", "/nowhere", 404),
+        ("DELETE", "/v1/dial", 405),
+        ("GET", "/admin/v1/account", 200),
+        ("GET", "/admin/v1/openapi.json", 200),
+        ("GET", "/admin/v1/docs", 302),
+        ("GET", "/admin/v1/docs/", 200),
+        ("GET", "/admin/v1/docs/assets/swagger-ui.css", 200),
+        ("GET", "/admin/v1/docs/assets/nothing.js", 404),
+        ("GET", "/admin/v1/nowhere", 404),
+    ]
+    try:
+        token = subprocess.run([str(CALLGATE), "token", "create", "demo", "--user", "olivia",
+                                "--data", str(tmp_path / "data")], capture_output=True,
+                               text=True, timeout=30, check=True).stdout.strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            for i, (method, path, status) in enumerate(cases):
+                async with session.request(method, f"{server.url}{path}", allow_redirects=False,
+                                           headers={"X-Request-Id": f"r-{i}"}) as r:
+                    assert (r.status, r.headers.get("X-Request-Id")) == (status, f"r-{i}"), path
+        async with aiohttp.ClientSession(headers=headers) as session:
+            async with session.get(f"{server.url}/admin/v1/docs") as r:
+                assert r.status == 200 and str(r.url).endswith("/admin/v1/docs/")
+    finally:
+        server.kill()
