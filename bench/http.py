@@ -96,6 +96,15 @@ def _server(argv: list[str], port: int) -> Iterator[Server]:
                 process.wait(timeout=10)
 
 
+@contextmanager
+def _serving_demo(argv: list[str], port: int) -> Iterator[Server]:
+    """``_server`` for a ``callgate serve --demo``: with the token it printed, or an error."""
+    with _server(argv, port) as server:
+        if not server.token:
+            raise RuntimeError("callgate serve printed no token:\n" + "".join(server.output))
+        yield server
+
+
 def _decisions(url: str) -> dict[str, float]:
     """callgate's own count of decisions, from its /metrics: by outcome (``allowed``,
     ``denied``), with deadline misses (reason ``store_unavailable``) apart as ``unavailable``."""
@@ -167,9 +176,7 @@ def _round_callgate(
     port = free_port()
     data = Path(tempfile.mkdtemp(prefix="data-", dir=tmp))
     argv = [_callgate(), "serve", "--data", str(data), "--port", str(port), "--demo", str(account)]
-    with _server(argv, port) as server:
-        if not server.token:
-            raise RuntimeError("callgate serve printed no token:\n" + "".join(server.output))
+    with _serving_demo(argv, port) as server:
         url = f"{server.url}/v1/dial"
         warm, measured = _scripts(tmp, "callgate", server.token)
         wrk.run(url, warm, seconds=warmup)

@@ -4,8 +4,8 @@ account: what the operators' own load generator measures, beside wrk's figure in
 The workload is wrk's (user ``ana``, a new number per dial, no end sent), so the two rows
 differ only by the generator: callgate loadtest is Python on aiohttp's client and, on a 2-core
 machine, takes CPU from the server that wrk (C) does not. Its figures are context, with no
-target. It runs as a process of its own (``python -m engine.loadtest``, which ``callgate
-loadtest`` calls), and reports as JSON.
+target. It runs as a process of its own (``python -m engine.loadtest``: the same run as
+``callgate loadtest``), and reports as JSON.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import msgspec
 from engine import configfile
 from engine.loadtest import Report
 
-from .http import _callgate, _server, free_port
+from .http import _callgate, _serving_demo, free_port
 from .report import Row
 from .workload import BENCH_USER, ROOT, bench_account
 
@@ -49,9 +49,7 @@ def run(seconds: int = 6) -> list[Row]:
         port = free_port()
         argv = [_callgate(), "serve", "--data", str(tmp / "data"), "--port", str(port),
                 "--demo", str(account)]
-        with _server(argv, port) as server:
-            if not server.token:
-                raise RuntimeError("callgate serve printed no token:\n" + "".join(server.output))
+        with _serving_demo(argv, port) as server:
             report = _loadtest(server.url, server.token, seconds)
     allowed, denied = sum(report.allowed.values()), sum(report.denied.values())
     print(f"  loadtest: {report.rate:,.0f} req/s, {report.sent:,} sent, {allowed:,} allowed, "

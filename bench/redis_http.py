@@ -54,7 +54,18 @@ from engine import configfile
 from engine.store import lua
 
 from . import openloop, wrk
-from .http import Server, Side, _callgate, _decisions, _record, _scripts, _server, free_port, health
+from .http import (
+    Server,
+    Side,
+    _callgate,
+    _decisions,
+    _record,
+    _scripts,
+    _server,
+    _serving_demo,
+    free_port,
+    health,
+)
 from .openloop import OpenLoopResult
 from .report import Row, median, paired_ratio
 from .workload import BENCH_USER, bench_account
@@ -281,9 +292,7 @@ def _round_callgate(
     key = _leases_key(account)
     with redis_server(tmp) as store:
         port = free_port()
-        with _server(_callgate_argv(store, port, account, workers), port) as server:
-            if not server.token:
-                raise RuntimeError("callgate serve printed no token:\n" + "".join(server.output))
+        with _serving_demo(_callgate_argv(store, port, account, workers), port) as server:
             # /metrics is per process: with two workers, whichever answers; exact with one.
             before = _decisions(server.url) if workers == 1 else {}
             _measured(server, store, tmp, f"callgate{workers}", server.token, seconds, warmup,

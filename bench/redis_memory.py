@@ -15,8 +15,6 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-import msgspec
-
 from callerid import Outcome
 from engine.decide import Engine
 from engine.service import AccountService

@@ -24,7 +24,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -56,12 +56,6 @@ class Trial:
     successful: int
     failed: int
     retransmissions: int
-
-
-@dataclass
-class Search:
-    best: float
-    trials: list[Trial] = field(default_factory=list)
 
 
 def _sipp(port: int, scenario: str, rate: float, seconds: int, workdir: Path,
@@ -98,14 +92,13 @@ Start = Callable[[], AbstractContextManager[int]]
 
 
 def _search(start: Start, scenario: str, seconds: int,
-            extra: Callable[[int], tuple[str, ...]]) -> Search:
+            extra: Callable[[int], tuple[str, ...]]) -> float:
+    """The highest rate with no failed call and no retransmission (bisected)."""
     lo, hi = 0.0, None
     rate = START_RATE
-    search = Search(best=0.0)
     for _ in range(MAX_TRIALS):
         with tempfile.TemporaryDirectory(prefix="bench-sip-") as tmp, start() as port:
             trial = _sipp(port, scenario, rate, seconds, Path(tmp), extra(port))
-        search.trials.append(trial)
         print(f"    {scenario} at {rate:,.0f}/s: "
               f"{'ok' if trial.passed else 'FAILED'} ({trial.successful} ok, {trial.failed} "
               f"failed, {trial.retransmissions} retransmissions)", file=sys.stderr, flush=True)
@@ -116,8 +109,7 @@ def _search(start: Start, scenario: str, seconds: int,
         if hi is not None and hi - lo <= 0.05 * max(lo, 1.0):
             break
         rate = rate * 2 if hi is None else (lo + hi) / 2
-    search.best = lo
-    return search
+    return lo
 
 
 @contextmanager
@@ -187,7 +179,7 @@ def run(rounds: int, seconds: int) -> list[Row]:
         if round_ % 2:
             sides.reverse()
         for figures, start, scenario, extra in sides:
-            figures.append(_search(start, scenario, seconds, extra).best)
+            figures.append(_search(start, scenario, seconds, extra))
     ratio = paired_ratio(trusted, ceiling)
 
     def spread(values: list[float]) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 import time
@@ -31,8 +30,6 @@ from .store.redis_store import RedisSettings
 from .tokens import described, issue_token
 
 __all__ = ["main"]
-
-log = logging.getLogger("callgate")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -106,8 +103,6 @@ def _serve_settings(values: Mapping[str, settings.Resolved]) -> Any:
 
     sip = None
     if get("sip") is not None or get("sip_tls") is not None:
-        if get("sip_tls") is not None and (get("sip_cert") is None or get("sip_key") is None):
-            raise ConfigurationError("setting sip_tls needs sip_cert and sip_key too")
         sip = SipServeSettings(
             listen=get("sip"), tls=get("sip_tls"), cert=get("sip_cert"), key=get("sip_key"),
             redirect=SipSettings(
@@ -129,14 +124,15 @@ def _serve_settings(values: Mapping[str, settings.Resolved]) -> Any:
 
 def _show(values: Mapping[str, settings.Resolved], fmt: str) -> int:
     if fmt == "json":
-        shown = [{"key": r.key, "flag": r.flag, "env": r.env, "value": settings.mask(r),
-                  "source": r.source, "secret": r.secret} for r in values.values()]
+        shown = [{"key": key, "flag": r.setting.flag, "env": r.setting.env,
+                  "value": settings.mask(r), "source": r.source, "secret": r.setting.secret}
+                 for key, r in values.items()]
         sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode({"settings": shown})))
         print()
         return 0
     width = max(len(key) for key in values)
-    for r in values.values():
-        print(f"{r.key:<{width}}  {settings.mask(r) or '-':<40}  ({r.source})")
+    for key, r in values.items():
+        print(f"{key:<{width}}  {settings.mask(r) or '-':<40}  ({r.source})")
     return 0
 
 
@@ -228,7 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             return _show(values, args.show_format)
         if args.command == "loadtest":
-            return loadtest.main(args)
+            from .loadtest.run import main as run_loadtest  # aiohttp loads only for a run
+
+            return run_loadtest(args)
         if args.command == "schema":
             sys.stdout.buffer.write(
                 msgspec.json.format(msgspec.json.encode(configfile.json_schema()), indent=2)

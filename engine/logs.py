@@ -29,8 +29,6 @@ REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 """The id of the request being answered, for every line logged while answering it."""
 
 _ACCEPTED_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}
 _encoder = msgspec.json.Encoder()
 
 
@@ -88,6 +86,4 @@ def configure(level: str, fmt: str) -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(_LEVELS[level])
-    # aiohttp's access log would be a line per request at info: our own lines say more.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    root.setLevel(level.upper())  # one of settings.LOG_LEVELS: logging knows them by name

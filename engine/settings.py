@@ -73,13 +73,10 @@ class Setting(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Resolved(msgspec.Struct, frozen=True, kw_only=True):
-    key: str
-    flag: str
-    env: str
+    setting: Setting
     value: Any
     source: str
     """``flag``, ``env``, ``file <path>`` or ``default``."""
-    secret: bool
 
 
 # -- parsers: text -> value, or ValueError saying what was expected ------------------------------
@@ -134,9 +131,8 @@ def _redis_url(text: str) -> Any:
 
     try:
         return parse_redis_url(_text(text))
-    except ConfigurationError as exc:  # its message names the URL: keep only the reason
-        reason = exc.detail.partition(": ")[2] or exc.detail
-        raise ValueError(f"is not a usable Redis URL: {reason}") from None
+    except ValueError as exc:
+        raise ValueError(f"is not a usable Redis URL: {exc}") from None
 
 
 def _listen(text: str) -> Any:
@@ -323,8 +319,7 @@ def resolve(
                     f"setting {setting.key} = {shown} (from {where}) {exc}"
                 ) from None
             value = tuple(parsed) if setting.many else parsed[0]
-        out[setting.key] = Resolved(key=setting.key, flag=setting.flag, env=setting.env,
-                                    value=value, source=source, secret=setting.secret)
+        out[setting.key] = Resolved(setting=setting, value=value, source=source)
     return out
 
 
@@ -340,7 +335,7 @@ def mask(resolved: Resolved) -> str:
     """How ``config show`` prints a value: a secret's password part hidden."""
     if resolved.value is None:
         return ""
-    if resolved.secret:
+    if resolved.setting.secret:
         where = getattr(resolved.value, "where", None)  # a Redis URL: without its password
         return str(where) if where is not None else "***"
     return _shown(resolved.value)

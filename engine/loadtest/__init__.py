@@ -26,14 +26,14 @@ The pure parts are plain functions and classes that the tests call directly, and
 aiohttp: ``options`` (``add_arguments``, ``plan_from``), ``numbers`` (``NumberSource``: fresh
 valid numbers; ``Destinations``: fresh or repeated), ``stats`` (``Schedule``: open-loop pacing;
 ``Histogram``: percentiles; ``Tally`` / ``summarise`` / ``render_table`` / ``progress_line``).
-The I/O is ``preflight`` (what the server says about the token and the account) and ``run``
-(``_Run``: two aiohttp client sessions, dials and ends; ``main``).
+This package exports them and nothing else, so that importing it (as every ``callgate``
+command does, for ``add_arguments``) loads no aiohttp. The I/O is ``preflight`` (what the
+server says about the token and the account) and ``run`` (``_Run``: two aiohttp client
+sessions, dials and ends; ``main``; ``standalone``), imported when a load test runs.
 """
 
 from .numbers import Destinations, NumberSource
 from .options import Loop, add_arguments, plan_from, read_destinations
-from .run import _standalone as _standalone  # python -m engine.loadtest, and its test
-from .run import main
 from .stats import (
     Ends,
     Failure,
@@ -59,7 +59,6 @@ __all__ = [
     "Schedule",
     "Tally",
     "add_arguments",
-    "main",
     "plan_from",
     "progress_line",
     "read_destinations",

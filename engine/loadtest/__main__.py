@@ -3,7 +3,7 @@ benchmarks and the tests run it so)."""
 
 import sys
 
-from .run import _standalone
+from .run import standalone
 
 if __name__ == "__main__":
-    sys.exit(_standalone())
+    sys.exit(standalone())

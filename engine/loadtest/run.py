@@ -12,6 +12,7 @@ import random
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
 
 import aiohttp
@@ -39,7 +40,7 @@ from .stats import (
     summarise,
 )
 
-__all__ = ["main"]
+__all__ = ["main", "standalone"]
 
 _DESCRIPTION = "``callgate loadtest``: a load generator for ``POST /v1/dial``, to size a campaign."
 _EARLY_S = 0.0005
@@ -80,8 +81,7 @@ class _Run:
         self.window = Histogram()
         self.ends = Ends()
         self.ends_group: asyncio.TaskGroup | None = None  # set by run()
-        self.held: list[tuple[float, str]] = []  # (when to end, call id), oldest first
-        self.held_from = 0
+        self.held: deque[tuple[float, str]] = deque()  # (when to end, call id), oldest first
         self.held_wake = asyncio.Event()
         self.stopping = False
         self.interrupted = False
@@ -222,21 +222,15 @@ class _Run:
 
     async def _ender(self, ends: asyncio.TaskGroup) -> None:
         """End each held call when its time comes (all of them once the run stops). The hold
-        is the same for every call, so the list is in the order they are due."""
+        is the same for every call, so the queue is in the order they are due."""
         while True:
             now = self.loop.time()
-            while self.held_from < len(self.held) and (
-                    self.stopping or self.held[self.held_from][0] <= now):
-                ends.create_task(self._end(self.held[self.held_from][1]))
-                self.held_from += 1
-            if self.held_from > 4096:
-                del self.held[:self.held_from]
-                self.held_from = 0
+            while self.held and (self.stopping or self.held[0][0] <= now):
+                ends.create_task(self._end(self.held.popleft()[1]))
             if self.stopping:
                 return
             self.held_wake.clear()
-            timeout = (self.held[self.held_from][0] - now) if self.held_from < len(self.held) \
-                else None
+            timeout = (self.held[0][0] - now) if self.held else None
             try:
                 await asyncio.wait_for(self.held_wake.wait(), timeout)
             except TimeoutError:
@@ -368,8 +362,9 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _standalone(argv: Sequence[str] | None = None) -> int:
-    """``python -m engine.loadtest ...``, until ``callgate loadtest`` is wired in."""
+def standalone(argv: Sequence[str] | None = None) -> int:
+    """``python -m engine.loadtest ...``: ``callgate loadtest`` without the rest of the CLI
+    (the benchmarks and the tests run it so)."""
     parser = argparse.ArgumentParser(prog="callgate loadtest", description=_DESCRIPTION)
     add_arguments(parser)
     try:

@@ -250,7 +250,7 @@ def render_table(report: Report) -> str:
     out.append(f"{'answered':<24}{r.answered:>12,}")
     if r.late:
         worst = _ms(r.worst_late_ms)
-        out.append(f"{'started over 1 ms late':<24}{r.late:>12,}   (worst {worst} ms: the "
+        out.append(f"{f'started over {LATE_MS:g} ms late':<24}{r.late:>12,}   (worst {worst} ms: the "
                    "generator fell behind)")
     if r.run_s > 0:
         busy = r.generator_cpu_s / r.run_s

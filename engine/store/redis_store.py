@@ -161,28 +161,27 @@ _PASSED_ON = set(URL_QUERY_ARGUMENT_PARSERS) | {
 
 
 def parse_redis_url(url: str) -> RedisSettings:
-    """Read a ``--redis-url``; a ``ConfigurationError`` names what is wrong with it."""
+    """Read a ``--redis-url``; a ``ValueError`` says what is wrong with it, without the URL
+    (which may hold a password: the caller shows it masked)."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ConfigurationError(
-            f"--redis-url {url!r}: the scheme must be redis://, rediss:// or unix://"
-        )
+        raise ValueError("the scheme must be redis://, rediss:// or unix://")
     if parts.scheme != "unix" and not parts.netloc.rpartition("@")[2]:
-        raise ConfigurationError(f"--redis-url {url!r}: no host")
+        raise ValueError("no host")
     cluster, sentinel, pool, deadline_s = False, None, POOL_SIZE, DEADLINE_S
     kept: list[tuple[str, str]] = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == "cluster":
             if value.lower() not in _YES | _NO:
-                raise ConfigurationError(f"--redis-url: cluster={value!r} is not yes or no")
+                raise ValueError(f"cluster={value!r} is not yes or no")
             cluster = value.lower() in _YES
         elif key == "sentinel":
             if not value:
-                raise ConfigurationError("--redis-url: sentinel= needs the master's name")
+                raise ValueError("sentinel= needs the master's name")
             sentinel = value
         elif key in ("pool", "timeout_ms"):
             if not value.isdigit() or int(value) < 1:
-                raise ConfigurationError(f"--redis-url: {key}={value!r} is not a positive number")
+                raise ValueError(f"{key}={value!r} is not a positive number")
             if key == "pool":
                 pool = int(value)
             else:
@@ -190,9 +189,9 @@ def parse_redis_url(url: str) -> RedisSettings:
         elif key in _PASSED_ON:
             kept.append((key, value))
         else:
-            raise ConfigurationError(f"--redis-url: unknown option {key!r}")
+            raise ValueError(f"unknown option {key!r}")
     if cluster and sentinel:
-        raise ConfigurationError("--redis-url: cluster and sentinel cannot be combined")
+        raise ValueError("cluster and sentinel cannot be combined")
     clean = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))
     return RedisSettings(
         url=clean, cluster=cluster, sentinel=sentinel, pool=pool, deadline_s=deadline_s
@@ -325,7 +324,12 @@ class RedisStore:
     ) -> None:
         """``wait_at_start``: keep trying (with backoff) until Redis answers, instead of
         failing at once. ``skew_ms``: added to Redis's clock; tests use it to move time."""
-        self.settings = parse_redis_url(settings) if isinstance(settings, str) else settings
+        if isinstance(settings, str):
+            try:
+                settings = parse_redis_url(settings)
+            except ValueError as exc:
+                raise ConfigurationError(f"--redis-url: {exc}") from None
+        self.settings = settings
         self._deadline_s = self.settings.deadline_s
         self._wait_at_start = wait_at_start
         self._skew = skew_ms

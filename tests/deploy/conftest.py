@@ -24,9 +24,8 @@ from .support import callgate_commands, config_show
 class Live:
     """A running callgate and the series its /metrics exports: sample name -> label names."""
 
-    def __init__(self, server: Server, sip_port: int) -> None:
+    def __init__(self, server: Server) -> None:
         self.server = server
-        self.sip_port = sip_port
         self.exported: dict[str, set[str]] = {}
         self.values: dict[str, dict[str, set[str]]] = {}
         """sample name -> label -> the values seen."""
@@ -92,7 +91,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     server = Server(tmp_path_factory.mktemp("deploy") / "data",
                     args=["--sip", f"127.0.0.1:{sip_port}"]).start()
     try:
-        live = Live(server, sip_port)
+        live = Live(server)
         assert _dial(server)["allowed"] is True
         _sip_traffic(sip_port)
         deadline = time.monotonic() + 10

@@ -99,6 +99,19 @@ def config_show(environ: Mapping[str, str] = {}) -> dict[str, dict[str, Any]]:
     return json.loads(_config_show(tuple(sorted(environ.items()))))  # type: ignore[no-any-return]
 
 
+def taken_from_env(environ: Mapping[str, str]) -> set[str]:
+    """The variables of ``environ`` that callgate takes as settings (and nothing else of the
+    environment): compare with ``set(environ)``."""
+    return {s["env"] for s in config_show(environ).values() if s["source"] == "env"}
+
+
+def stop_budget_s(environ: Mapping[str, str]) -> float:
+    """The longest a callgate with these settings takes to stop after SIGTERM: its drain, then
+    its shutdown timeout."""
+    shown = config_show(environ)
+    return float(shown["drain"]["value"]) + float(shown["shutdown_timeout"]["value"])
+
+
 @functools.cache
 def _config_show(environ: tuple[tuple[str, str], ...]) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLGATE_")}

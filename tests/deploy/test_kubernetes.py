@@ -12,7 +12,7 @@ import pytest
 from dockerfile_parse import DockerfileParser
 
 from .conftest import Live
-from .support import DEPLOY, config_show, load_yaml
+from .support import DEPLOY, config_show, load_yaml, stop_budget_s, taken_from_env
 
 KUBERNETES = DEPLOY / "kubernetes"
 OLDEST = "1.27.0"
@@ -102,9 +102,8 @@ def test_container_ports_are_the_ones_callgate_listens_on() -> None:
 
 def test_settings_are_accepted_by_callgate() -> None:
     env = environment()
-    shown = config_show(env)
-    assert {s["env"] for s in shown.values() if s["source"] == "env"} == set(env)
-    assert shown["redis_url"]["secret"] is True, "the Redis URL's password stays in the Secret"
+    assert taken_from_env(env) == set(env)
+    assert config_show(env)["redis_url"]["secret"] is True, "the Redis URL's password stays in the Secret"
     assert "CALLGATE_REDIS_URL" in one("Secret")["stringData"]
     assert "CALLGATE_REDIS_URL" not in one("ConfigMap")["data"]
 
@@ -124,9 +123,8 @@ def test_probes_ask_readiness_and_liveness_on_the_http_port(live: Live) -> None:
 
 
 def test_grace_period_outlasts_drain_and_shutdown() -> None:
-    shown = config_show(environment())
-    drain, shutdown = float(shown["drain"]["value"]), float(shown["shutdown_timeout"]["value"])
-    assert pod()["spec"]["terminationGracePeriodSeconds"] > drain + shutdown
+    assert pod()["spec"]["terminationGracePeriodSeconds"] > stop_budget_s(environment())
+    drain = float(config_show(environment())["drain"]["value"])
     readiness = container()["readinessProbe"]
     noticed_s = readiness["periodSeconds"] * readiness["failureThreshold"]
     assert noticed_s < drain, "the kubelet sees not-ready before the drain ends"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.conftest import CALLGATE
 
-from .support import DEPLOY, config_show, require_tool, seconds
+from .support import DEPLOY, require_tool, seconds, stop_budget_s, taken_from_env
 
 SYSTEMD = DEPLOY / "systemd"
 UNIT = SYSTEMD / "callgate.service"
@@ -57,8 +57,7 @@ def test_exec_start_runs_callgate_serve(commands: dict[tuple[str, ...], set[str]
 
 def test_env_file_settings_are_accepted_by_callgate() -> None:
     env = env_file()
-    shown = config_show(env)
-    assert {s["env"] for s in shown.values() if s["source"] == "env"} == set(env)
+    assert taken_from_env(env) == set(env)
     assert unit()["Service"]["EnvironmentFile"].lstrip("-").endswith("/" + ENV_FILE.name)
 
 
@@ -66,8 +65,7 @@ def test_commented_settings_are_accepted_by_callgate_too() -> None:
     """The examples left commented out work once uncommented (all at once)."""
     examples = dict(re.findall(r"^#(CALLGATE_[A-Z_]+)=(\S+)$", ENV_FILE.read_text(), re.M))
     assert examples
-    shown = config_show({**env_file(), **examples})
-    assert {s["env"] for s in shown.values() if s["source"] == "env"} == {*env_file(), *examples}
+    assert taken_from_env({**env_file(), **examples}) == {*env_file(), *examples}
 
 
 def test_embedded_store_is_the_state_directory() -> None:
@@ -78,10 +76,8 @@ def test_embedded_store_is_the_state_directory() -> None:
 
 def test_stop_timeout_outlasts_drain_and_shutdown() -> None:
     service = unit()["Service"]
-    shown = config_show(env_file())
-    drain = float(shown["drain"]["value"]) + float(shown["shutdown_timeout"]["value"])
     assert service["KillSignal"] == "SIGTERM"
-    assert seconds(service["TimeoutStopSec"]) > drain
+    assert seconds(service["TimeoutStopSec"]) > stop_budget_s(env_file())
 
 
 def test_service_runs_as_its_own_user_without_privileges() -> None:

@@ -36,6 +36,7 @@ from engine.loadtest import (
     render_table,
     summarise,
 )
+from engine.loadtest.run import main, standalone
 
 from ..conftest import CALLGATE, ROOT, Server, free_port
 
@@ -93,7 +94,7 @@ def test_no_token_is_a_configuration_error() -> None:
 
 
 def test_bad_option_is_one_line_and_exit_status_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert loadtest._standalone(["--rate", "-3", "--token", "t"]) == 2
+    assert standalone(["--rate", "-3", "--token", "t"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("callgate loadtest: error: --rate")
 
@@ -294,7 +295,7 @@ def test_open_loop_run_prints_the_table_and_progress(
     args = parse("--url", running.url, "--token", running.token, "--rate", "200",
                  "--duration", "3", "--warmup", "0.5", "--users", "ana,sam,gina,olivia",
                  "--seed", "11")
-    assert loadtest.main(args) == 0
+    assert main(args) == 0
     out, err = capsys.readouterr()
     sent = re.search(r"^requests sent\s+([\d,]+)$", out, re.M)
     assert sent is not None, out

@@ -35,12 +35,16 @@ def _shown(*args: str, env: dict[str, str] | None = None) -> dict[str, dict[str,
      "setting log_level = 'loud' (from CALLGATE_LOG_LEVEL) is not one of debug, info"),
     ([], {}, 'redis_url = "http://:hunter2@example.com"\n',
      "setting redis_url = 'http://***@example.com' (from file "),
+    ([], {"CALLGATE_REDIS_URL": "redis://:hunter2@10.0.0.5?pool=0"}, "",
+     "setting redis_url = 'redis://***@10.0.0.5?pool=0' (from CALLGATE_REDIS_URL) is not a "
+     "usable Redis URL: pool='0' is not a positive number"),
     ([], {"CALLGATE_SIP_TRUSTED": "10.0.0.0/8,not-a-network"}, "",
      "setting sip_trusted = '10.0.0.0/8,not-a-network' (from CALLGATE_SIP_TRUSTED) is not an "
      "address or CIDR network"),
     ([], {}, "workers = 0\n", "setting workers = '0' (from file "),
-], ids=["port flag", "log level env", "redis url in the file", "trusted peers env",
-        "workers in the file"])
+    (["--sip-tls", "127.0.0.1:5061"], {}, "", "setting sip_tls needs sip_cert and sip_key too"),
+], ids=["port flag", "log level env", "redis url in the file", "redis url option env",
+        "trusted peers env", "workers in the file", "tls without its certificate"])
 def test_a_bad_setting_stops_start_up_with_one_line(
     tmp_path: Path, args: list[str], env: dict[str, str], file: str, named: str
 ) -> None:
