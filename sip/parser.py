@@ -102,6 +102,17 @@ class Keepalive:
 KEEPALIVE = Keepalive()
 
 
+
+_DIGITS_MAX = 12
+"""A number in a header (Content-Length, CSeq, Max-Forwards) has at most this many digits:
+every limit we apply is far below 10^12, and Python refuses to read a number of over 4,300
+digits at all (``ValueError``, which must not escape the parser)."""
+
+
+def _count(text: str) -> bool:
+    """Whether ``text`` is a number of ASCII digits short enough to read."""
+    return 0 < len(text) <= _DIGITS_MAX and text.isascii() and text.isdigit()
+
 def parse_uri(text: str) -> Uri | None:
     """A sip:, sips: or tel: URI, or None if ``text`` is not one."""
     found = SIP_URI.fullmatch(text)
@@ -355,7 +366,7 @@ def _checked(
     if not call_id or " " in call_id:
         raise SipMessageError(f"bad Call-ID {call_id!r}")
     number, _, cseq_method = single["cseq"].partition(" ")
-    if not number.isdigit() or int(number) > _MAX_CSEQ or cseq_method.strip() != method:
+    if not _count(number) or int(number) > _MAX_CSEQ or cseq_method.strip() != method:
         raise SipMessageError(f"bad CSeq {single['cseq']!r} for a {method}")
     try:
         from_ = parse_name_addr(single["from"])
@@ -364,12 +375,12 @@ def _checked(
         raise SipMessageError(f"bad From or To: {exc}") from None
     max_forwards: int | None = None
     if "max-forwards" in single:
-        if not single["max-forwards"].isdigit() or int(single["max-forwards"]) > 255:
+        if not _count(single["max-forwards"]) or int(single["max-forwards"]) > 255:
             raise SipMessageError(f"bad Max-Forwards {single['max-forwards']!r}")
         max_forwards = int(single["max-forwards"])
     body = rest
     if "content-length" in single:
-        if not single["content-length"].isdigit():
+        if not _count(single["content-length"]):
             raise SipMessageError(f"bad Content-Length {single['content-length']!r}")
         length = int(single["content-length"])
         if length > len(rest):
@@ -409,42 +420,66 @@ class StreamFramer:
     """Cuts a TCP or TLS byte stream into messages by Content-Length (RFC 3261 section 18.3).
     ``feed`` returns the whole messages the bytes so far complete, and ``KEEPALIVE`` for each
     CRLF keep-alive; ``SipMessageError`` means the stream cannot be framed any further (no
-    end of head within the limit, or a bad Content-Length) and must be closed."""
+    end of head within the limit, or a bad Content-Length) and must be closed.
+
+    A peer chooses how its bytes are split, down to one per segment, so each byte is looked
+    at a bounded number of times however the stream arrives: the buffer is a bytearray (it
+    grows at its end and drops a message from its start in amortised constant time), the
+    search for the end of the head resumes where the last one gave up, and once the head is
+    found only the message's end is kept until its body is in. Feeding N bytes costs O(N),
+    one at a time or all at once. The model is h11's ``h11/_receivebuffer.py``, which does
+    the same "to avoid DoS issues"."""
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._searched = 0  # no end of head starts before this offset: resume the search here
+        self._end: int | None = None  # once the head is in: the offset the message ends at
 
     def feed(self, data: bytes) -> list[bytes | Keepalive]:
         self._buffer += data
         out: list[bytes | Keepalive] = []
         while self._buffer:
-            if self._buffer.startswith(b"\r\n"):
-                if self._buffer.startswith(b"\r\n\r\n"):
-                    out.append(KEEPALIVE)
-                    self._buffer = self._buffer[4:]
+            if self._end is None:
+                if self._buffer.startswith(b"\r\n"):
+                    if self._buffer.startswith(b"\r\n\r\n"):
+                        out.append(KEEPALIVE)
+                        self._consume(4)
+                        continue
+                    if len(self._buffer) < 4 and b"\r\n\r\n".startswith(self._buffer):
+                        break  # maybe the start of a keep-alive
+                    self._consume(2)  # a CRLF before a start line is ignored
                     continue
-                if len(self._buffer) < 4 and b"\r\n\r\n".startswith(self._buffer):
-                    break  # maybe the start of a keep-alive
-                self._buffer = self._buffer[2:]  # a CRLF before a start line is ignored
-                continue
-            found = _HEAD_END.search(self._buffer)
-            if found is None:
-                if len(self._buffer) > MAX_MESSAGE_BYTES:
-                    raise SipMessageError("no end of headers within the size limit", status=None)
+                self._end = self._message_end()
+                if self._end is None:
+                    break
+            if len(self._buffer) < self._end:
                 break
-            lengths = set(_CONTENT_LENGTH.findall(self._buffer[: found.start()]))
-            if len(lengths) > 1:
-                raise SipMessageError("conflicting Content-Length headers", status=None)
-            value = lengths.pop() if lengths else b"0"
-            if not value.isdigit():
-                raise SipMessageError(f"bad Content-Length {value[:20]!r}", status=None)
-            length = int(value)
-            end = found.end() + length
-            if end > MAX_MESSAGE_BYTES:
-                raise SipMessageError(f"a message of {end} bytes, more than the limit",
-                                      status=None)
-            if len(self._buffer) < end:
-                break
-            out.append(self._buffer[:end])
-            self._buffer = self._buffer[end:]
+            out.append(bytes(self._buffer[: self._end]))
+            self._consume(self._end)
         return out
+
+    def _consume(self, count: int) -> None:
+        del self._buffer[:count]  # amortised: CPython advances the start (bpo-19087)
+        self._searched = 0
+        self._end = None
+
+    def _message_end(self) -> int | None:
+        """Where the message at the start of the buffer ends; None until its head is in."""
+        found = _HEAD_END.search(self._buffer, self._searched)
+        if found is None:
+            if len(self._buffer) > MAX_MESSAGE_BYTES:
+                raise SipMessageError("no end of headers within the size limit", status=None)
+            # An end of head is at most 4 bytes: one may yet start in the last 3.
+            self._searched = max(0, len(self._buffer) - 3)
+            return None
+        # bytes, not the bytearray: findall would hand back (unhashable) bytearrays
+        lengths = set(_CONTENT_LENGTH.findall(bytes(self._buffer[: found.start()])))
+        if len(lengths) > 1:
+            raise SipMessageError("conflicting Content-Length headers", status=None)
+        value = lengths.pop() if lengths else b"0"
+        if not _count(value.decode("latin-1")):
+            raise SipMessageError(f"bad Content-Length {value[:20]!r}", status=None)
+        end = found.end() + int(value)
+        if end > MAX_MESSAGE_BYTES:
+            raise SipMessageError(f"a message of {end} bytes, more than the limit", status=None)
+        return end

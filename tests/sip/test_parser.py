@@ -3,6 +3,9 @@ softphones send them (``tests/data/sip``), plus the framing of TCP streams."""
 
 from __future__ import annotations
 
+import itertools
+import re
+import time
 import tomllib
 from pathlib import Path
 
@@ -148,6 +151,18 @@ def test_a_datagram_body_is_cut_at_content_length() -> None:
     assert isinstance(double, Request) and double.method == "REGISTER" and double.body == b""
 
 
+@pytest.mark.parametrize("header", ["Content-Length", "CSeq", "Max-Forwards"])
+def test_a_number_of_5000_digits_is_an_answerable_defect(header: str) -> None:
+    message = (DATA / "options.sip").read_bytes()
+    huge = "9" * 5000 + (" OPTIONS" if header == "CSeq" else "")
+    lines = [line for line in message.split(b"\r\n")
+             if not line.lower().startswith(header.lower().encode() + b":")]
+    lines.insert(1, f"{header}: {huge}".encode())
+    request = parse_message(b"\r\n".join(lines))
+    assert isinstance(request, Request) and request.defect_status == 400
+    assert request.defect is not None and f"bad {header}" in request.defect
+
+
 def test_a_binary_body_is_framed_by_length_not_lines() -> None:
     mpart = parse_message((TORTURE / "mpart01.sip").read_bytes())
     assert isinstance(mpart, Request) and len(mpart.body) == 553 and b"\x00" in mpart.body
@@ -205,8 +220,8 @@ def test_a_crlf_keepalive_on_a_stream_is_reported() -> None:
     assert framer.feed(b"\r\n") == [KEEPALIVE]
 
 
-@pytest.mark.parametrize("length", [b"-999", b"abc", b"5\r\nContent-Length: 13"],
-                         ids=["negative", "not a number", "two values"])
+@pytest.mark.parametrize("length", [b"-999", b"abc", b"5\r\nContent-Length: 13", b"9" * 5000],
+                         ids=["negative", "not a number", "two values", "5,000 digits"])
 def test_a_stream_with_a_bad_content_length_cannot_be_framed(length: bytes) -> None:
     message = (b"OPTIONS sip:x@example.com SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n"
                b"Content-Length: " + length + b"\r\n\r\nbody")
@@ -219,3 +234,46 @@ def test_a_stream_without_an_end_of_headers_is_cut_off_at_the_limit() -> None:
     assert framer.feed(b"OPTIONS sip:x SIP/2.0\r\n") == []
     with pytest.raises(SipMessageError):
         framer.feed(b"X: " + b"a" * MAX_MESSAGE_BYTES)
+
+
+def test_a_stream_fed_byte_by_byte_stays_linear() -> None:
+    # A peer picks the segment size: one byte per segment must cost us no more than a
+    # constant per byte, or one connection stalls the event loop.
+    head = (DATA / "options.sip").read_bytes().split(b"\r\n\r\n")[0]  # has Content-Length: 0
+    padding = MAX_MESSAGE_BYTES - len(head) - len(b"\r\nX-Padding: \r\n\r\n")
+    biggest = head + b"\r\nX-Padding: " + b"a" * padding + b"\r\n\r\n"
+    assert len(biggest) == MAX_MESSAGE_BYTES  # the largest head the framer lets through
+    names = ("invite_sipp.sip", "options.sip", "register.sip", "invite_compact.sip")
+    expected: list[object] = []
+    stream = b""
+    for message in itertools.cycle([(DATA / name).read_bytes() for name in names]):
+        if len(stream) >= 32 * 1024:
+            break
+        expected += [message, KEEPALIVE]
+        stream += message + b"\r\n\r\n"
+    expected.append(biggest)
+    stream += biggest
+    assert len(stream) >= 64 * 1024
+    pieces = [stream[i:i + 1] for i in range(len(stream))]
+
+    # The least any framer does per call: keep the byte, look for an end of head near it.
+    head_end = re.compile(rb"\r?\n\r?\n")
+    started = time.process_time()
+    kept = bytearray()
+    for piece in pieces:
+        kept += piece
+        head_end.search(kept, max(0, len(kept) - 3))
+    reference_s = time.process_time() - started
+
+    framer = StreamFramer()
+    out: list[object] = []
+    started = time.process_time()
+    for piece in pieces:
+        out += framer.feed(piece)
+    cost_s = time.process_time() - started
+
+    assert out == expected
+    assert StreamFramer().feed(stream) == expected
+    # Linear: about 2x the reference. Rescanning the buffer on each call (quadratic) was
+    # over 150x. 20x leaves room for a noisy shared machine.
+    assert cost_s < 20 * reference_s, f"{cost_s:.3f} s of CPU, reference {reference_s:.3f} s"
