@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -30,6 +30,9 @@ from engine.store import EmbeddedStore
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo.toml"
 CALLGATE = Path(sys.executable).parent / "callgate"
+NO_DRAIN = ("--drain", "0")
+"""Serve options for a server whose test is not about draining: SIGTERM stops it at once,
+instead of after the default 5 s drain."""
 
 load_metadata()
 
@@ -161,12 +164,32 @@ class Server:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
 
-    def stop(self) -> int:
+    def terminate(self) -> None:
+        """SIGTERM, without waiting: the server drains (``--drain``), then exits. Once only:
+        a second SIGTERM would cut the drain short."""
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=10)
-        return self.process.returncode
+
+    def wait(self, timeout_s: float = 10.0) -> int:
+        """Until the process has exited; its exit status."""
+        assert self.process is not None
+        return self.process.wait(timeout=timeout_s)
+
+    def stop(self) -> int:
+        """A graceful stop: SIGTERM, and wait for the exit (after the drain); the status."""
+        self.terminate()
+        return self.wait()
+
+
+def stop_all(servers: Iterable[Server]) -> list[int]:
+    """Stop several servers side by side: SIGTERM to every one first, then wait for each, so
+    they drain at the same time (n servers take one drain, not n). Their exit statuses, in
+    order."""
+    stopping = list(servers)
+    for server in stopping:
+        server.terminate()
+    return [server.wait() for server in stopping]
 
 
 @pytest.fixture

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from admin_api import openapi_document
-from tests.conftest import Server
+from tests.conftest import NO_DRAIN, Server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    running = Server(tmp_path / "data").start()
+    running = Server(tmp_path / "data", args=NO_DRAIN).start()
     yield running
     running.stop()
 

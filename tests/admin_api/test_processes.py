@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.conftest import NO_DRAIN, stop_all
 from tests.http.http_support import SALES_1, account
 from tests.redis.fleet import Fleet, callgate
 from tests.redis.test_processes import _all_use, _until
@@ -24,7 +25,7 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
     (tmp_path / "fleet").mkdir()
     fleet = Fleet(tmp_path / "fleet", redis, url=f"{redis.url}?timeout_ms=2000")
     yield fleet
-    fleet.close()
+    stop_all(fleet.servers)
     redis.kill()
 
 
@@ -32,7 +33,8 @@ async def test_an_admin_change_reaches_every_process_within_a_second(fleet: Flee
     fleet.setup(account())
     owner = callgate("token", "create", "demo", "--user", "olivia", "--name", "owner",
                      "--redis-url", fleet.url).strip()
-    servers = fleet.start(3, "--config-poll", "30")  # only the notification can be this quick
+    # Polled only every 30 s: only the notification can be this quick.
+    servers = fleet.start(3, "--config-poll", "30", *NO_DRAIN)
     assert await _all_use(servers, SALES_1)
     headers = {"Authorization": f"Bearer {owner}"}
     async with aiohttp.ClientSession(headers=headers) as session:
@@ -53,7 +55,7 @@ async def test_a_token_revoked_through_one_process_is_refused_by_every_other(
     fleet.setup(account())
     owner = callgate("token", "create", "demo", "--user", "olivia", "--name", "owner",
                      "--redis-url", fleet.url).strip()
-    servers = fleet.start(3)
+    servers = fleet.start(3, *NO_DRAIN)
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{servers[0].url}/admin/v1/tokens",
                                 json={"name": "laptop"},
@@ -83,7 +85,7 @@ async def test_a_deleted_users_token_is_refused_by_every_process_at_once(fleet: 
                      "--redis-url", fleet.url).strip()
     anas = callgate("token", "create", "demo", "--user", "ana", "--name", "phone",
                     "--redis-url", fleet.url).strip()
-    servers = fleet.start(3)
+    servers = fleet.start(3, *NO_DRAIN)
     async with aiohttp.ClientSession() as session:
         async def status(server_url: str) -> int:
             # The decision API: a token left behind would still pass there (then answer 404

@@ -17,7 +17,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from admin_api import openapi_document
-from tests.conftest import CALLGATE, Server
+from tests.conftest import CALLGATE, NO_DRAIN, Server
 
 EXAMPLES = 25
 """Generated requests per operation: enough to reach every field and status on each, few
@@ -61,7 +61,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
          "--email", "olivia@acme.example", "--data", str(data)],
         capture_output=True, text=True, timeout=30, check=True,
     ).stdout.strip()
-    server = Server(Path(data), demo=None, token=owner).start()
+    server = Server(Path(data), demo=None, token=owner, args=NO_DRAIN).start()
 
     def post(path: str, body: dict[str, object]) -> None:
         request = urllib.request.Request(

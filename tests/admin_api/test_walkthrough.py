@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 
 from admin_api import permission_table
-from tests.conftest import CALLGATE, ROOT, Server
+from tests.conftest import CALLGATE, NO_DRAIN, ROOT, Server
 
 
 def test_the_readme_lists_every_endpoint_with_its_permission() -> None:
@@ -34,7 +34,7 @@ async def test_from_bootstrap_to_a_first_decision(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=30,
     )
     owner = done.stdout.strip()
-    server = Server(tmp_path / "data", demo=None, token=owner).start()
+    server = Server(tmp_path / "data", demo=None, token=owner, args=NO_DRAIN).start()
     try:
         api = f"{server.url}/admin/v1"
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {owner}"}) as s:

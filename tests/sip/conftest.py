@@ -20,7 +20,7 @@ import pytest
 from callerid import AccountConfig
 from sip.credentials import make_credential
 from sip.parser import Keepalive, StreamFramer
-from tests.conftest import CALLGATE, Server, demo_config, free_port, write_account
+from tests.conftest import CALLGATE, NO_DRAIN, Server, demo_config, free_port, write_account
 
 DOMAIN = "demo.sip.example"
 PASSWORDS = {"ana": "Ana-desk-phone-2026", "lee": "Lee-softphone-2026", "sam": "Sam-desk-2026!"}
@@ -90,7 +90,8 @@ class SipService:
 
 def start_sip_service(tmp_path: Path, *args: str, store: tuple[str, ...] = ()) -> SipService:
     """``store``: the store options of every command (default: the embedded store in
-    ``tmp_path/data``; e.g. ``("--redis-url", url)``)."""
+    ``tmp_path/data``; e.g. ``("--redis-url", url)``). No SIP test is about draining: the
+    server stops at once on SIGTERM (``args`` may say ``--drain`` again)."""
     data = tmp_path / "data"
     store = store or ("--data", str(data))
     account = write_account(tmp_path / "account.toml", sip_account())
@@ -105,7 +106,7 @@ def start_sip_service(tmp_path: Path, *args: str, store: tuple[str, ...] = ()) -
     cert, key = make_certificate(tmp_path)
     sip_port, tls_port = free_port(), free_port()
     server = Server(data, demo=None, token=token, args=[
-        "--sip", f"127.0.0.1:{sip_port}", "--sip-tls", f"127.0.0.1:{tls_port}",
+        *NO_DRAIN, "--sip", f"127.0.0.1:{sip_port}", "--sip-tls", f"127.0.0.1:{tls_port}",
         "--sip-cert", str(cert), "--sip-key", str(key), "--sip-gateway", "gw.example:5080",
         "--sip-trusted", f"{TRUSTED}/32=demo", *store, *args,
     ]).start()

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CALLGATE, DEMO, ROOT, Server, free_port
+from tests.conftest import CALLGATE, DEMO, NO_DRAIN, ROOT, Server, free_port
 
 KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
@@ -149,7 +149,7 @@ def callgate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callgate]:
     )
     service = _token(data_dir, "--name", "kamailio")
     owner = _token(data_dir, "--name", "owner", "--user", "olivia")
-    server = Server(data_dir, demo=None, token=service).start()
+    server = Server(data_dir, demo=None, token=service, args=NO_DRAIN).start()
     yield Callgate(server, service, owner)
     server.stop()
 

@@ -150,7 +150,9 @@ def test_an_expired_nonce_gets_a_fresh_challenge_marked_stale(tmp_path: Path) ->
         first = _invite(client, call_id="late@test")
         challenge = _exchange(client, first)
         auth = answer_challenge(challenge, username="ana", password=PASSWORDS["ana"], uri=URI)
-        time.sleep(2.1)  # the nonce's time is in whole seconds: wait it out for real
+        # Wait it out for real: stale once more than the TTL (1 s) has passed since it was
+        # issued. Its issue time is rounded down to the second, which only makes it older.
+        time.sleep(1.1)
         late = _exchange(client, _invite(client, call_id="late@test", cseq=2,
                                          extra=(f"Authorization: {auth}",)))
         assert status_of(late) == 401
