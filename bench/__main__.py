@@ -4,7 +4,8 @@
 store, the blocking check); ``http`` is ``/v1/dial`` under wrk on the embedded store; ``redis``
 is ``/v1/dial`` on the Redis store (a throwaway ``redis-server`` per run) against one EVALSHA
 behind aiohttp, one process and two, its round trips per dial counted on Redis, and latency
-at half its peak under an open-loop load, and the Redis memory a call in progress and a
+at half its peak under an open-loop load, a burst of 1,000 dials released at once on 4 workers
+beside the ceiling app under the same burst, and the Redis memory a call in progress and a
 sticky caller ID take; ``sip`` is the highest INVITE->302 rate sipp gets
 with no failure and no retransmission, against a minimal UDP responder; ``loadtest`` is
 ``callgate loadtest --max --concurrency 32`` on wrk's workload (context, no target);
@@ -34,6 +35,7 @@ from . import (
     instructions,
     loadtest,
     micro,
+    redis_burst,
     redis_http,
     redis_memory,
     sip,
@@ -159,6 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("HTTP /v1/dial on the Redis store ...", file=sys.stderr, flush=True)
             sections.append(
                 ("HTTP on the Redis store", redis_http.run(args.redis_rounds, args.seconds))
+            )
+            print("a burst of 1,000 dials on the Redis store ...", file=sys.stderr, flush=True)
+            sections.append(
+                ("a burst on the Redis store, beside the ceiling app",
+                 redis_burst.run(args.redis_rounds))
             )
             print("Redis memory per call and per sticky caller ID ...", file=sys.stderr, flush=True)
             sections.append(("Redis memory (for sizing)", redis_memory.run()))

@@ -30,7 +30,6 @@ Redis, in alternating order.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import resource
@@ -51,7 +50,7 @@ from typing import Any
 import redis
 
 from engine import configfile
-from engine.store import lua
+from engine.store.redis_store import scripts
 
 from . import openloop, wrk
 from .http import (
@@ -85,15 +84,15 @@ LEASE_TTL_S = 3600
 _REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 _STARTUP_S = 10.0
 
-_SHAS = {hashlib.sha1(getattr(lua, name).encode()).hexdigest(): name for name in lua.__all__}
+_SHAS = {script.sha: script.name.upper() for script in scripts.SCRIPTS}
 """callgate's scripts by the SHA its EVALSHA calls name them by."""
-_DIAL_SCRIPTS = ("ADMIT", "UNDO_ADMIT", "LEASES")
-"""The scripts that can run while dials are all that is asked: admissions, the undo of one
-whose answer was lost, the lease monitor (MONITOR shows any other EVALSHA by name)."""
+_DIAL_SCRIPTS = (scripts.ADMIT, scripts.UNDO_ADMIT)
+"""The scripts that can run while dials are all that is asked: admissions, and the undo of
+one whose answer was lost (MONITOR shows any other EVALSHA by name)."""
 _SCRIPT_CALLS = frozenset(
     c.lower()
-    for name in _DIAL_SCRIPTS
-    for c in re.findall(r"redis\.call\('(\w+)'", getattr(lua, name))
+    for script in _DIAL_SCRIPTS
+    for c in re.findall(r"redis\.call\('(\w+)'", script.source)
 )
 """The commands those scripts run inside Redis: INFO cannot tell them from a client's."""
 

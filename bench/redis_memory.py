@@ -6,7 +6,9 @@ The calls are real dials through the engine on the Redis store: ``sam`` of the b
 (sticky caller ID on) dials ``CALLS`` distinct contacts and holds them; then every call ends
 answered, which records each contact's sticky caller ID and shortens the call records' life
 to their retry window (15 minutes), after which only the sticky entries remain; the figure
-for those is taken once the records are deleted by hand, as their expiry would.
+for those is taken once the records are deleted by hand, as their expiry would. Last, as many
+dials to a number that does not exist, each with a call id, are denied and remembered for
+their retry window: the size of a denial's record.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def _used(client: object) -> int:
     return int(info["used_memory"])
 
 
-async def _measure(url: str, client: object) -> tuple[float, float, float]:
+async def _measure(url: str, client: object) -> tuple[float, float, float, float]:
     store = RedisStore(parse_redis_url(url + "?timeout_ms=5000"))  # a measurement, not a race
     await store.open()
     try:
@@ -62,23 +64,32 @@ async def _measure(url: str, client: object) -> tuple[float, float, float]:
         for start in range(0, len(records), 1000):
             client.delete(*records[start:start + 1000])  # type: ignore[attr-defined]
         sticky_only = _used(client)
+        for start in range(0, CALLS, 200):
+            denied = await asyncio.gather(*(
+                engine.dial("demo", DialRequest(user=USER, to="12", call_id=f"no-{start + i}"))
+                for i in range(200)))
+            if any(d.allowed for d in denied):
+                raise RuntimeError("a dial to '12' was allowed")
+        with_denials = _used(client)
     finally:
         await store.close()
     per_call = (held - empty) / CALLS
     per_record = (ended - sticky_only) / max(len(records), 1)
     per_sticky = (sticky_only - empty) / CALLS
-    return per_call, per_record, per_sticky
+    per_denial = (with_denials - sticky_only) / CALLS
+    return per_call, per_record, per_sticky, per_denial
 
 
 def run() -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="bench-redis-memory-") as tmp:
         with redis_server(Path(tmp)) as redis:
-            per_call, per_record, per_sticky = asyncio.run(_measure(redis.url, redis.client))
+            per_call, per_record, per_sticky, per_denial = asyncio.run(_measure(redis.url, redis.client))
     note = f"{CALLS:,} calls of one user, INFO used_memory before and after"
     return [
         Row("Redis memory per call in progress (lease + record)", per_call, "bytes", note=note),
         Row("Redis memory per ended call's record (kept 15 min)", per_record, "bytes"),
         Row("Redis memory per sticky caller ID (kept sticky_ttl_days)", per_sticky, "bytes"),
+        Row("Redis memory per remembered denial (kept 15 min)", per_denial, "bytes"),
     ]
 
 

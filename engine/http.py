@@ -248,10 +248,12 @@ async def metrics(request: web.Request) -> web.Response:
 
 def _background(poll_s: float) -> Callable[[web.Application], AsyncIterator[None]]:
     async def run(app: web.Application) -> AsyncIterator[None]:
-        store, engine = app[STORE], app[ENGINE]
+        store, engine, tokens = app[STORE], app[ENGINE], app[TOKENS]
         tasks = [
-            asyncio.create_task(refresh_forever(store, engine, poll_s=poll_s), name="config-poll"),
-            asyncio.create_task(follow(store, engine, app[TOKENS].forget), name="config-follow"),
+            asyncio.create_task(refresh_forever(store, engine, poll_s=poll_s, tokens=tokens),
+                                name="config-poll"),
+            asyncio.create_task(follow(store, engine, tokens.forget), name="config-follow"),
+            asyncio.create_task(tokens.keep_fresh(), name="token-recheck"),
         ]
         yield
         for task in tasks:

@@ -179,7 +179,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(key="redis_url", parse=_redis_url, metavar="URL", secret=True, commands=_STORE,
             help="use the Redis store at this URL instead of the embedded store: redis://, "
             "rediss:// or unix://, with the options cluster=yes, sentinel=<master>, pool=<n>, "
-            "timeout_ms=<n>"),
+            "inflight=<n>, timeout_ms=<n>"),
     Setting(key="log_level", parse=_choice(LOG_LEVELS), default="info", commands=("*",),
             metavar="LEVEL", help=f"{', '.join(LOG_LEVELS)}: debug logs every decision"),
     Setting(key="log_format", parse=_choice(LOG_FORMATS), default="json", commands=("*",),

@@ -5,22 +5,27 @@ other processes on a shared store). Two paths bring a change in:
 
 - ``follow``: the store's notifications (Redis pub/sub), so a change made through one process
   reaches every other one within milliseconds;
-- ``refresh_forever``: every ``poll_s`` the process compares the stored versions with its own
-  and recompiles what changed, which catches what a lost notification missed; now and then
-  it also sweeps call records past their retention.
+- ``refresh_forever``: every ``poll_s`` the process asks the store what changed
+  (``Store.changes``: on Redis one read of the change feed, whatever the number of accounts)
+  and recompiles those accounts, which catches what a lost notification missed. When the
+  store cannot say (the first poll, a gap in the feed, a store without a feed), it compares
+  every stored version with its own. The same poll forgets revoked tokens and confirms the
+  others to the token cache. Now and then it also sweeps call records past their retention.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from .decide import Engine
 from .errors import CallgateError
 from .store import Store
+from .tokens import TokenCache
 
-__all__ = ["follow", "refresh_forever", "refresh_once"]
+__all__ = ["follow", "refresh_changed", "refresh_forever", "refresh_once"]
 
 log = logging.getLogger("callgate.sync")
 
@@ -28,19 +33,25 @@ POLL_S = 1.0
 SWEEP_EVERY = 30
 
 
-async def refresh_once(store: Store, engine: Engine) -> int:
-    """Install every stored account newer than the engine's copy; the number installed (at
-    start-up, every account)."""
+async def _install_newer(store: Store, engine: Engine, versions: dict[str, int]) -> int:
+    """Load and install each account of ``versions`` newer than the engine's copy; the number
+    installed."""
     installed = engine.versions()
     changed = 0
-    for account_id, version in (await store.account_versions()).items():
+    for account_id, version in versions.items():
         if installed.get(account_id, 0) >= version:
-            continue
+            continue  # this process saved it, or has it already
         loaded = await store.load_account(account_id)
         if loaded is not None:
             engine.install(*loaded)
             changed += 1
     return changed
+
+
+async def refresh_once(store: Store, engine: Engine) -> int:
+    """Install every stored account newer than the engine's copy; the number installed (at
+    start-up, every account)."""
+    return await _install_newer(store, engine, await store.account_versions())
 
 
 async def follow(
@@ -55,27 +66,42 @@ async def follow(
                 if await refresh_once(store, engine):
                     log.info("configuration reloaded after (re)subscribing")
                 return
-            if engine.versions().get(account_id, 0) >= version:
-                return  # this process saved it, or has it already
-            loaded = await store.load_account(account_id)
-            if loaded is not None:
-                engine.install(*loaded)
-                log.info("account %r reloaded (version %d, notified)", account_id, loaded[1])
+            if await _install_newer(store, engine, {account_id: version}):
+                log.info("account %r reloaded (version %d, notified)", account_id, version)
         except CallgateError as exc:
             log.warning("reloading %r failed: %s; the periodic check will retry", account_id, exc.detail)
 
     await store.watch(changed, forget_token)
 
 
+async def refresh_changed(
+    store: Store, engine: Engine, tokens: TokenCache | None = None
+) -> int:
+    """One poll: install what the store says changed (or everything newer, when it cannot
+    say), forget revoked tokens and confirm the rest; the number of accounts installed."""
+    asked_at = time.monotonic()
+    changes = await store.changes()
+    if tokens is not None:
+        for token_hash in changes.revoked:
+            tokens.forget(token_hash)
+    if changes.complete:
+        installed = await _install_newer(store, engine, changes.accounts)
+    else:
+        installed = await refresh_once(store, engine)
+    if tokens is not None and store.feeds_revocations:
+        tokens.confirm_all(asked_at)
+    return installed
+
+
 async def refresh_forever(
-    store: Store, engine: Engine, *, poll_s: float = POLL_S
+    store: Store, engine: Engine, *, poll_s: float = POLL_S, tokens: TokenCache | None = None
 ) -> None:
     rounds = 0
     while True:
         await asyncio.sleep(poll_s)
         rounds += 1
         try:
-            if await refresh_once(store, engine):
+            if await refresh_changed(store, engine, tokens):
                 log.info("configuration reloaded")
             if rounds % SWEEP_EVERY == 0:
                 await store.sweep()

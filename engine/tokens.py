@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 
 from .errors import StoreUnavailable, Unauthorized
 from .store import AuditEntry, Store, TokenRecord
@@ -18,9 +19,6 @@ from .wire import rfc3339
 __all__ = ["TokenCache", "hash_token", "issue_token", "new_token"]
 
 PREFIX = "cg_"
-_REVALIDATE_S = 2.0
-_STALE_OK_S = 300.0
-_LOOKUP_DEADLINE_S = 1.0
 _DIGESTS_KEPT = 4096
 
 
@@ -63,31 +61,73 @@ async def issue_token(
     return token
 
 
-class TokenCache:
-    """Maps bearer tokens to their records, asking the store at most every couple of seconds
-    per token, so a token revoked by another process stops working within that time (one
-    revoked through this process stops at once: ``forget``)."""
+class _Known:
+    __slots__ = ("record", "checked", "used")
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, record: TokenRecord, now: float) -> None:
+        self.record = record
+        self.checked = now
+        """When the store last confirmed the token (monotonic seconds)."""
+        self.used = now
+
+
+class TokenCache:
+    """Maps bearer tokens to their records, from memory: a request never waits on the store
+    for a token this process has seen, while the store confirms it at least every
+    ``TRUST_S`` (so a token revoked anywhere stops working within that time; one revoked
+    through this process stops at once: ``forget``).
+
+    Confirmation happens in the background (``keep_fresh``): with a store whose change feed
+    names every revoked token, each successful poll of the feed confirms every token at
+    once (``confirm_all``) and a full re-check runs only every ``FEED_RECHECK_S``; otherwise
+    each token used in the last ``IDLE_S`` is looked up again every ``RECHECK_S``. Only a new
+    token (or one whose confirmation is overdue while the store answers) is looked up on
+    the request's path; requests that arrive together with it share that one lookup. While
+    the store cannot be reached, a token confirmed within ``STALE_OK_S`` keeps working: the
+    request then gets the store's own answer (a decision saying ``store_unavailable``), the
+    same as every other request."""
+
+    TRUST_S = 2.0
+    RECHECK_S = 1.0
+    FEED_RECHECK_S = 60.0
+    IDLE_S = 600.0
+    STALE_OK_S = 300.0
+    LOOKUP_DEADLINE_S = 0.5
+
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
-        self._known: dict[str, tuple[TokenRecord, float]] = {}
+        self._clock = clock
+        self._known: dict[str, _Known] = {}
         self._digests: dict[str, str] = {}
         self._lookups: dict[str, asyncio.Future[TokenRecord | None]] = {}
+        self._confirmed = float("-inf")
+
+    def _entry(self, token: str) -> _Known | None:
+        digest = self._digests.get(token)
+        return self._known.get(digest) if digest is not None else None
 
     def cached(self, authorization: str | None) -> TokenRecord | None:
-        """The record of a token checked within the last couple of seconds, else None (then
-        ``record_for`` asks the store): the common case without a coroutine."""
+        """The record of a token confirmed within ``TRUST_S``, else None (then
+        ``record_for`` decides): the common case, without a coroutine."""
         if authorization is None or authorization[:7].lower() != "bearer ":
             return None
-        digest = self._digests.get(authorization[7:])
-        known = self._known.get(digest) if digest is not None else None
-        if known is not None and time.monotonic() - known[1] < _REVALIDATE_S:
-            return known[0]
+        known = self._entry(authorization[7:])
+        if known is None:
+            return None
+        now = self._clock()
+        if now - max(known.checked, self._confirmed) < self.TRUST_S:
+            known.used = now
+            return known.record
         return None
 
     def forget(self, token_hash: str) -> None:
         """Stop trusting what is known of a token (it was just revoked)."""
         self._known.pop(token_hash, None)
+
+    def confirm_all(self, at: float) -> None:
+        """The store's change feed named every token revoked before ``at`` (monotonic
+        seconds): every token still known is confirmed as of then."""
+        self._confirmed = max(self._confirmed, at)
 
     async def _lookup(self, digest: str) -> TokenRecord | None:
         """The store's record for ``digest``. Requests that arrive together with one token
@@ -101,7 +141,7 @@ class TokenCache:
 
     async def _ask_store(self, digest: str) -> TokenRecord | None:
         try:
-            async with asyncio.timeout(_LOOKUP_DEADLINE_S):
+            async with asyncio.timeout(self.LOOKUP_DEADLINE_S):
                 return await self._store.find_token(digest)
         except TimeoutError:
             raise StoreUnavailable("the token store did not answer in time") from None
@@ -118,24 +158,54 @@ class TokenCache:
             if len(self._digests) >= _DIGESTS_KEPT:
                 self._digests.clear()  # a flood of made-up tokens must not grow memory
             self._digests[token] = digest  # keyed as ``cached`` looks it up
-        now = time.monotonic()
+        now = self._clock()
         known = self._known.get(digest)
-        if known is not None and now - known[1] < _REVALIDATE_S:
-            return known[0]
+        if known is not None:
+            age = now - max(known.checked, self._confirmed)
+            if age < self.TRUST_S:
+                known.used = now
+                return known.record
+            if age < self.STALE_OK_S and not getattr(self._store, "healthy", True):
+                # The store is down: its own answer (503) follows; do not wait on it here.
+                known.used = now
+                return known.record
         try:
             record = await self._lookup(digest)
         except StoreUnavailable:
-            if known is not None and now - known[1] < _STALE_OK_S:
-                # A token this process knew minutes ago keeps working while the store is
-                # down: the request then gets the store's own answer (a decision saying
-                # ``store_unavailable``), the same as every other request.
-                return known[0]
+            if known is not None and now - known.checked < self.STALE_OK_S:
+                known.used = now
+                return known.record
             raise
         if record is None:
             self._known.pop(digest, None)
             raise Unauthorized("unknown or revoked token")
-        self._known[digest] = (record, now)
+        self._known[digest] = _Known(record, now)
         return record
 
     async def account_for(self, authorization: str | None) -> str:
         return (await self.record_for(authorization)).account_id
+
+    async def recheck(self) -> None:
+        """Look up again every token used within ``IDLE_S``; forget the others, and the
+        revoked."""
+        now = self._clock()
+        for digest, known in list(self._known.items()):
+            if now - known.used > self.IDLE_S:
+                del self._known[digest]
+                continue
+            record = await self._lookup(digest)
+            if record is None:
+                self._known.pop(digest, None)
+            elif self._known.get(digest) is known:
+                known.record, known.checked = record, now
+
+    async def keep_fresh(self) -> None:
+        """``recheck`` every ``RECHECK_S`` (every ``FEED_RECHECK_S`` with a store whose
+        change feed names revoked tokens), until cancelled."""
+        every = self.FEED_RECHECK_S if self._store.feeds_revocations else self.RECHECK_S
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.recheck()
+            except StoreUnavailable:
+                pass

@@ -103,14 +103,15 @@ class RedisServer:
 
 
 class RedisClusterNodes:
-    """A Redis Cluster of three masters and no replicas, created with ``redis-cli --cluster
-    create``."""
+    """A Redis Cluster of three masters (and ``replicas`` replicas of each), created with
+    ``redis-cli --cluster create``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, replicas: int = 0) -> None:
+        self.replicas = replicas
         self.nodes = [
             RedisServer(directory / f"node{i}", "--cluster-enabled", "yes",
                         "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
-            for i in range(3)
+            for i in range(3 * (1 + replicas))
         ]
 
     @property
@@ -122,8 +123,8 @@ class RedisClusterNodes:
             node.start()
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
         done = subprocess.run(
-            [REDIS_CLI, "--cluster", "create", *addresses, "--cluster-replicas", "0",
-             "--cluster-yes"],
+            [REDIS_CLI, "--cluster", "create", *addresses, "--cluster-replicas",
+             str(self.replicas), "--cluster-yes"],
             capture_output=True, text=True, timeout=60,
         )
         if done.returncode != 0:
@@ -131,9 +132,25 @@ class RedisClusterNodes:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if all("cluster_state:ok" in n.cli("CLUSTER", "INFO") for n in self.nodes):
-                return self
+                if not self.replicas or all(
+                    "master_link_status:up" in n.cli("INFO", "replication")
+                    for n in self.nodes if "role:slave" in n.cli("INFO", "replication")
+                ):
+                    return self
             time.sleep(0.1)
         raise RuntimeError("the cluster did not reach cluster_state:ok")
+
+    def master_of(self, key: str) -> RedisServer:
+        """The live master serving ``key``'s slot now, as it says itself."""
+        live = [n for n in self.nodes if n.process is not None and n.process.poll() is None]
+        slot = int(live[0].cli("CLUSTER", "KEYSLOT", key))
+        for node in live:
+            me = node.cli("CLUSTER", "MYID")
+            for fields in (line.split() for line in node.cli("CLUSTER", "NODES").splitlines()):
+                if (fields[0] == me and "master" in fields[2]
+                        and any(_covers(r, slot) for r in fields[8:])):
+                    return node
+        raise RuntimeError(f"no live master serves slot {slot}")
 
     def flush(self) -> None:
         for node in self.nodes:
@@ -205,6 +222,14 @@ class SentinelGroup:
                 process.wait(timeout=10)
         self.primary.kill()
         self.replica.kill()
+
+
+def _covers(slots: str, slot: int) -> bool:
+    """Whether a ``CLUSTER NODES`` slot field (``5461`` or ``0-5460``) covers ``slot``."""
+    if slots.startswith("["):
+        return False  # a slot being migrated
+    first, _, last = slots.partition("-")
+    return int(first) <= slot <= int(last or first)
 
 
 def _field(reply: str, name: str) -> str | None:

@@ -48,6 +48,7 @@ from ..wire import Decision, EndResult, rfc3339
 from .protocol import (
     AuditEntry,
     AuditQuery,
+    Changes,
     LiveCall,
     OnChange,
     Peek,
@@ -373,6 +374,14 @@ class EmbeddedStore:
         beside it are noticed by polling."""
 
     # -- tokens ------------------------------------------------------------------------------
+
+    async def changes(self) -> Changes:
+        """No feed here: every poll compares the versions (one local query)."""
+        return Changes(complete=False)
+
+    @property
+    def feeds_revocations(self) -> bool:
+        return False
 
     async def add_token(self, record: TokenRecord, audit: AuditEntry | None = None) -> None:
         def job(conn: sqlite3.Connection) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "AUDIT_PAGE_MAX",
     "AuditEntry",
     "AuditQuery",
+    "Changes",
     "LiveCall",
     "OnChange",
     "Peek",
@@ -126,6 +127,18 @@ OnChange = Callable[[str | None, int], Awaitable[None]]
 may have been missed and every account should be checked."""
 
 
+class Changes(msgspec.Struct, frozen=True, kw_only=True):
+    """What changed in the store since the last ``changes()``."""
+
+    complete: bool
+    """False when the store cannot say everything that changed (the first call, a gap in
+    its feed, no feed at all): compare every account's version."""
+    accounts: dict[str, int] = {}
+    """Accounts saved, with their newest version."""
+    revoked: tuple[str, ...] = ()
+    """Hashes of tokens revoked."""
+
+
 class Peek(msgspec.Struct, frozen=True, kw_only=True):
     """What ``explain`` needs to know without changing anything."""
 
@@ -220,6 +233,17 @@ class Store(Protocol):
         """Save ``config`` over ``expected_version`` (else ``PreconditionFailed``, or
         ``Conflict`` when creating one that exists); ``audit`` is appended to the account's
         log in the same atomic write."""
+        ...
+
+    async def changes(self) -> Changes:
+        """What changed since the last call (a store without a change feed says it cannot
+        tell: ``complete=False``, and every account's version is compared)."""
+        ...
+
+    @property
+    def feeds_revocations(self) -> bool:
+        """Whether ``changes`` names every token revoked (else a token cache re-checks the
+        tokens it holds itself)."""
         ...
 
     # Tokens, stored by hash only.

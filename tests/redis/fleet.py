@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from callerid import AccountConfig
-from tests.conftest import CALLGATE, Server, write_account
+from tests.conftest import CALLGATE, NO_DRAIN, Server, stop_all, write_account
 
 from ..redis_support import RedisServer
 
@@ -40,10 +40,11 @@ class Fleet:
         return self
 
     def start(self, count: int, *args: str) -> list[Server]:
-        """``count`` servers on their own ports, started together."""
+        """``count`` servers on their own ports, started together, without a drain (``args``
+        may ask for one)."""
         fresh = [
             Server(self.root / f"unused-{len(self.servers) + i}", demo=None, token=self.token,
-                   args=["--redis-url", self.url, *args]).spawn()
+                   args=["--redis-url", self.url, *NO_DRAIN, *args]).spawn()
             for i in range(count)
         ]
         for server in fresh:
@@ -52,13 +53,13 @@ class Fleet:
         return fresh
 
     def close(self) -> None:
-        for server in self.servers:
-            server.stop()  # SIGTERM: a --workers parent stops its workers too
+        stop_all(self.servers)  # SIGTERM: a --workers parent stops its workers too
 
 
 def leases(redis: RedisServer, account: str = "demo", users: Sequence[str] = ()) -> dict[str, int]:
-    """Leases held in Redis now: the account's and each user's (expired ones included)."""
+    """Leases held in Redis now: the account's and each user's (expired ones included, until a
+    dial of the account gives them back)."""
     held = {"account": int(redis.cli("ZCARD", f"cg:{{{account}}}:leases"))}
     for user in users:
-        held[user] = int(redis.cli("ZCARD", f"cg:{{{account}}}:u:{user}"))
+        held[user] = int(redis.cli("HGET", f"cg:{{{account}}}:counts", user) or 0)
     return held

@@ -1,5 +1,6 @@
-"""The connections the Redis store keeps: never more than ``pool`` for scripts however many
-dials wait, and connections broken by a Redis restart replaced without failing a dial."""
+"""The connections the Redis store keeps: ``pool`` pipelined connections for dials and one
+for the rest, however many dials wait; the script source sent once per connection; and
+connections broken by a Redis restart replaced without failing a dial."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from callerid import AccountConfig, Reason
 from engine.decide import Engine
 from engine.service import AccountService
-from engine.store.redis_store import ADMIN_POOL_SIZE, RedisStore
+from engine.store.redis_store import RedisStore
 from engine.wire import DialRequest
 
 from ..redis_support import RedisServer
@@ -63,22 +64,22 @@ def _calls(redis: RedisServer, command: str) -> int:
     return 0
 
 
-async def test_dials_never_open_more_connections_than_the_pool(
+async def test_a_burst_runs_on_the_pool_pipelined(
     redis: RedisServer, demo: AccountConfig
 ) -> None:
-    store, engine = await _engine(f"{redis.url}?pool=3&timeout_ms=5000", demo)
+    store, engine = await _engine(f"{redis.url}?pool=2&timeout_ms=5000", demo)
     try:
         reasons = await _burst(engine, "a", 300)
-        assert reasons == [None] * 300  # all waited their turn, none failed
+        assert reasons == [None] * 300  # none failed
         clients = _clients(redis)
-        scripts = [c for c in clients if c["cmd"] == "evalsha"]
-        assert 1 <= len(scripts) <= 3, clients
-        assert len(clients) <= 3 + ADMIN_POOL_SIZE, clients
+        assert len(clients) <= 2 + 1, clients  # the pool, and one for everything else
+        assert store.connections_opened() <= 3
         assert redis.cli("ZCARD", "cg:{demo}:leases") == "300"
-        # This Redis knew no script: each connection sent the source once, not each dial.
-        evals = _calls(redis, "eval")
-        assert 1 <= evals <= 3 + 1, evals  # + the configuration's save
-        assert _calls(redis, "evalsha") == 300 + 1
+        # This Redis knew no script: each connection loaded it once, not each dial (ADMIT on
+        # the two dial connections; SAVE_CONFIG and ANNOUNCE on the other).
+        assert _calls(redis, "eval") == 0
+        assert 1 <= _calls(redis, "script|load") <= 2 + 2
+        assert _calls(redis, "evalsha") >= 300
     finally:
         await store.close()
 
@@ -86,13 +87,12 @@ async def test_dials_never_open_more_connections_than_the_pool(
 async def test_connections_broken_by_a_restart_fail_no_dial(
     redis: RedisServer, demo: AccountConfig
 ) -> None:
-    store, engine = await _engine(f"{redis.url}?timeout_ms=5000", demo)
+    store, engine = await _engine(f"{redis.url}?pool=2&timeout_ms=5000", demo)
     try:
         assert await _burst(engine, "before", 30) == [None] * 30
-        idle = len([c for c in _clients(redis) if c["cmd"] == "evalsha"])
-        assert idle >= 2, "several idle connections, all broken by the restart below"
         redis.restart()  # no AOF: an empty Redis that knows no script either
-        # The first use of each broken connection fails; its retry runs on a new one.
+        await asyncio.sleep(0.05)  # the kernel tells the store its connections closed
+        # Each broken connection is replaced on first use; every dial waits for that.
         assert await _burst(engine, "after", 30) == [None] * 30
         assert redis.cli("ZCARD", "cg:{demo}:leases") == "30"
     finally:

@@ -1,0 +1,73 @@
+"""Every Redis key callgate uses, each built by one function.
+
+An account's keys start with ``cg:{<account id>}:``: the braces are Redis Cluster's hash tag,
+so all of them live in one slot and every script over them runs unchanged on a cluster (and
+through a proxy that routes by the first key). The few keys outside any account each live
+in a slot of their own and are only ever used by themselves.
+
+=========================  =========  ===============================================
+key                        type       what
+=========================  =========  ===============================================
+``cg:accounts``            set        every account id (for a full version check)
+``cg:token:<hash>``        string     the account a token hash belongs to
+``cg:{changes}:version``   string     counts every change announced (config, tokens)
+``cg:{changes}:feed``      stream     the latest changes: ``n``, then ``a`` + ``v``
+                                      (an account's new version) or ``t`` (a token
+                                      hash revoked)
+``…:config``               hash       ``v`` version, ``c`` the configuration (JSON)
+``…:audit``                stream     the audit log, ``e`` each entry (JSON)
+``…:tokens``               hash       token hash -> its record (msgpack)
+``…:leases``               zset       call id -> lease expiry (ms): calls holding a channel
+``…:holders``              hash       call id -> ``user|caller ID|to`` for those calls
+``…:counts``               hash       user id -> channels the user holds
+``…:sticky``               hash       contact -> ``<caller ID> <expiry ms>``
+``…:sticky-expiry``        zset       contact -> its sticky entry's expiry (for pruning)
+``…:call:<call id>``       hash       a call that was allowed (see ``lua/admit.lua``)
+``…:denied:<call id>``     string     a remembered denial (see ``lua/admit.lua``)
+=========================  =========  ===============================================
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ACCOUNTS",
+    "FEED",
+    "FEED_VERSION",
+    "CHANNEL",
+    "AccountKeys",
+    "token_index",
+]
+
+ACCOUNTS = "cg:accounts"
+FEED_VERSION = "cg:{changes}:version"
+FEED = "cg:{changes}:feed"
+CHANNEL = "callgate:config"
+"""The pub/sub channel of changes: ``<account id> <version>``, or ``-token <hash>``."""
+
+
+def token_index(token_hash: str) -> str:
+    return f"cg:token:{token_hash}"
+
+
+class AccountKeys:
+    """The keys of one account."""
+
+    __slots__ = ("prefix", "config", "audit", "tokens", "leases", "holders", "counts",
+                 "sticky", "sticky_expiry")
+
+    def __init__(self, account_id: str) -> None:
+        self.prefix = prefix = f"cg:{{{account_id}}}:"
+        self.config = prefix + "config"
+        self.audit = prefix + "audit"
+        self.tokens = prefix + "tokens"
+        self.leases = prefix + "leases"
+        self.holders = prefix + "holders"
+        self.counts = prefix + "counts"
+        self.sticky = prefix + "sticky"
+        self.sticky_expiry = prefix + "sticky-expiry"
+
+    def call(self, call_id: str) -> str:
+        return self.prefix + "call:" + call_id
+
+    def denied(self, call_id: str) -> str:
+        return self.prefix + "denied:" + call_id

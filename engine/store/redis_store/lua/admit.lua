@@ -1,0 +1,91 @@
+-- ADMIT: one dial, atomically. Replays the answer of a call id decided already; else reads
+-- the contact's sticky caller ID and picks the engine's answer (the plan), gives expired
+-- leases back, takes a channel or refuses at the limit, and keeps the record.
+--
+-- A dial that runs past its deadline (A.deadline_ms, Redis's clock) reads and writes nothing:
+-- its caller has answered 503 already, so whatever Redis did for it would be a channel held
+-- for a call nobody placed. However long Redis was stalled, a late dial takes nothing.
+--
+-- The record of an allowed call, K.record (a hash of short fields, so Redis keeps it as a
+-- compact listpack):
+--   f fingerprint of the request     u user          d the answer (compact msgpack)
+--   x lease expiry (ms)              c 1 counted, 0 emergency
+--   r retained until (ms): a retry until then gets the same answer
+--   s the sticky caller ID the answer took ('' none)
+--   k the caller ID to record as sticky if the call connects ('' none), t for which contact,
+--     l for how long (ms)
+--   n the nonce of the attempt that owns it   o the outcome once ended ('' in progress)
+-- A remembered denial, K.denied (a string): '<r> <f> <user> <limits>|<answer>', limits being
+-- 'calls,account calls,user limit,account limit' for a channel-limit denial, else '-'.
+--
+-- Returns {code, now, ...}:
+--   0 LATE     {0, now}: past the deadline; nothing read or written
+--   1 REPLAY   {1, now, f, d, x, s}: the record of an allowed call
+--   2 REPLAY_DENIAL  {2, now, denial}
+--   3 ALLOWED  {3, now, lease expiry, sticky caller ID taken or '', calls in the account}
+--   4 DENIED   {4, now}: the plan's own denial (remembered when A.remember is 1)
+--   5 LIMIT    {5, now, the user's calls, the account's calls}
+if now > tonumber(A.deadline_ms) then return {0, now} end
+-- A call id the client chose may have been decided already; one callgate made up is new.
+if A.remember == '1' then
+  local rec = redis.call('HMGET', K.record, 'r', 'f', 'd', 'x', 's')
+  if rec[1] then
+    if tonumber(rec[1]) > now then
+      -- A retry owns the record from now on: an undo of an earlier attempt leaves it alone.
+      if rec[2] == A.fingerprint then redis.call('HSET', K.record, 'n', A.nonce) end
+      return {1, now, rec[2], rec[3], tonumber(rec[4]), rec[5]}
+    end
+    redis.call('DEL', K.record)
+  end
+  local denial = redis.call('GET', K.denied)
+  if denial then
+    if denial_until(denial) > now then return {2, now, denial} end
+    redis.call('DEL', K.denied)
+  end
+end
+local retention = tonumber(A.retention_ms)
+local function remember(limits, answer)
+  if A.remember == '1' then
+    redis.call('SET', K.denied, ms(now + retention) .. ' ' .. A.fingerprint .. ' ' .. A.user
+      .. ' ' .. limits .. '|' .. answer, 'PX', retention)
+  end
+end
+local answer, allowed, sticky, keep = A.answer, A.allowed == '1', '', A.keep
+if A.sticky_answer ~= '' and K.sticky then
+  local entry = redis.call('HGET', K.sticky, A.contact)
+  if entry then
+    local caller, expires = string.match(entry, '^(%S+) (%d+)$')
+    if caller and tonumber(expires) > now
+        and string.find(A.sticky_ids, ',' .. caller .. ',', 1, true) then
+      answer, allowed, sticky, keep = A.sticky_answer, true, caller, caller
+    end
+  end
+end
+if not allowed then
+  remember('-', answer)
+  return {4, now}
+end
+local ttl = tonumber(A.ttl_ms)
+local expires = now + ttl
+local in_account = 0
+if A.counted == '1' then
+  purge()
+  local held = tonumber(redis.call('HGET', K.counts, A.user) or '0')
+  in_account = redis.call('ZCARD', K.leases)
+  local cap = tonumber(A.account_limit)
+  if held >= tonumber(A.user_limit) or (cap and in_account >= cap) then
+    remember(held .. ',' .. in_account .. ',' .. A.user_limit .. ',' .. A.account_limit, '')
+    return {5, now, held, in_account}
+  end
+  local caller = sticky ~= '' and sticky or A.caller
+  redis.call('ZADD', K.leases, expires, A.call_id)
+  redis.call('HSET', K.holders, A.call_id, A.user .. '|' .. caller .. '|' .. A.contact)
+  redis.call('HINCRBY', K.counts, A.user, 1)
+  in_account = in_account + 1
+end
+local retain = expires + retention
+redis.call('HSET', K.record, 'f', A.fingerprint, 'u', A.user, 'd', answer, 'x', ms(expires),
+  'c', A.counted, 'r', ms(retain), 's', sticky, 'k', keep, 't', A.contact,
+  'l', A.sticky_ttl_ms, 'n', A.nonce, 'o', '')
+redis.call('PEXPIRE', K.record, retain - now)
+return {3, now, expires, sticky, in_account}

@@ -1,0 +1,26 @@
+-- PEEK (explain): what a dial would find, changing nothing a caller can see (expired leases
+-- are given back, as any script would).
+-- Returns {the user's calls, the account's calls, sticky caller ID or '', kind, ...}: kind 0
+-- nothing known; 1 the record of an allowed call: f, d, x, s; 2 a remembered denial.
+purge()
+local held = tonumber(redis.call('HGET', K.counts, A.user) or '0')
+local in_account = redis.call('ZCARD', K.leases)
+local sticky = ''
+if A.contact ~= '' then
+  local entry = redis.call('HGET', K.sticky, A.contact)
+  if entry then
+    local caller, expires = string.match(entry, '^(%S+) (%d+)$')
+    if caller and tonumber(expires) > now then sticky = caller end
+  end
+end
+if A.remember == '1' then
+  local rec = redis.call('HMGET', K.record, 'r', 'f', 'd', 'x', 's')
+  if rec[1] and tonumber(rec[1]) > now then
+    return {held, in_account, sticky, 1, rec[2], rec[3], tonumber(rec[4]), rec[5]}
+  end
+  local denial = redis.call('GET', K.denied)
+  if denial and denial_until(denial) > now then
+    return {held, in_account, sticky, 2, denial}
+  end
+end
+return {held, in_account, sticky, 0}

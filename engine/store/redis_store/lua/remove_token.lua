@@ -1,0 +1,5 @@
+-- REMOVE_TOKEN: forget a token, and log it. Returns 1 if it was there, else 0 (and logs
+-- nothing).
+if redis.call('HDEL', K.tokens, A.hash) == 0 then return 0 end
+audit(K.audit, A.audit)
+return 1

@@ -1,0 +1,262 @@
+"""The Redis store's scripts: one ``.lua`` file each (in ``lua/``), with named keys and
+arguments.
+
+Each script's ``KEYS`` and ``ARGV`` are described once, by a ``NamedTuple`` here; the script
+reads them by name (``K.leases``, ``A.deadline_ms``) from two tables generated from those
+tuples and put in front of its file, so the Lua and the Python cannot disagree on a
+position. Every key a script touches is in ``KEYS`` (a Cluster proxy routes by them), and all
+of a call's keys share its account's hash tag. A trailing ``audit`` argument takes the rest
+of ``ARGV``. Replies open with an integer code, listed at the top of each file and mirrored
+by an ``IntEnum`` here.
+
+Scripts run by ``EVALSHA``; a server that does not know one (new, restarted, failed over,
+another cluster node) gets its source once, by ``SCRIPT LOAD``, and the call is repeated.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from importlib import resources
+from typing import Any, NamedTuple
+
+__all__ = [
+    "ADD_TOKEN", "ADMIT", "ANNOUNCE", "AUDIT_KEPT", "END", "FEED", "HEARTBEAT", "LIVE",
+    "PEEK", "REMOVE_TOKEN", "SAVE_CONFIG", "SCRIPTS", "UNDO_ADMIT",
+    "AdmitArgs", "AdmitCode", "AdmitKeys", "EndCode", "HeartbeatCode", "Script",
+]
+
+AUDIT_KEPT = 100_000
+"""Entries of an account's audit log Redis keeps (about: the stream is trimmed in blocks)."""
+
+
+class Script:
+    """One script: its source (the generated ``K``/``A`` tables, the preludes it asks for,
+    then its file) and its SHA-1."""
+
+    def __init__(
+        self, name: str, keys: type[Any], args: type[Any], *, preludes: tuple[str, ...] = ()
+    ) -> None:
+        self.name = name
+        self.keys = keys
+        self.args = args
+        body = "\n".join(_read(p) for p in (*preludes, name))
+        self.source = _table("K", "KEYS", keys) + _table("A", "ARGV", args) + body
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+
+    def call_args(self, keys: tuple[Any, ...], args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``EVALSHA``'s arguments after the SHA: the key count, the keys (trailing Nones
+        left out), the arguments (a trailing ``audit`` spread)."""
+        present = [k for k in keys if k is not None]
+        values = list(args)
+        if self.args._fields and self.args._fields[-1] == "audit":
+            values[-1:] = list(values[-1])
+        return (len(present), *present, *values)
+
+
+def _read(name: str) -> str:
+    text = resources.files(__package__).joinpath("lua", f"{name}.lua").read_text()
+    return text.replace("AUDIT_KEPT", str(AUDIT_KEPT))
+
+
+def _table(table: str, array: str, fields: type[Any]) -> str:
+    names = list(fields._fields)
+    parts = [f"{n} = {array}[{i}]" for i, n in enumerate(names, 1)]
+    if array == "ARGV" and names and names[-1] == "audit":
+        parts[-1] = f"audit = {{unpack({array}, {len(names)})}}"
+    return f"local {table} = {{{', '.join(parts)}}}\n"
+
+
+# -- the dial and the call lifecycle --------------------------------------------------------
+
+class AdmitKeys(NamedTuple):
+    record: str
+    denied: str
+    leases: str
+    holders: str
+    counts: str
+    sticky: str | None = None
+    """Only when the plan may take a sticky caller ID."""
+
+
+class AdmitArgs(NamedTuple):
+    skew_ms: int
+    deadline_ms: int
+    call_id: str
+    fingerprint: str
+    user: str
+    remember: str
+    counted: str
+    user_limit: int
+    account_limit: int | str
+    ttl_ms: int
+    retention_ms: int
+    sticky_ttl_ms: int
+    nonce: str
+    answer: bytes
+    allowed: str
+    caller: str
+    keep: str
+    contact: str
+    sticky_answer: bytes | str
+    sticky_ids: str
+
+
+class AdmitCode(enum.IntEnum):
+    LATE = 0
+    REPLAY = 1
+    REPLAY_DENIAL = 2
+    ALLOWED = 3
+    DENIED = 4
+    LIMIT = 5
+
+
+class UndoKeys(NamedTuple):
+    record: str
+    leases: str
+    holders: str
+    counts: str
+
+
+class UndoArgs(NamedTuple):
+    call_id: str
+    nonce: str
+
+
+class EndKeys(NamedTuple):
+    record: str
+    denied: str
+    leases: str
+    holders: str
+    counts: str
+    sticky: str
+    sticky_expiry: str
+
+
+class EndArgs(NamedTuple):
+    skew_ms: int
+    call_id: str
+    outcome: str
+    connected: str
+    retention_ms: int
+    user: str
+
+
+class EndCode(enum.IntEnum):
+    MISSING = 0
+    DENIED = 1
+    ENDED = 2
+    OK = 3
+
+
+class HeartbeatKeys(NamedTuple):
+    record: str
+    denied: str
+    leases: str
+
+
+class HeartbeatArgs(NamedTuple):
+    skew_ms: int
+    call_id: str
+    ttl_ms: int
+    retention_ms: int
+    user: str
+
+
+class HeartbeatCode(enum.IntEnum):
+    MISSING = 0
+    DENIED = 1
+    ENDED = 2
+    EXPIRED = 3
+    OK = 4
+
+
+class PeekKeys(NamedTuple):
+    record: str
+    denied: str
+    leases: str
+    holders: str
+    counts: str
+    sticky: str
+
+
+class PeekArgs(NamedTuple):
+    skew_ms: int
+    remember: str
+    user: str
+    contact: str
+
+
+class LiveKeys(NamedTuple):
+    leases: str
+    holders: str
+
+
+class LiveArgs(NamedTuple):
+    skew_ms: int
+    start: int
+    most: int
+
+
+# -- configuration, tokens and the change feed ----------------------------------------------
+
+class ConfigKeys(NamedTuple):
+    config: str
+    audit: str
+
+
+class SaveConfigArgs(NamedTuple):
+    expected_version: int
+    config: bytes
+    audit: tuple[bytes, ...]
+
+
+class TokenKeys(NamedTuple):
+    tokens: str
+    audit: str
+
+
+class AddTokenArgs(NamedTuple):
+    hash: str
+    record: bytes
+    audit: tuple[bytes, ...]
+
+
+class RemoveTokenArgs(NamedTuple):
+    hash: str
+    audit: tuple[bytes, ...]
+
+
+class FeedKeys(NamedTuple):
+    version: str
+    feed: str
+
+
+class AnnounceArgs(NamedTuple):
+    kind: str
+    subject: str
+    value: str
+    channel: str
+    kept: int
+
+
+class FeedArgs(NamedTuple):
+    since: int
+    most: int
+
+
+_CLOCK = ("prelude",)
+ADMIT = Script("admit", AdmitKeys, AdmitArgs, preludes=_CLOCK)
+UNDO_ADMIT = Script("undo_admit", UndoKeys, UndoArgs)
+END = Script("end", EndKeys, EndArgs, preludes=_CLOCK)
+HEARTBEAT = Script("heartbeat", HeartbeatKeys, HeartbeatArgs, preludes=_CLOCK)
+PEEK = Script("peek", PeekKeys, PeekArgs, preludes=_CLOCK)
+LIVE = Script("live", LiveKeys, LiveArgs, preludes=_CLOCK)
+SAVE_CONFIG = Script("save_config", ConfigKeys, SaveConfigArgs, preludes=("audit",))
+ADD_TOKEN = Script("add_token", TokenKeys, AddTokenArgs, preludes=("audit",))
+REMOVE_TOKEN = Script("remove_token", TokenKeys, RemoveTokenArgs, preludes=("audit",))
+ANNOUNCE = Script("announce", FeedKeys, AnnounceArgs)
+FEED = Script("feed", FeedKeys, FeedArgs)
+
+SCRIPTS = (ADMIT, UNDO_ADMIT, END, HEARTBEAT, PEEK, LIVE, SAVE_CONFIG, ADD_TOKEN, REMOVE_TOKEN,
+           ANNOUNCE, FEED)
