@@ -75,12 +75,14 @@ async def follow(
 
 
 async def refresh_changed(
-    store: Store, engine: Engine, tokens: TokenCache | None = None
-) -> int:
-    """One poll: install what the store says changed (or everything newer, when it cannot
-    say), forget revoked tokens and confirm the rest; the number of accounts installed."""
+    store: Store, engine: Engine, tokens: TokenCache | None = None, since: int = -1
+) -> tuple[int, int]:
+    """One poll after cursor ``since``: install what the store says changed (or everything
+    newer, when it cannot say), forget revoked tokens and confirm the rest. The number of
+    accounts installed, and the cursor for the next poll (only once all this succeeded: a
+    failed poll is asked again from the same place)."""
     asked_at = time.monotonic()
-    changes = await store.changes()
+    changes = await store.changes(since)
     if tokens is not None:
         for token_hash in changes.revoked:
             tokens.forget(token_hash)
@@ -89,19 +91,24 @@ async def refresh_changed(
     else:
         installed = await refresh_once(store, engine)
     if tokens is not None and store.feeds_revocations:
-        tokens.confirm_all(asked_at)
-    return installed
+        if changes.complete:
+            tokens.confirm_all(asked_at)
+        else:  # revocations may have been missed with the rest: ask about every token
+            await tokens.recheck()
+    return installed, changes.cursor
 
 
 async def refresh_forever(
     store: Store, engine: Engine, *, poll_s: float = POLL_S, tokens: TokenCache | None = None
 ) -> None:
     rounds = 0
+    cursor = -1
     while True:
         await asyncio.sleep(poll_s)
         rounds += 1
         try:
-            if await refresh_changed(store, engine, tokens):
+            installed, cursor = await refresh_changed(store, engine, tokens, cursor)
+            if installed:
                 log.info("configuration reloaded")
             if rounds % SWEEP_EVERY == 0:
                 await store.sweep()

@@ -88,6 +88,9 @@ class TokenCache:
     same as every other request."""
 
     TRUST_S = 2.0
+    REFRESH_S = 1.5
+    """A token used when its confirmation is this old is looked up again in the background,
+    so that it is confirmed before ``TRUST_S`` runs out (the request does not wait)."""
     RECHECK_S = 1.0
     FEED_RECHECK_S = 60.0
     IDLE_S = 600.0
@@ -101,6 +104,7 @@ class TokenCache:
         self._digests: dict[str, str] = {}
         self._lookups: dict[str, asyncio.Future[TokenRecord | None]] = {}
         self._confirmed = float("-inf")
+        self._refreshing: set[asyncio.Task[None]] = set()
 
     def _entry(self, token: str) -> _Known | None:
         digest = self._digests.get(token)
@@ -115,10 +119,33 @@ class TokenCache:
         if known is None:
             return None
         now = self._clock()
-        if now - max(known.checked, self._confirmed) < self.TRUST_S:
+        age = now - max(known.checked, self._confirmed)
+        if age < self.TRUST_S:
             known.used = now
+            if age >= self.REFRESH_S:
+                self._refresh_soon(known.record.hash)
             return known.record
         return None
+
+    def _refresh_soon(self, digest: str) -> None:
+        """Look ``digest`` up in the background (once at a time), off the request's path."""
+        if digest in self._lookups:
+            return
+        task = asyncio.ensure_future(self._refresh(digest))
+        self._refreshing.add(task)
+        task.add_done_callback(self._refreshing.discard)
+
+    async def _refresh(self, digest: str) -> None:
+        asked_at = self._clock()
+        try:
+            record = await self._lookup(digest)
+        except StoreUnavailable:
+            return  # the next request or recheck tries again
+        known = self._known.get(digest)
+        if record is None:
+            self._known.pop(digest, None)
+        elif known is not None:
+            known.record, known.checked = record, asked_at
 
     def forget(self, token_hash: str) -> None:
         """Stop trusting what is known of a token (it was just revoked)."""
@@ -164,6 +191,8 @@ class TokenCache:
             age = now - max(known.checked, self._confirmed)
             if age < self.TRUST_S:
                 known.used = now
+                if age >= self.REFRESH_S:
+                    self._refresh_soon(digest)
                 return known.record
             if age < self.STALE_OK_S and not getattr(self._store, "healthy", True):
                 # The store is down: its own answer (503) follows; do not wait on it here.

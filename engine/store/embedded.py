@@ -55,6 +55,7 @@ from .protocol import (
     Plan,
     Ticket,
     TokenRecord,
+    EMERGENCY_HEARTBEAT as _EMERGENCY,
     channel_denial,
     channel_refusal,
 )
@@ -375,7 +376,7 @@ class EmbeddedStore:
 
     # -- tokens ------------------------------------------------------------------------------
 
-    async def changes(self) -> Changes:
+    async def changes(self, since: int = -1) -> Changes:
         """No feed here: every poll compares the versions (one local query)."""
         return Changes(complete=False)
 
@@ -510,6 +511,8 @@ class EmbeddedStore:
                 await self._commit_call(key, record, previous=stale, now=now)
             return decision
 
+        if not ticket.counted:  # an emergency call holds no channel: no lease to show
+            decision = msgspec.structs.replace(decision, lease_expires_at=None)
         record = CallRecord(
             user_id=ticket.user_id,
             fingerprint=ticket.fingerprint,
@@ -715,6 +718,8 @@ class EmbeddedStore:
         record = self._live_record(key, now, user_id)
         if record.outcome is not None:
             raise Conflict(f"call {call_id!r} has ended ({record.outcome})", field="call_id")
+        if not record.counted:
+            raise Conflict(_EMERGENCY % call_id, field="call_id")
         if record.lease_expires_ms <= now:
             raise Conflict(
                 f"the lease of call {call_id!r} expired; dial again for a new one",

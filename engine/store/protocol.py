@@ -17,6 +17,7 @@ from ..wire import Decision, EndResult
 
 __all__ = [
     "AUDIT_PAGE_MAX",
+    "EMERGENCY_HEARTBEAT",
     "AuditEntry",
     "AuditQuery",
     "Changes",
@@ -118,6 +119,12 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return decision.to, decision.caller_id
 
 
+EMERGENCY_HEARTBEAT = (
+    "call %r is an emergency call: it holds no channel, so it has no lease to extend"
+)
+"""Why a heartbeat of an emergency call is refused (409); ending one is answered as usual."""
+
+
 def channel_denial(call_id: str, detail: str) -> Decision:
     return Decision(allowed=False, call_id=call_id, reason=Reason.CHANNEL_LIMIT, detail=detail)
 
@@ -137,6 +144,9 @@ class Changes(msgspec.Struct, frozen=True, kw_only=True):
     """Accounts saved, with their newest version."""
     revoked: tuple[str, ...] = ()
     """Hashes of tokens revoked."""
+    cursor: int = -1
+    """Where the next ``changes`` starts: pass it back once these changes are applied (a
+    caller that failed to apply them passes the old one, and gets them again)."""
 
 
 class Peek(msgspec.Struct, frozen=True, kw_only=True):
@@ -235,9 +245,10 @@ class Store(Protocol):
         log in the same atomic write."""
         ...
 
-    async def changes(self) -> Changes:
-        """What changed since the last call (a store without a change feed says it cannot
-        tell: ``complete=False``, and every account's version is compared)."""
+    async def changes(self, since: int = -1) -> Changes:
+        """What changed after ``since`` (a previous answer's ``cursor``; -1: it is not known).
+        A store without a change feed says it cannot tell (``complete=False``: every
+        account's version is compared)."""
         ...
 
     @property

@@ -184,6 +184,20 @@ async def test_uncounted_call_takes_no_channel(contract_store: Store) -> None:
     assert emergency.allowed
 
 
+async def test_an_emergency_call_shows_no_lease_and_has_none_to_extend(
+    contract_store: Store,
+) -> None:
+    emergency = await contract_store.admit(ticket("sos", counted=False), allow("sos"))
+    assert emergency.allowed and emergency.lease_expires_at is None
+    retried = await contract_store.admit(ticket("sos", counted=False), allow("sos"))
+    assert retried == emergency, "a retry gets the same answer, without a lease too"
+    assert (await contract_store.peek(ticket("sos", counted=False))).known == emergency
+    with pytest.raises(Conflict, match="emergency call: it holds no channel"):
+        await contract_store.heartbeat("a", "sos", 1000)
+    ended = await contract_store.end("a", "sos", Outcome.ANSWERED)
+    assert ended.outcome is Outcome.ANSWERED  # ending one is answered as usual
+
+
 @pytest.mark.parametrize("outcome", list(Outcome), ids=[o.value for o in Outcome])
 async def test_sticky_recorded_only_on_connected_calls(contract_store: Store, outcome: Outcome) -> None:
     await contract_store.admit(ticket("c0"), allow("c0", fallback="+13105550110"))

@@ -135,3 +135,19 @@ async def test_a_known_token_rides_out_an_outage_an_unknown_one_does_not(
     await store.revoke_token("a", "known")
     with pytest.raises(Unauthorized):
         await cache.account_for(f"Bearer {token}")
+
+
+async def test_a_token_near_the_end_of_its_trust_is_refreshed_off_the_request(
+    store: EmbeddedStore,
+) -> None:
+    token = await issue_token(store, "a", "refreshed")
+    counting, clock = Counting(store), Clock()
+    cache = TokenCache(counting, clock=clock)  # type: ignore[arg-type]
+    header = f"Bearer {token}"
+    await cache.account_for(header)
+    clock.now += cache.REFRESH_S  # no recheck ran: the request starts a background lookup
+    assert cache.cached(header) is not None
+    await asyncio.sleep(0.05)
+    assert counting.lookups == 2
+    clock.now += cache.TRUST_S - 0.1  # confirmed by that lookup: still answered from memory
+    assert cache.cached(header) is not None

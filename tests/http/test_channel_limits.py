@@ -237,4 +237,12 @@ async def test_an_emergency_call_takes_no_channel(api: Api) -> None:
         assert (await api.dial("sos-free", "911"))["rule"] == "emergency"
 
     assert (await api.metrics()).active_leases == before
+
+
+async def test_an_emergency_answer_shows_no_lease_and_cannot_be_extended(api: Api) -> None:
+    decision = await api.dial("sos-free", "911", call_id="sos-1")
+    assert decision["allowed"] and "lease_expires_at" not in decision
+    refused = await api.heartbeat("sos-1")
+    assert refused.status == 409 and "holds no channel" in refused.body["detail"]
+    assert (await api.end("sos-1", "answered"))["outcome"] == "answered"
     assert (await api.dial("sos-free", CONTACT))["allowed"], "the user's one channel is free"

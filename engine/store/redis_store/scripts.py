@@ -169,6 +169,7 @@ class HeartbeatCode(enum.IntEnum):
     ENDED = 2
     EXPIRED = 3
     OK = 4
+    EMERGENCY = 5
 
 
 class PeekKeys(NamedTuple):

@@ -72,6 +72,7 @@ from ...errors import (
 from ...wire import Decision, EndResult, rfc3339
 from ..protocol import (
     AUDIT_PAGE_MAX,
+    EMERGENCY_HEARTBEAT,
     AuditEntry,
     AuditQuery,
     Changes,
@@ -195,11 +196,16 @@ def _stored(decision: Decision) -> bytes:
     ))
 
 
-def _allowed_answer(call_id: str, blob: bytes, expires: int, sticky: bytes) -> Decision:
+def _allowed_answer(
+    call_id: str, blob: bytes, expires: int, sticky: bytes, counted: bytes
+) -> Decision:
+    """An allowed call's answer from its record; an emergency call's (not ``counted``) holds
+    no channel, so it shows no lease."""
     stored = _allowed_decoder.decode(blob)
     return Decision(
         allowed=True, call_id=call_id, caller_id=_text(sticky) or stored.caller_id,
-        rule=stored.rule, to=stored.to, lease_expires_at=rfc3339(int(expires)),
+        rule=stored.rule, to=stored.to,
+        lease_expires_at=rfc3339(int(expires)) if counted == b"1" else None,
         settings=_settings_from(stored.settings),
     )
 
@@ -353,7 +359,6 @@ class RedisStore:
         self._active: dict[str, float] = {}
         self._ids: dict[frozenset[str], str] = {}
         self._keys: dict[str, AccountKeys] = {}
-        self._feed_seen = -1
         self.undone = 0
         """Admissions given back because their answer never reached the caller."""
 
@@ -437,6 +442,8 @@ class RedisStore:
                     await self._count_leases(now)
             except (StoreUnavailable, Unreachable, TimeoutError, Lost, RedisError):
                 pass
+            except Exception:  # the monitor must outlive anything: it is how Redis comes back
+                log.exception("the Redis monitor failed a round; it goes on")
 
     async def _count_leases(self, now: float) -> None:
         for account_id, seen in list(self._active.items()):
@@ -582,10 +589,11 @@ class RedisStore:
         except BaseException:
             gate.release()
             raise
+        script_deadline = deadline + self._deadline_s * BUSY
         args = S.AdmitArgs(
             skew_ms=self._skew_ms(),
-            deadline_ms=int((deadline + self._deadline_s * BUSY) * 1000 - TRANSIT_MS
-                            + node.offset_ms + self._skew_ms()),
+            deadline_ms=int(script_deadline * 1000 - TRANSIT_MS + node.offset_ms
+                            + self._skew_ms()),
             call_id=call_id,
             fingerprint=fingerprint,
             user=ticket.user_id,
@@ -613,7 +621,9 @@ class RedisStore:
 
         def lost() -> None:
             if fallback.allowed or sticky is not None:
-                wait = max(0.0, deadline - loop.time()) + 0.05
+                # Not before the script's own deadline has passed: until then an ADMIT that
+                # Redis read before the connection broke may still run, after the undo.
+                wait = max(0.0, script_deadline - loop.time()) + 0.05
                 self._spawn(self._undo(undo, call_id, nonce, wait))
 
         call = _Call(self, S.ADMIT, S.ADMIT.call_args(keys, args), gate.release, late, lost)
@@ -627,7 +637,17 @@ class RedisStore:
         except (TimeoutError, Lost, RedisError) as exc:
             raise self._unavailable(exc, self._deadline_s * (1 + GRACE)) from None
         self._healthy = True
+        if reply[0] == S.AdmitCode.LATE and node.clock_suspect():
+            self._spawn(self._remeasure(node))
         return self._admitted(ticket, fingerprint, fallback, sticky, reply)
+
+    async def _remeasure(self, node: Node) -> None:
+        """A dial ran past its deadline by Redis's clock: if that clock stepped (NTP, a VM
+        moved), every deadline would be wrong until the next measure. Measure it now."""
+        try:
+            await node.refresh_clock(force=True)
+        except (Unreachable, TimeoutError, Lost, RedisError):
+            pass
 
     async def _wait(self, call: _Call, pipe: Pipe, deadline: float) -> Any:
         """The reply of ``call``, waited for until ``GRACE`` after ``deadline``, and on until
@@ -661,14 +681,14 @@ class RedisStore:
         call_id = ticket.call_id
         if code == S.AdmitCode.ALLOWED:
             _, _, expires, taken, in_account = reply
-            self._leases[ticket.account_id] = int(in_account)
-            expiry = rfc3339(int(expires))
+            answer = fallback
             if taken:
                 assert sticky is not None
-                return msgspec.structs.replace(
-                    sticky, caller_id=_text(taken), lease_expires_at=expiry
-                )
-            return msgspec.structs.replace(fallback, lease_expires_at=expiry)
+                answer = msgspec.structs.replace(sticky, caller_id=_text(taken))
+            if not ticket.counted:
+                return answer  # an emergency call holds no channel: no lease to show
+            self._leases[ticket.account_id] = int(in_account)
+            return msgspec.structs.replace(answer, lease_expires_at=rfc3339(int(expires)))
         if code == S.AdmitCode.DENIED:
             return fallback
         if code == S.AdmitCode.LIMIT:
@@ -679,9 +699,9 @@ class RedisStore:
             )
             return channel_denial(call_id, detail or "no channel free")
         if code == S.AdmitCode.REPLAY:
-            _, _, stored_fingerprint, blob, expires, taken = reply
+            _, _, stored_fingerprint, blob, expires, taken, counted = reply
             self._check_fingerprint(call_id, fingerprint, _text(stored_fingerprint))
-            return _allowed_answer(call_id, blob, expires, taken)
+            return _allowed_answer(call_id, blob, expires, taken, counted)
         if code == S.AdmitCode.REPLAY_DENIAL:
             stored_fingerprint, answer = _denial_answer(call_id, ticket.user_id, reply[2])
             self._check_fingerprint(call_id, fingerprint, stored_fingerprint)
@@ -760,6 +780,8 @@ class RedisStore:
             return int(reply[1])
         if code == S.HeartbeatCode.ENDED:
             raise Conflict(f"call {call_id!r} has ended ({_text(reply[1])})", field="call_id")
+        if code == S.HeartbeatCode.EMERGENCY:
+            raise Conflict(EMERGENCY_HEARTBEAT % call_id, field="call_id")
         if code == S.HeartbeatCode.EXPIRED:
             raise Conflict(
                 f"the lease of call {call_id!r} expired; dial again for a new one",
@@ -809,9 +831,9 @@ class RedisStore:
         known = None
         fingerprint = _fingerprint(ticket)
         if kind == 1:
-            stored, blob, expires, taken = reply[4:]
+            stored, blob, expires, taken, counted = reply[4:]
             self._check_fingerprint(call_id, fingerprint, _text(stored))
-            known = _allowed_answer(call_id, blob, expires, taken)
+            known = _allowed_answer(call_id, blob, expires, taken, counted)
         elif kind == 2:
             stored_fingerprint, known = _denial_answer(call_id, ticket.user_id, reply[4])
             self._check_fingerprint(call_id, fingerprint, stored_fingerprint)
@@ -907,15 +929,14 @@ class RedisStore:
         log.warning("could not announce a change of %r; other processes find it at their next "
                     "full check", args.subject)
 
-    async def changes(self) -> Changes:
+    async def changes(self, since: int = -1) -> Changes:
         """One ``GET`` of the change counter; the feed is read only when it moved."""
         current = await self._command(FEED_VERSION, "GET", FEED_VERSION)
-        if self._feed_seen >= 0 and int(current or 0) == self._feed_seen:
-            return Changes(complete=True)
+        if since >= 0 and int(current or 0) == since:
+            return Changes(complete=True, cursor=since)
         reply = await self._script(
-            S.FEED, S.FeedKeys(FEED_VERSION, FEED), S.FeedArgs(self._feed_seen, FEED_KEPT)
+            S.FEED, S.FeedKeys(FEED_VERSION, FEED), S.FeedArgs(since, FEED_KEPT)
         )
-        current, complete = int(reply[0]), bool(reply[1])
         accounts: dict[str, int] = {}
         revoked: list[str] = []
         for fields in reply[2:]:
@@ -925,8 +946,8 @@ class RedisStore:
             else:
                 account_id, version = _text(entry[b"a"]), int(entry[b"v"])
                 accounts[account_id] = max(version, accounts.get(account_id, 0))
-        self._feed_seen = current
-        return Changes(complete=complete, accounts=accounts, revoked=tuple(revoked))
+        return Changes(complete=bool(reply[1]), accounts=accounts, revoked=tuple(revoked),
+                       cursor=int(reply[0]))
 
     @property
     def feeds_revocations(self) -> bool:

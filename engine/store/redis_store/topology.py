@@ -64,6 +64,7 @@ class Node:
         ``observe_clock``)."""
         self._clock_rtt_ms = float("inf")
         self._clock_at = 0.0
+        self._clock_forced_at = 0.0
         self.opened = 0
         """Connections opened so far (for tests and logs)."""
 
@@ -146,31 +147,55 @@ class Node:
         if self._on_trouble is not None:
             self._on_trouble()
 
-    def observe_clock(self, offset_ms: float, rtt_ms: float) -> None:
+    def observe_clock(self, offset_ms: float, rtt_ms: float, *, force: bool = False) -> None:
         """A measure of the clock offset, good to within half its round trip. A busy event
         loop reads replies late, which makes round trips look long: a measure is taken only
-        if its round trip is no longer than the best one's, or that one is old."""
+        if its round trip is no longer than the best one's, or that one is old, or it is
+        ``force``d (Redis said a dial ran late: its clock may have stepped)."""
         now = time.monotonic()
-        if rtt_ms <= self._clock_rtt_ms or now - self._clock_at > 30.0:
+        if force or rtt_ms <= self._clock_rtt_ms or now - self._clock_at > 30.0:
             self.offset_ms, self._clock_rtt_ms, self._clock_at = offset_ms, rtt_ms, now
 
-    async def refresh_clock(self) -> None:
+    def clock_suspect(self) -> bool:
+        """Whether to measure the clock again at once, after a dial Redis ran late (at most
+        once a second)."""
+        now = time.monotonic()
+        if now - self._clock_forced_at < 1.0:
+            return False
+        self._clock_forced_at = now
+        return True
+
+    async def refresh_clock(self, force: bool = False) -> None:
         """Measure the clock offset again (``TIME`` on the admin pipe)."""
         pipe = await self.pipe(admin=True)
         sent = time.monotonic()
         seconds, micros = await asyncio.wait_for(pipe.call("TIME"), CONNECT_TIMEOUT_S)
         received = time.monotonic()
         self.observe_clock(int(seconds) * 1000 + int(micros) / 1000 - (sent + received) * 500,
-                           (received - sent) * 1000)
+                           (received - sent) * 1000, force=force)
 
-    def close(self) -> None:
-        for pending in self._connecting:
-            if pending is not None:
-                pending.cancel()
+    def reset(self) -> None:
+        """Close every connection (where the node is may have changed: the next use connects
+        again, asking the Sentinels). A connection being opened is left to finish: callers wait
+        on it; it is checked anew (``ROLE``) as it opens."""
         for pipe in self._pipes:
             if pipe is not None:
                 pipe.close()
         self._pipes = [None] * len(self._pipes)
+
+    def close(self) -> None:
+        """For good (the store closes): pending connections are cancelled too."""
+        for pending in self._connecting:
+            if pending is not None:
+                pending.cancel()
+                pending.add_done_callback(_close_opened)
+        self.reset()
+
+
+def _close_opened(future: asyncio.Future[Pipe]) -> None:
+    """A connection that opened although nobody wanted it any more: closed."""
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
 
 
 class Topology:
@@ -227,7 +252,7 @@ class _Sentinel(Topology):
 
     def moved(self, reply: RedisError) -> None:
         # A demoted primary answers writes with READONLY: connect again, asking the Sentinels.
-        self._node.close()
+        self._node.reset()
 
     async def _locate(self) -> Address:
         """The primary's address, from the first Sentinel that knows it."""

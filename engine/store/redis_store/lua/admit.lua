@@ -20,7 +20,7 @@
 --
 -- Returns {code, now, ...}:
 --   0 LATE     {0, now}: past the deadline; nothing read or written
---   1 REPLAY   {1, now, f, d, x, s}: the record of an allowed call
+--   1 REPLAY   {1, now, f, d, x, s, c}: the record of an allowed call
 --   2 REPLAY_DENIAL  {2, now, denial}
 --   3 ALLOWED  {3, now, lease expiry, sticky caller ID taken or '', calls in the account}
 --   4 DENIED   {4, now}: the plan's own denial (remembered when A.remember is 1)
@@ -28,12 +28,12 @@
 if now > tonumber(A.deadline_ms) then return {0, now} end
 -- A call id the client chose may have been decided already; one callgate made up is new.
 if A.remember == '1' then
-  local rec = redis.call('HMGET', K.record, 'r', 'f', 'd', 'x', 's')
+  local rec = redis.call('HMGET', K.record, 'r', 'f', 'd', 'x', 's', 'c')
   if rec[1] then
     if tonumber(rec[1]) > now then
       -- A retry owns the record from now on: an undo of an earlier attempt leaves it alone.
       if rec[2] == A.fingerprint then redis.call('HSET', K.record, 'n', A.nonce) end
-      return {1, now, rec[2], rec[3], tonumber(rec[4]), rec[5]}
+      return {1, now, rec[2], rec[3], tonumber(rec[4]), rec[5], rec[6]}
     end
     redis.call('DEL', K.record)
   end

@@ -1,7 +1,7 @@
 -- PEEK (explain): what a dial would find, changing nothing a caller can see (expired leases
 -- are given back, as any script would).
 -- Returns {the user's calls, the account's calls, sticky caller ID or '', kind, ...}: kind 0
--- nothing known; 1 the record of an allowed call: f, d, x, s; 2 a remembered denial.
+-- nothing known; 1 the record of an allowed call: f, d, x, s, c; 2 a remembered denial.
 purge()
 local held = tonumber(redis.call('HGET', K.counts, A.user) or '0')
 local in_account = redis.call('ZCARD', K.leases)
@@ -14,9 +14,9 @@ if A.contact ~= '' then
   end
 end
 if A.remember == '1' then
-  local rec = redis.call('HMGET', K.record, 'r', 'f', 'd', 'x', 's')
+  local rec = redis.call('HMGET', K.record, 'r', 'f', 'd', 'x', 's', 'c')
   if rec[1] and tonumber(rec[1]) > now then
-    return {held, in_account, sticky, 1, rec[2], rec[3], tonumber(rec[4]), rec[5]}
+    return {held, in_account, sticky, 1, rec[2], rec[3], tonumber(rec[4]), rec[5], rec[6]}
   end
   local denial = redis.call('GET', K.denied)
   if denial and denial_until(denial) > now then
