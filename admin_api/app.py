@@ -157,5 +157,6 @@ def build_admin_app(store: Store, engine: Engine, token_cache: TokenCache) -> we
                             headers={"Cache-Control": "public, max-age=86400"})
 
     app.router.add_get("/docs/assets/{name}", answers_problems(asset))
-    app.router.add_route("*", "/{path:.*}", answers_problems(_unrouted))
+    # [\s\S], not ".": a path may hold an encoded line feed, and it gets our 404 too
+    app.router.add_route("*", r"/{path:[\s\S]*}", answers_problems(_unrouted))
     return app

@@ -198,19 +198,35 @@ class Call:
             require(actor, *needed)
         return config, actor
 
-    def check_match(self, current: str) -> None:
+    def check_match(self, current: str | None) -> None:
         """A stale ``If-Match`` fails the write: one naming no version but ``current``, the
-        resource's ETag on the account being edited. Strong comparison (RFC 9110 section
-        13.1.1): a weak tag never matches."""
+        resource's ETag on the account being edited (None: the resource has no tag, so only
+        ``*`` matches). Strong comparison (RFC 9110 section 13.1.1): a weak tag never
+        matches."""
         sent = self.request.headers.get("If-Match")
         if sent is None or sent.strip() == "*":
             return
+        if current is None:
+            raise PreconditionFailed(
+                f"If-Match {sent} names a version, and this resource has none to match",
+                field="If-Match",
+            )
         tags = [t.strip() for t in sent.split(",")]
         strong = {t.strip('"') for t in tags if not t.startswith("W/")}
         if current not in strong:
             raise PreconditionFailed(
                 f"the resource changed since you read it (If-Match {sent}, now \"{current}\"; "
                 "a weak tag never matches): read it again and reapply your change",
+                field="If-Match",
+            )
+
+    def check_absent(self) -> None:
+        """``If-Match`` on a resource that does not exist fails, ``*`` included (RFC 9110
+        section 13.1.1: a tag can only match a current representation)."""
+        sent = self.request.headers.get("If-Match")
+        if sent is not None:
+            raise PreconditionFailed(
+                f"If-Match {sent} names a version of a resource that does not exist",
                 field="If-Match",
             )
 

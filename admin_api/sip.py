@@ -16,7 +16,7 @@ from msgspec import UNSET, UnsetType
 from callerid import AccountConfig, Permission, User
 from callerid.model import SipUsername
 from engine import changes
-from engine.errors import Conflict, NotFound
+from engine.errors import Conflict, Forbidden, NotFound
 from engine.store import AuditEntry
 from sip.credentials import check_password, generate_password, make_credential
 
@@ -62,9 +62,14 @@ def _login(config: AccountConfig, user: User) -> SipLoginOut:
 
 
 def _may_administer(actor: Actor, config: AccountConfig, target: User) -> None:
+    """``users.settings`` on a user below the actor. Not on oneself (but for the owner): an
+    admin who switched a user's VoIP off must not see the user switch it back on."""
     require(actor, P.USERS_SETTINGS)
-    if target.id != actor.user_id:
-        check_edit_user(actor, config, target)
+    if target.id == actor.user_id and not actor.is_owner:
+        raise Forbidden(
+            "you cannot create, replace, switch or remove your own SIP login: a user above "
+            "you can; you may read it and rotate its password", field="user_id")
+    check_edit_user(actor, config, target)
 
 
 def _domain(config: AccountConfig) -> str:
@@ -113,9 +118,11 @@ async def set_sip(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _user(config, user_id)
+        _may_administer(actor, config, before)
         if before.sip is not None:
             call.check_match(_login(config, before).etag)
-        _may_administer(actor, config, before)
+        else:
+            call.check_absent()
         after = _with_login(config, before, body.username, body.password, generated,
                             body.enabled)
         action = "user.sip.create" if before.sip is None else "user.sip.replace"
@@ -132,9 +139,9 @@ async def rotate_sip_password(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _user(config, user_id)
-        call.check_match(_login(config, before).etag)
         if before.id != actor.user_id:  # anyone may change their own SIP password
             _may_administer(actor, config, before)
+        call.check_match(_login(config, before).etag)
         assert before.sip is not None
         after = _with_login(config, before, before.sip.username, body.password, generated,
                             before.sip.enabled)
@@ -150,8 +157,8 @@ async def update_sip(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _user(config, user_id)
-        call.check_match(_login(config, before).etag)
         _may_administer(actor, config, before)
+        call.check_match(_login(config, before).etag)
         assert before.sip is not None
         login = before.sip
         if body.enabled is not UNSET:
@@ -169,8 +176,8 @@ async def delete_sip(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         before = _user(config, user_id)
-        call.check_match(_login(config, before).etag)
         _may_administer(actor, config, before)
+        call.check_match(_login(config, before).etag)
         after = msgspec.structs.replace(before, sip=None)
         return _saved(call, config, before, after, "user.sip.delete", actor)
 

@@ -102,6 +102,7 @@ async def revoke_token(call: Call) -> Reply:
     if record is None or (record.user_id != actor.user_id and not _sees_every_token(actor)):
         raise NotFound(f"no token {token_id!r}", field="token_id")
     _check_revoke(actor, config, record)
+    call.check_match(None)  # a token has no versions: only If-Match: * can hold
     if not await _revoke(call, actor, record):
         raise NotFound(f"no token {token_id!r}", field="token_id")
     return Reply(status=204)

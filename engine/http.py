@@ -294,6 +294,7 @@ def build_app(
     if mount is not None:
         mount(app)
     # last: what no route above takes
-    app.router.add_route("*", "/{path:.*}", answers_problems(_unrouted))
+    # [\s\S], not ".": a path may hold an encoded line feed, and it gets our 404 too
+    app.router.add_route("*", r"/{path:[\s\S]*}", answers_problems(_unrouted))
     app.cleanup_ctx.append(_background(poll_s))
     return app

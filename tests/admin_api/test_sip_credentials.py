@@ -10,7 +10,7 @@ import msgspec
 
 from sip.credentials import ha1
 
-from .support import World
+from .support import World, refused
 
 DOMAIN = "acme.sip.example"
 CHOSEN = "Orchid-lantern-2026"
@@ -164,3 +164,45 @@ async def test_a_sip_domain_belongs_to_one_account(world: World) -> None:
     zed = world.api("zed")
     refused = await zed.patch("/account", {"sip_domain": DOMAIN})
     assert refused.status == 409 and refused.body["field"] == "sip_domain"
+
+
+async def test_nobody_but_the_owner_administers_their_own_sip_login(world: World) -> None:
+    """alice holds ``users.settings``: an admin who switches her VoIP off must not see her
+    switch it back on. She may read her login and rotate its password."""
+    await _with_domain(world)
+    owner = world.api("olivia")
+    made = await owner.put("/users/alice/sip", {"username": "alice"})
+    assert made.status == 200
+    off = await owner.patch("/users/alice/sip", {"enabled": False},
+                            headers={"If-Match": made.headers["ETag"]})
+    assert off.status == 200
+    version = await world.version()
+    alice = world.api("alice")
+    for method, path, body in [("PATCH", "/users/alice/sip", {"enabled": True}),
+                               ("PUT", "/users/alice/sip", {"username": "alice2"}),
+                               ("DELETE", "/users/alice/sip", None)]:
+        await refused(world, await alice.call(method, path, body), 403, "user_id", version)
+    assert (await alice.get("/users/alice/sip")).body["enabled"] is False
+    assert (await alice.post("/users/alice/sip/rotate", {"password": CHOSEN})).status == 200
+    assert (await owner.put("/users/olivia/sip", {"username": "olivia"})).status == 200
+
+
+async def test_if_match_on_credentials_that_do_not_exist_fails(world: World) -> None:
+    await _with_domain(world)
+    version = await world.version()
+    for tag in ('"0123456789abcdef"', "*"):
+        reply = await world.api("olivia").put("/users/bob/sip", {"username": "bob"},
+                                              headers={"If-Match": tag})
+        await refused(world, reply, 412, "If-Match", version)
+    assert (await world.api("olivia").get("/users/bob/sip")).status == 404
+
+
+async def test_a_refused_writer_is_not_shown_the_current_tag(world: World) -> None:
+    """mark may not touch alice's login: a stale If-Match gets him 403, not a 412 that would
+    show him the login's current ETag."""
+    await _with_domain(world)
+    assert (await world.api("olivia").put("/users/alice/sip", {"username": "alice"})).status == 200
+    reply = await world.api("mark").patch("/users/alice/sip", {"enabled": False},
+                                          headers={"If-Match": '"stale"'})
+    assert reply.status == 403 and "ETag" not in reply.headers, reply.body
+    assert '"' not in reply.body["detail"].replace("'", ""), reply.body

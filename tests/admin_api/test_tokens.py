@@ -137,3 +137,12 @@ async def test_a_token_left_by_a_user_an_import_removed_cannot_dial(world: World
     reply = await world.api("bob").call("POST", "/v1/dial", {"user": "bob", "to": "+12125550199"},
                                         prefix="")
     assert reply.status == 401, reply.body
+
+
+async def test_a_token_has_no_versions_so_only_if_match_star_holds(world: World) -> None:
+    token_id = await _token_id(world, "ann-token")
+    stale = await world.api("ann").delete(f"/tokens/{token_id}", headers={"If-Match": '"abc"'})
+    assert stale.status == 412 and stale.body["field"] == "If-Match", stale.body
+    assert (await world.api("ann").get("/users/ann")).status == 200, "the token still works"
+    reply = await world.api("ann").delete(f"/tokens/{token_id}", headers={"If-Match": "*"})
+    assert reply.status == 204

@@ -145,6 +145,20 @@ CASES = [
         names=r"no such endpoint: POST /v1/dials",
     ),
     Case(
+        id="a-line-feed-in-the-path",
+        path="/v1/dial%0a",
+        json=dial_body("a-line-feed-in-the-path"),
+        status=404,
+        names=r"no such endpoint: POST /v1/dial\n",
+    ),
+    Case(
+        id="a-line-feed-in-an-admin-path",
+        path="/admin/v1/users%0a",
+        method="GET",
+        status=404,
+        names=r"no such endpoint: GET /admin/v1/users\n",
+    ),
+    Case(
         id="get-on-dial",
         method="GET",
         status=405,
