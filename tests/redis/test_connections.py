@@ -5,6 +5,7 @@ connections broken by a Redis restart replaced without failing a dial."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from engine.service import AccountService
 from engine.store.redis_store import RedisStore
 from engine.wire import DialRequest
 
-from ..redis_support import RedisServer
+from ..redis_support import RedisClusterNodes, RedisServer
 
 
 @pytest.fixture
@@ -97,3 +98,41 @@ async def test_connections_broken_by_a_restart_fail_no_dial(
         assert redis.cli("ZCARD", "cg:{demo}:leases") == "30"
     finally:
         await store.close()
+
+
+async def test_a_stalled_cluster_master_holds_up_only_its_own_accounts(
+    tmp_path: Path, demo: AccountConfig
+) -> None:
+    """Each Redis server has its own admission queue: with the master of one account's slot
+    stopped, that account's dials fill its queue and get 503, while an account on another
+    master is decided as usual."""
+    cluster = RedisClusterNodes(tmp_path / "cluster").start()
+    try:
+        ids = [f"acct{i}" for i in range(40)]
+        stalled_id = ids[0]
+        stalled = cluster.master_of(f"cg:{{{stalled_id}}}:leases")
+        healthy_id = next(a for a in ids if cluster.master_of(f"cg:{{{a}}}:leases") is not stalled)
+        store = RedisStore(f"{cluster.url}&inflight=8")
+        await store.open()
+        try:
+            engine = Engine(store)
+            service = AccountService(store, on_saved=engine.install)
+            for account_id in (stalled_id, healthy_id):
+                await service.put(msgspec.structs.replace(demo, id=account_id, sip_domain=None))
+            assert stalled.process is not None
+            stalled.process.send_signal(signal.SIGSTOP)
+            try:
+                waiting = [asyncio.create_task(engine.dial(stalled_id, DialRequest(
+                    user="olivia", to=f"+1212555{i:04d}"))) for i in range(30)]
+                await asyncio.sleep(0.02)  # 8 are sent and stuck; the rest wait their turn
+                healthy = await engine.dial(healthy_id, DialRequest(user="olivia",
+                                                                    to="+12125550100"))
+                assert healthy.allowed, healthy
+                reasons = {d.reason for d in await asyncio.gather(*waiting)}
+                assert reasons == {Reason.STORE_UNAVAILABLE}
+            finally:
+                stalled.process.send_signal(signal.SIGCONT)
+        finally:
+            await store.close()
+    finally:
+        cluster.stop()

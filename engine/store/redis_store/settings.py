@@ -8,8 +8,9 @@ callgate's own query options:
 - ``pool=<n>``: pipelined connections per Redis node for dials (default 1: one connection
   carries thousands of dials a second; configuration and tokens use one more, the
   configuration channel one);
-- ``inflight=<n>``: dials waiting on Redis at once, per process (default 256); more wait
-  in line, and what cannot be sent in time is answered ``store_unavailable`` unsent;
+- ``inflight=<n>``: dials waiting on one Redis server at once, per process (default 256);
+  more wait in line, and what cannot be sent in time is answered ``store_unavailable``
+  unsent;
 - ``timeout_ms=<n>``: the deadline of a dial, from its arrival (default 100).
 
 TLS options pass through: ``ssl_cert_reqs`` (``none``, ``optional``, ``required``),

@@ -13,8 +13,9 @@ any request.
    record (the client chose no call id) makes no round trip at all. Nothing else is sent on
    the dial path: tokens and configuration are in memory (kept fresh in the background).
 2. **Every dial has a deadline** (``timeout_ms``, 100 ms by default) from its arrival.
-   - It waits its turn in this process's admission queue (at most ``inflight`` dials on
-     their way to Redis at once); one whose deadline passes while it waits is answered
+   - It waits its turn in this process's admission queue for its Redis server (at most
+     ``inflight`` dials on their way to it at once; a queue per server, so a silent cluster
+     master holds up only its own slots); one whose deadline passes while it waits is answered
      ``store_unavailable`` without anything being sent.
    - The deadline travels with the script, in Redis's clock; a script that starts after it
      reads and writes nothing. So a dial answered 503 can never leave a channel taken, however
@@ -351,7 +352,7 @@ class RedisStore:
         self._wait_at_start = wait_at_start
         self._skew = skew_ms
         self._topology: Topology | None = None
-        self._gate: asyncio.Semaphore | None = None
+        self._gates: dict[Node, asyncio.Semaphore] = {}
         self._healthy = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._monitor_task: asyncio.Task[None] | None = None
@@ -371,7 +372,6 @@ class RedisStore:
         return self._topology
 
     async def open(self) -> None:
-        self._gate = asyncio.Semaphore(self.settings.inflight)
         delay = 0.5
         while True:
             topology = build_topology(self.settings)
@@ -564,8 +564,13 @@ class RedisStore:
         kept = plan.sticky_pair(fallback) if fallback.allowed else None
         nonce = f"{_NONCE_PREFIX}{next(_attempts)}"
         fingerprint = _fingerprint(ticket)
-        gate = self._gate
-        assert gate is not None
+        try:
+            node = self.topology.node_for(keys.record)
+        except Unreachable as exc:
+            raise self._unavailable(exc, self._deadline_s) from None
+        gate = self._gates.get(node)
+        if gate is None:  # one per node: a silent master must not hold the others' turns
+            gate = self._gates[node] = asyncio.Semaphore(self.settings.inflight)
         if gate.locked():
             try:
                 async with asyncio.timeout_at(deadline):
@@ -578,7 +583,6 @@ class RedisStore:
         else:
             await gate.acquire()
         try:
-            node = self.topology.node_for(keys.record)
             pipe = node.dial_pipe()
             if pipe is None:
                 async with asyncio.timeout_at(deadline):
@@ -969,7 +973,8 @@ class RedisStore:
                     node.address, self.settings, self.topology.context, CONNECT_TIMEOUT_S,
                     on_push=messages.put_nowait,
                 )
-                await asyncio.wait_for(pipe.call("SUBSCRIBE", CHANNEL), CONNECT_TIMEOUT_S)
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):  # not wait_for (see topology.py)
+                    await pipe.call("SUBSCRIBE", CHANNEL)
                 delay = 0.5
                 await on_change(None, 0)
                 closed = pipe.closed

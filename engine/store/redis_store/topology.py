@@ -10,6 +10,11 @@
 Each server is a ``Node``: ``pool`` pipelined connections for dials and one for everything
 else, each opened on first use and again after a loss, one attempt at a time, with a short
 backoff after a failed one (a Redis that is down is not asked again by every dial).
+
+Waits are bounded with ``asyncio.timeout``, never ``asyncio.wait_for``: on Python 3.11,
+``wait_for`` swallows a cancellation that arrives as the awaited reply does, and a task that
+loops on (the configuration subscription, told to stop just as its ``SUBSCRIBE`` was
+answered) then keeps a stopping process alive for good.
 """
 
 from __future__ import annotations
@@ -115,7 +120,8 @@ class Node:
         )
         if self._locate is not None:
             try:
-                role = await asyncio.wait_for(pipe.call("ROLE"), CONNECT_TIMEOUT_S)
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):  # not wait_for (see the module)
+                    role = await pipe.call("ROLE")
             except (TimeoutError, RedisError, Lost) as exc:
                 pipe.close()
                 raise Unreachable(f"Redis at {address} did not say its role: {exc}") from None
@@ -169,7 +175,8 @@ class Node:
         """Measure the clock offset again (``TIME`` on the admin pipe)."""
         pipe = await self.pipe(admin=True)
         sent = time.monotonic()
-        seconds, micros = await asyncio.wait_for(pipe.call("TIME"), CONNECT_TIMEOUT_S)
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):  # not wait_for (see the module)
+            seconds, micros = await pipe.call("TIME")
         received = time.monotonic()
         self.observe_clock(int(seconds) * 1000 + int(micros) / 1000 - (sent + received) * 500,
                            (received - sent) * 1000, force=force)
@@ -266,10 +273,10 @@ class _Sentinel(Topology):
                 why = str(exc)
                 continue
             try:
-                reply = await asyncio.wait_for(
-                    pipe.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.settings.sentinel),
-                    CONNECT_TIMEOUT_S,
-                )
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):  # not wait_for (see the module)
+                    reply = await pipe.call(
+                        "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.settings.sentinel
+                    )
             except (TimeoutError, RedisError, Lost) as exc:
                 why = f"Sentinel at {sentinel}: {exc}"
                 continue
@@ -343,7 +350,8 @@ class _Cluster(Topology):
             node = self._node(address)
             try:
                 pipe = await node.pipe(admin=True)
-                reply = await asyncio.wait_for(pipe.call("CLUSTER", "SLOTS"), CONNECT_TIMEOUT_S)
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):  # not wait_for (see the module)
+                    reply = await pipe.call("CLUSTER", "SLOTS")
             except (Unreachable, TimeoutError, RedisError, Lost):
                 continue
             slots: list[Node | None] = [None] * 16384
