@@ -194,7 +194,7 @@ class TokenCache:
                 if age >= self.REFRESH_S:
                     self._refresh_soon(digest)
                 return known.record
-            if age < self.STALE_OK_S and not getattr(self._store, "healthy", True):
+            if age < self.STALE_OK_S and not self._store.healthy:
                 # The store is down: its own answer (503) follows; do not wait on it here.
                 known.used = now
                 return known.record

@@ -132,6 +132,9 @@ _UNAVAILABLE_REPLIES = {
     "WRONGPASS", "MOVED", "ASK", "NOSCRIPT", "NOREPLICAS", "MISCONF",
 }
 
+_RELOCATED = {"READONLY", "MOVED", "ASK", "CLUSTERDOWN", "MASTERDOWN"}
+"""Error replies that say a key is served elsewhere now: the topology is told."""
+
 _NONCE_PREFIX = secrets.token_hex(6) + ":"
 _attempts = itertools.count(1)
 
@@ -284,6 +287,10 @@ class _Call:
         pipe.send(hiredis.pack_command(("EVALSHA", self.script.sha, *self.args)), self.on_reply)
 
     def on_reply(self, reply: Any) -> None:
+        if isinstance(reply, RedisError) and reply.kind in _RELOCATED:
+            node = self.store._topology_moved(reply)  # told once, retried or not
+        else:
+            node = None
         if (isinstance(reply, RedisError) and self.retries and self.pipe is not None
                 and not self.future.done()):  # a caller gone: nothing was taken, leave it
             self.retries -= 1
@@ -292,17 +299,12 @@ class _Call:
                     self._load(self.pipe)
                     self.send(self.pipe)
                     return
-                if reply.kind in ("MOVED", "ASK"):
-                    node = self.store._topology_moved(reply)
-                    pipe = node.dial_pipe() if node is not None else None
-                    if pipe is not None:
-                        self.send(pipe)
-                        return
+                pipe = node.dial_pipe() if node is not None else None
+                if pipe is not None:  # MOVED/ASK to a node we know: once more, there
+                    self.send(pipe)
+                    return
             except Lost as exc:
                 reply = exc
-        if isinstance(reply, RedisError) and reply.kind in ("READONLY", "MOVED", "CLUSTERDOWN",
-                                                            "MASTERDOWN"):
-            self.store._topology_moved(reply)
         if self.release is not None:
             self.release()
             self.release = None
@@ -482,12 +484,6 @@ class RedisStore:
             log.error("Redis refused a command of callgate's: %s", exc)
         return failure
 
-    @staticmethod
-    def _busy(detail: str) -> StoreUnavailable:
-        """Redis answers, but not in time for this dial: a 503 that says why, without
-        calling Redis unhealthy."""
-        return StoreUnavailable(detail)
-
     async def _admin(self, node: Node, *command: Any) -> Any:
         """One plain command on ``node``'s admin connection, within ``ADMIN_DEADLINE_S``."""
         try:
@@ -576,7 +572,7 @@ class RedisStore:
                 async with asyncio.timeout_at(deadline):
                     await gate.acquire()
             except TimeoutError:
-                raise self._busy(
+                raise StoreUnavailable(  # Redis answers, just not in time: still healthy
                     f"{self.settings.inflight} dials were on their way to Redis for the whole "
                     f"{round(self._deadline_s * 1000)} ms deadline; this one was not sent"
                 ) from None
@@ -711,7 +707,7 @@ class RedisStore:
             self._check_fingerprint(call_id, fingerprint, stored_fingerprint)
             return answer
         # LATE: Redis ran it after its deadline, yet the reply came within the grace.
-        raise self._busy("Redis ran the dial after its deadline, so it took nothing")
+        raise StoreUnavailable("Redis ran the dial after its deadline, so it took nothing")
 
     @staticmethod
     def _check_fingerprint(call_id: str, fingerprint: str, stored: str) -> None:

@@ -235,9 +235,11 @@ class Topology:
 
 
 class _Single(Topology):
-    def __init__(self, settings: RedisSettings) -> None:
+    def __init__(
+        self, settings: RedisSettings, locate: Callable[[], Awaitable[Address]] | None = None
+    ) -> None:
         super().__init__(settings)
-        self._node = Node(settings.hosts[0], settings, self.context)
+        self._node = Node(settings.hosts[0], settings, self.context, locate=locate)
 
     def node_for(self, key: str) -> Node:
         return self._node
@@ -246,16 +248,11 @@ class _Single(Topology):
         return [self._node]
 
 
-class _Sentinel(Topology):
+class _Sentinel(_Single):
+    """One server, wherever the Sentinels say the primary is."""
+
     def __init__(self, settings: RedisSettings) -> None:
-        super().__init__(settings)
-        self._node = Node(settings.hosts[0], settings, self.context, locate=self._locate)
-
-    def node_for(self, key: str) -> Node:
-        return self._node
-
-    def nodes(self) -> list[Node]:
-        return [self._node]
+        super().__init__(settings, locate=self._locate)
 
     def moved(self, reply: RedisError) -> None:
         # A demoted primary answers writes with READONLY: connect again, asking the Sentinels.
@@ -315,9 +312,6 @@ class _Cluster(Topology):
     def nodes(self) -> list[Node]:
         serving = {id(n): n for n in self._slots if n is not None}
         return list(serving.values()) or [self._node(self._seeds[0])]
-
-    def any_node(self) -> Node:
-        return self.nodes()[0]
 
     async def start(self) -> None:
         await self._learn()
