@@ -2,9 +2,10 @@
 arguments.
 
 Each script's ``KEYS`` and ``ARGV`` are described once, by a ``NamedTuple`` here; the script
-reads them by name (``K.leases``, ``A.deadline_ms``) from two tables generated from those
-tuples and put in front of its file, so the Lua and the Python cannot disagree on a
-position. Every key a script touches is in ``KEYS`` (a Cluster proxy routes by them), and all
+reads them by name (``K.leases``, ``A.deadline_ms``), and each name is replaced by its
+position (``KEYS[3]``, ``ARGV[2]``) when the source is built, so the Lua and the Python
+cannot disagree on a position, a misspelt name fails at import, and a call builds no table
+of names (on the dial path that was a tenth of the script's time). Every key a script touches is in ``KEYS`` (a Cluster proxy routes by them), and all
 of a call's keys share its account's hash tag. A trailing ``audit`` argument takes the rest
 of ``ARGV``. Replies open with an integer code, listed at the top of each file and mirrored
 by an ``IntEnum`` here.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from importlib import resources
 from typing import Any, NamedTuple
 
@@ -31,8 +33,8 @@ AUDIT_KEPT = 100_000
 
 
 class Script:
-    """One script: its source (the generated ``K``/``A`` tables, the preludes it asks for,
-    then its file) and its SHA-1."""
+    """One script: its source (the preludes it asks for, then its file, without their
+    comment lines, names replaced by positions) and its SHA-1."""
 
     def __init__(
         self, name: str, keys: type[Any], args: type[Any], *, preludes: tuple[str, ...] = ()
@@ -40,8 +42,9 @@ class Script:
         self.name = name
         self.keys = keys
         self.args = args
-        body = "\n".join(_read(p) for p in (*preludes, name))
-        self.source = _table("K", "KEYS", keys) + _table("A", "ARGV", args) + body
+        text = "\n".join(_read(p) for p in (*preludes, name))
+        body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+        self.source = _positions(body, keys, args)
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
     def call_args(self, keys: tuple[Any, ...], args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -59,12 +62,28 @@ def _read(name: str) -> str:
     return text.replace("AUDIT_KEPT", str(AUDIT_KEPT))
 
 
-def _table(table: str, array: str, fields: type[Any]) -> str:
-    names = list(fields._fields)
-    parts = [f"{n} = {array}[{i}]" for i, n in enumerate(names, 1)]
-    if array == "ARGV" and names and names[-1] == "audit":
-        parts[-1] = f"audit = {{unpack({array}, {len(names)})}}"
-    return f"local {table} = {{{', '.join(parts)}}}\n"
+_NAME = re.compile(r"\b([KA])\.([a-z_]+)\b")
+
+
+def _positions(body: str, keys: type[Any], args: type[Any]) -> str:
+    """``body`` with each ``K.<name>``/``A.<name>`` replaced by its ``KEYS``/``ARGV`` index;
+    a trailing ``audit`` argument is ``A.audit_entries``, a table of the rest of ``ARGV``."""
+    names = {"K": list(keys._fields), "A": list(args._fields)}
+    prologue = ""
+    if names["A"] and names["A"][-1] == "audit":
+        prologue = f"local audit_entries = {{unpack(ARGV, {len(names['A'])})}}\n"
+
+    def position(match: re.Match[str]) -> str:
+        table, name = match.groups()
+        if table == "A" and name == "audit_entries" and prologue:
+            return "audit_entries"
+        try:
+            index = names[table].index(name) + 1
+        except ValueError:
+            raise ValueError(f"{body.splitlines()[0]}: no {table}.{name}") from None
+        return f"{'KEYS' if table == 'K' else 'ARGV'}[{index}]"
+
+    return prologue + _NAME.sub(position, body)
 
 
 # -- the dial and the call lifecycle --------------------------------------------------------
@@ -246,13 +265,13 @@ class FeedArgs(NamedTuple):
     most: int
 
 
-_CLOCK = ("prelude",)
-ADMIT = Script("admit", AdmitKeys, AdmitArgs, preludes=_CLOCK)
+_RECORD = ("clock", "record")
+ADMIT = Script("admit", AdmitKeys, AdmitArgs, preludes=(*_RECORD, "leases"))
 UNDO_ADMIT = Script("undo_admit", UndoKeys, UndoArgs)
-END = Script("end", EndKeys, EndArgs, preludes=_CLOCK)
-HEARTBEAT = Script("heartbeat", HeartbeatKeys, HeartbeatArgs, preludes=_CLOCK)
-PEEK = Script("peek", PeekKeys, PeekArgs, preludes=_CLOCK)
-LIVE = Script("live", LiveKeys, LiveArgs, preludes=_CLOCK)
+END = Script("end", EndKeys, EndArgs, preludes=(*_RECORD, "leases"))
+HEARTBEAT = Script("heartbeat", HeartbeatKeys, HeartbeatArgs, preludes=_RECORD)
+PEEK = Script("peek", PeekKeys, PeekArgs, preludes=(*_RECORD, "leases"))
+LIVE = Script("live", LiveKeys, LiveArgs, preludes=("clock",))
 SAVE_CONFIG = Script("save_config", ConfigKeys, SaveConfigArgs, preludes=("audit",))
 ADD_TOKEN = Script("add_token", TokenKeys, AddTokenArgs, preludes=("audit",))
 REMOVE_TOKEN = Script("remove_token", TokenKeys, RemoveTokenArgs, preludes=("audit",))

@@ -6,15 +6,7 @@
 -- its caller has answered 503 already, so whatever Redis did for it would be a channel held
 -- for a call nobody placed. However long Redis was stalled, a late dial takes nothing.
 --
--- The record of an allowed call, K.record (a hash of short fields, so Redis keeps it as a
--- compact listpack):
---   f fingerprint of the request     u user          d the answer (compact msgpack)
---   x lease expiry (ms)              c 1 counted, 0 emergency
---   r retained until (ms): a retry until then gets the same answer
---   s the sticky caller ID the answer took ('' none)
---   k the caller ID to record as sticky if the call connects ('' none), t for which contact,
---     l for how long (ms)
---   n the nonce of the attempt that owns it   o the outcome once ended ('' in progress)
+-- The record of an allowed call, K.record, is one string (lua/record.lua).
 -- A remembered denial, K.denied (a string): '<r> <f> <user> <limits>|<answer>', limits being
 -- 'calls,account calls,user limit,account limit' for a channel-limit denial, else '-'.
 --
@@ -28,14 +20,14 @@
 if now > tonumber(A.deadline_ms) then return {0, now} end
 -- A call id the client chose may have been decided already; one callgate made up is new.
 if A.remember == '1' then
-  local rec = redis.call('HMGET', K.record, 'r', 'f', 'd', 'x', 's', 'c')
-  if rec[1] then
-    if tonumber(rec[1]) > now then
-      -- A retry owns the record from now on: an undo of an earlier attempt leaves it alone.
-      if rec[2] == A.fingerprint then redis.call('HSET', K.record, 'n', A.nonce) end
-      return {1, now, rec[2], rec[3], tonumber(rec[4]), rec[5], rec[6]}
+  local rec = read_record(redis.call('GET', K.record))
+  if rec and rec.r > now then
+    -- A retry owns the record from now on: an undo of an earlier attempt leaves it alone.
+    if rec.f == A.fingerprint and rec.n ~= A.nonce then
+      rec.n = A.nonce
+      write_record(rec)
     end
-    redis.call('DEL', K.record)
+    return {1, now, rec.f, rec.d, rec.x, rec.s, rec.c}
   end
   local denial = redis.call('GET', K.denied)
   if denial then
@@ -70,22 +62,24 @@ local expires = now + ttl
 local in_account = 0
 if A.counted == '1' then
   purge()
-  local held = tonumber(redis.call('HGET', K.counts, A.user) or '0')
+  -- Counted first, taken back on a refusal: one command fewer for the dial that gets a channel.
+  local held = redis.call('HINCRBY', K.counts, A.user, 1)
   in_account = redis.call('ZCARD', K.leases)
   local cap = tonumber(A.account_limit)
-  if held >= tonumber(A.user_limit) or (cap and in_account >= cap) then
+  if held > tonumber(A.user_limit) or (cap and in_account >= cap) then
+    held = held - 1
+    if held <= 0 then redis.call('HDEL', K.counts, A.user)
+    else redis.call('HINCRBY', K.counts, A.user, -1) end
     remember(held .. ',' .. in_account .. ',' .. A.user_limit .. ',' .. A.account_limit, '')
     return {5, now, held, in_account}
   end
   local caller = sticky ~= '' and sticky or A.caller
   redis.call('ZADD', K.leases, expires, A.call_id)
   redis.call('HSET', K.holders, A.call_id, A.user .. '|' .. caller .. '|' .. A.contact)
-  redis.call('HINCRBY', K.counts, A.user, 1)
   in_account = in_account + 1
 end
 local retain = expires + retention
-redis.call('HSET', K.record, 'f', A.fingerprint, 'u', A.user, 'd', answer, 'x', ms(expires),
-  'c', A.counted, 'r', ms(retain), 's', sticky, 'k', keep, 't', A.contact,
-  'l', A.sticky_ttl_ms, 'n', A.nonce, 'o', '')
-redis.call('PEXPIRE', K.record, retain - now)
+redis.call('SET', K.record, ms(retain) .. ' ' .. ms(expires) .. '  ' .. sticky .. ' ' .. keep
+  .. ' ' .. A.counted .. ' ' .. A.nonce .. ' ' .. A.fingerprint .. ' ' .. A.user .. ' '
+  .. A.contact .. ' ' .. A.sticky_ttl_ms .. '|' .. answer, 'PX', retain - now)
 return {3, now, expires, sticky, in_account}

@@ -4,15 +4,13 @@
 --   3 EXPIRED  {3}: the lease ran out; the channel is free again
 --   4 OK       {4, the new lease expiry}
 --   5 EMERGENCY {5}: an emergency call holds no channel, so no lease to extend
-local rec, reply = kept_call('c')
+local rec, reply = kept_call()
 if not rec then return reply end
-if rec[3] ~= '' then return {2, rec[3]} end
-if rec[5] ~= '1' then return {5} end
-if tonumber(rec[2]) <= now then return {3} end
-local ttl = tonumber(A.ttl_ms)
-local expires = now + ttl
-local retain = expires + tonumber(A.retention_ms)
-redis.call('HSET', K.record, 'x', ms(expires), 'r', ms(retain))
-redis.call('PEXPIRE', K.record, retain - now)
+if rec.o ~= '' then return {2, rec.o} end
+if rec.c ~= '1' then return {5} end
+if rec.x <= now then return {3} end
+local expires = now + tonumber(A.ttl_ms)
+rec.x, rec.r = expires, expires + tonumber(A.retention_ms)
+write_record(rec)
 redis.call('ZADD', K.leases, 'XX', expires, A.call_id)
 return {4, expires}

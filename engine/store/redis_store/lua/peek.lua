@@ -14,9 +14,9 @@ if A.contact ~= '' then
   end
 end
 if A.remember == '1' then
-  local rec = redis.call('HMGET', K.record, 'r', 'f', 'd', 'x', 's', 'c')
-  if rec[1] and tonumber(rec[1]) > now then
-    return {held, in_account, sticky, 1, rec[2], rec[3], tonumber(rec[4]), rec[5], rec[6]}
+  local rec = read_record(redis.call('GET', K.record))
+  if rec and rec.r > now then
+    return {held, in_account, sticky, 1, rec.f, rec.d, rec.x, rec.s, rec.c}
   end
   local denial = redis.call('GET', K.denied)
   if denial and denial_until(denial) > now then

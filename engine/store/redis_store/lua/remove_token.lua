@@ -1,5 +1,5 @@
 -- REMOVE_TOKEN: forget a token, and log it. Returns 1 if it was there, else 0 (and logs
 -- nothing).
 if redis.call('HDEL', K.tokens, A.hash) == 0 then return 0 end
-audit(K.audit, A.audit)
+audit(K.audit, A.audit_entries)
 return 1

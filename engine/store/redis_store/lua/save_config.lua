@@ -5,5 +5,5 @@ local version = tonumber(redis.call('HGET', K.config, 'v') or '0')
 if version ~= tonumber(A.expected_version) then return {0, version} end
 version = version + 1
 redis.call('HSET', K.config, 'v', version, 'c', A.config)
-audit(K.audit, A.audit)
+audit(K.audit, A.audit_entries)
 return {1, version}

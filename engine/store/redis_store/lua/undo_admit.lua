@@ -2,10 +2,13 @@
 -- (the connection broke while the dial was in flight), unless a retry of the call id has
 -- taken the record over since, or the call has ended. Safe to run more than once.
 -- Returns 1 when it undid the admission, else 0.
-local rec = redis.call('HMGET', K.record, 'n', 'o', 'c')
-if rec[1] ~= A.nonce or rec[2] ~= '' then return 0 end
+local text = redis.call('GET', K.record)
+if not text then return 0 end
+-- The record's fields o, c and n (lua/record.lua).
+local outcome, counted, nonce = string.match(text, '^%d+ %d+ (%S*) %S* %S* ([01]) (%S+) ')
+if nonce ~= A.nonce or outcome ~= '' then return 0 end
 redis.call('DEL', K.record)
-if rec[3] == '1' and redis.call('ZREM', K.leases, A.call_id) == 1 then
+if counted == '1' and redis.call('ZREM', K.leases, A.call_id) == 1 then
   local holder = redis.call('HGET', K.holders, A.call_id)
   if holder then
     redis.call('HDEL', K.holders, A.call_id)
