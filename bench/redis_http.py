@@ -276,7 +276,7 @@ def _callgate_argv(store: RedisServer, port: int, account: Path, workers: int) -
 
 def _leases_key(account: Path) -> str:
     config = configfile.decode(account.read_bytes(), "toml", source=str(account))
-    return f"cg:{{{config.id}}}:leases"
+    return f"cg:{{{config.id}}}:channels"
 
 
 def _round_callgate(
@@ -487,8 +487,7 @@ def _round_trip_rows(
         Row(
             "Redis: EVALSHA per dial (INFO commandstats), 1 process", per(one), "per dial",
             per(c_one), CEILING, "1 per dial", abs(per(one) - 1) < 0.01,
-            f"callgate: {counted(one)} (measured runs; EVALSHA includes the lease monitor's "
-            f"LEASES, 1 a second a process; names the dial's scripts also call, "
+            f"callgate: {counted(one)} (measured runs; names the dial's scripts also call, "
             f"{', '.join(sorted(_SCRIPT_CALLS))}, are left out: INFO counts script-internal "
             f"calls under them); ceiling: {counted(c_one)}",
         ),

@@ -59,7 +59,7 @@ class Fleet:
 def leases(redis: RedisServer, account: str = "demo", users: Sequence[str] = ()) -> dict[str, int]:
     """Leases held in Redis now: the account's and each user's (expired ones included, until a
     dial of the account gives them back)."""
-    held = {"account": int(redis.cli("ZCARD", f"cg:{{{account}}}:leases"))}
+    held = {"account": int(redis.cli("ZCARD", f"cg:{{{account}}}:channels"))}
     for user in users:
-        held[user] = int(redis.cli("HGET", f"cg:{{{account}}}:counts", user) or 0)
+        held[user] = int(redis.cli("HGET", f"cg:{{{account}}}:held", user) or 0)
     return held

@@ -75,7 +75,7 @@ async def test_a_burst_runs_on_the_pool_pipelined(
         clients = _clients(redis)
         assert len(clients) <= 2 + 1, clients  # the pool, and one for everything else
         assert store.connections_opened() <= 3
-        assert redis.cli("ZCARD", "cg:{demo}:leases") == "300"
+        assert redis.cli("ZCARD", "cg:{demo}:channels") == "300"
         # This Redis knew no script: each connection loaded it once, not each dial (ADMIT on
         # the two dial connections; SAVE_CONFIG and ANNOUNCE on the other).
         assert _calls(redis, "eval") == 0
@@ -95,7 +95,7 @@ async def test_connections_broken_by_a_restart_fail_no_dial(
         await asyncio.sleep(0.05)  # the kernel tells the store its connections closed
         # Each broken connection is replaced on first use; every dial waits for that.
         assert await _burst(engine, "after", 30) == [None] * 30
-        assert redis.cli("ZCARD", "cg:{demo}:leases") == "30"
+        assert redis.cli("ZCARD", "cg:{demo}:channels") == "30"
     finally:
         await store.close()
 
@@ -110,8 +110,8 @@ async def test_a_stalled_cluster_master_holds_up_only_its_own_accounts(
     try:
         ids = [f"acct{i}" for i in range(40)]
         stalled_id = ids[0]
-        stalled = cluster.master_of(f"cg:{{{stalled_id}}}:leases")
-        healthy_id = next(a for a in ids if cluster.master_of(f"cg:{{{a}}}:leases") is not stalled)
+        stalled = cluster.master_of(f"cg:{{{stalled_id}}}:channels")
+        healthy_id = next(a for a in ids if cluster.master_of(f"cg:{{{a}}}:channels") is not stalled)
         store = RedisStore(f"{cluster.url}&inflight=8")
         await store.open()
         try:

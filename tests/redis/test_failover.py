@@ -89,9 +89,9 @@ async def test_a_cluster_master_killed_under_load_fails_over_to_its_replica(
     (tmp_path / "fleet").mkdir()
     fleet = Fleet(tmp_path / "fleet", cluster.nodes[0], url=cluster.url)
     try:
-        doomed = cluster.master_of("cg:{demo}:leases")
+        doomed = cluster.master_of("cg:{demo}:channels")
         await _kill_under_load(fleet, doomed.kill)
-        assert cluster.master_of("cg:{demo}:leases") is not doomed
+        assert cluster.master_of("cg:{demo}:channels") is not doomed
     finally:
         fleet.close()
         cluster.stop()

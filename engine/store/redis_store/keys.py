@@ -17,12 +17,12 @@ key                        type       what
 ``…:config``               hash       ``v`` version, ``c`` the configuration (JSON)
 ``…:audit``                stream     the audit log, ``e`` each entry (JSON)
 ``…:tokens``               hash       token hash -> its record (msgpack)
-``…:leases``               zset       call id -> lease expiry (ms): calls holding a channel
-``…:holders``              hash       call id -> ``user|caller ID|to`` for those calls
-``…:counts``               hash       user id -> channels the user holds
+``…:channels``             zset       ``<user>|<call id>`` -> lease expiry (ms): calls
+                                      holding a channel (the leases)
+``…:held``                 hash       user id -> channels the user holds
 ``…:sticky``               hash       contact -> ``<caller ID> <expiry ms>``
 ``…:sticky-expiry``        zset       contact -> its sticky entry's expiry (for pruning)
-``…:call:<call id>``       hash       a call that was allowed (see ``lua/admit.lua``)
+``…:call:<call id>``       string     a call that was allowed (see ``lua/record.lua``)
 ``…:denied:<call id>``     string     a remembered denial (see ``lua/admit.lua``)
 =========================  =========  ===============================================
 """
@@ -52,7 +52,7 @@ def token_index(token_hash: str) -> str:
 class AccountKeys:
     """The keys of one account."""
 
-    __slots__ = ("prefix", "config", "audit", "tokens", "leases", "holders", "counts",
+    __slots__ = ("prefix", "config", "audit", "tokens", "leases", "counts",
                  "sticky", "sticky_expiry")
 
     def __init__(self, account_id: str) -> None:
@@ -60,9 +60,8 @@ class AccountKeys:
         self.config = prefix + "config"
         self.audit = prefix + "audit"
         self.tokens = prefix + "tokens"
-        self.leases = prefix + "leases"
-        self.holders = prefix + "holders"
-        self.counts = prefix + "counts"
+        self.leases = prefix + "channels"
+        self.counts = prefix + "held"
         self.sticky = prefix + "sticky"
         self.sticky_expiry = prefix + "sticky-expiry"
 

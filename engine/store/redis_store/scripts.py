@@ -92,7 +92,6 @@ class AdmitKeys(NamedTuple):
     record: str
     denied: str
     leases: str
-    holders: str
     counts: str
     sticky: str | None = None
     """Only when the plan may take a sticky caller ID."""
@@ -114,7 +113,6 @@ class AdmitArgs(NamedTuple):
     nonce: str
     answer: bytes
     allowed: str
-    caller: str
     keep: str
     contact: str
     sticky_answer: bytes | str
@@ -133,7 +131,6 @@ class AdmitCode(enum.IntEnum):
 class UndoKeys(NamedTuple):
     record: str
     leases: str
-    holders: str
     counts: str
 
 
@@ -146,7 +143,6 @@ class EndKeys(NamedTuple):
     record: str
     denied: str
     leases: str
-    holders: str
     counts: str
     sticky: str
     sticky_expiry: str
@@ -195,7 +191,6 @@ class PeekKeys(NamedTuple):
     record: str
     denied: str
     leases: str
-    holders: str
     counts: str
     sticky: str
 
@@ -209,7 +204,6 @@ class PeekArgs(NamedTuple):
 
 class LiveKeys(NamedTuple):
     leases: str
-    holders: str
 
 
 class LiveArgs(NamedTuple):
@@ -268,8 +262,8 @@ class FeedArgs(NamedTuple):
 _RECORD = ("clock", "record")
 ADMIT = Script("admit", AdmitKeys, AdmitArgs, preludes=(*_RECORD, "leases"))
 UNDO_ADMIT = Script("undo_admit", UndoKeys, UndoArgs)
-END = Script("end", EndKeys, EndArgs, preludes=(*_RECORD, "leases"))
-HEARTBEAT = Script("heartbeat", HeartbeatKeys, HeartbeatArgs, preludes=_RECORD)
+END = Script("end", EndKeys, EndArgs, preludes=(*_RECORD, "kept", "leases"))
+HEARTBEAT = Script("heartbeat", HeartbeatKeys, HeartbeatArgs, preludes=(*_RECORD, "kept"))
 PEEK = Script("peek", PeekKeys, PeekArgs, preludes=(*_RECORD, "leases"))
 LIVE = Script("live", LiveKeys, LiveArgs, preludes=("clock",))
 SAVE_CONFIG = Script("save_config", ConfigKeys, SaveConfigArgs, preludes=("audit",))

@@ -214,6 +214,14 @@ def _allowed_answer(
     )
 
 
+def _caller_and_number(record: bytes) -> tuple[str | None, str | None]:
+    """The caller ID and the number of a call, from its record (``lua/record.lua``)."""
+    head, _, blob = record.partition(b"|")
+    sticky = head.split(b" ")[3]
+    stored = _allowed_decoder.decode(blob)
+    return _text(sticky) or stored.caller_id, stored.to
+
+
 def _denial_answer(call_id: str, user_id: str, entry: bytes) -> tuple[str, Decision]:
     """A remembered denial: (its fingerprint, the answer)."""
     head, _, blob = entry.partition(b"|")
@@ -553,7 +561,6 @@ class RedisStore:
             record=account.call(call_id),
             denied=account.denied(call_id),
             leases=account.leases,
-            holders=account.holders,
             counts=account.counts,
             sticky=account.sticky if reads_sticky else None,
         )
@@ -607,13 +614,12 @@ class RedisStore:
             nonce=nonce,
             answer=_stored(fallback),
             allowed="1" if fallback.allowed else "0",
-            caller=fallback.caller_id or "",
             keep=kept[1] if kept is not None else "",
             contact=ticket.contact or fallback.to or "",
             sticky_answer=_stored(sticky) if sticky is not None and reads_sticky else "",
             sticky_ids=self._id_list(plan.sticky_ids) if reads_sticky else "",
         )
-        undo = (keys.record, keys.leases, keys.holders, keys.counts)
+        undo = (keys.record, keys.leases, keys.counts)
 
         def late(reply: Any) -> None:
             if isinstance(reply, list) and reply and reply[0] == S.AdmitCode.ALLOWED:
@@ -687,7 +693,8 @@ class RedisStore:
                 answer = msgspec.structs.replace(sticky, caller_id=_text(taken))
             if not ticket.counted:
                 return answer  # an emergency call holds no channel: no lease to show
-            self._leases[ticket.account_id] = int(in_account)
+            if in_account >= 0:  # else counted only by the background count
+                self._leases[ticket.account_id] = int(in_account)
             return msgspec.structs.replace(answer, lease_expires_at=rfc3339(int(expires)))
         if code == S.AdmitCode.DENIED:
             return fallback
@@ -717,7 +724,7 @@ class RedisStore:
             )
 
     async def _undo(
-        self, keys: tuple[str, str, str, str], call_id: str, nonce: str, wait_s: float
+        self, keys: tuple[str, str, str], call_id: str, nonce: str, wait_s: float
     ) -> None:
         """Give back an admission whose answer its caller never had. ``wait_s``: until the
         dial's deadline has passed in Redis (after that it cannot take anything any more)."""
@@ -746,7 +753,7 @@ class RedisStore:
         reply = await self._lifecycle(
             S.END,
             S.EndKeys(account.call(call_id), account.denied(call_id), account.leases,
-                      account.holders, account.counts, account.sticky, account.sticky_expiry),
+                      account.counts, account.sticky, account.sticky_expiry),
             S.EndArgs(self._skew_ms(), call_id, outcome.value,
                       "1" if outcome.connected else "0", RETENTION_MS, user_id or ""),
         )
@@ -823,7 +830,7 @@ class RedisStore:
         reply = await self._lifecycle(
             S.PEEK,
             S.PeekKeys(account.call(call_id), account.denied(call_id), account.leases,
-                       account.holders, account.counts, account.sticky),
+                       account.counts, account.sticky),
             S.PeekArgs(self._skew_ms(), "1" if ticket.remember else "0", ticket.user_id,
                        ticket.contact or ""),
         )
@@ -845,16 +852,20 @@ class RedisStore:
         live: list[LiveCall] = []
         while len(live) < LIVE_MAX:
             page = await self._script(
-                S.LIVE, S.LiveKeys(account.leases, account.holders),
+                S.LIVE, S.LiveKeys(account.leases),
                 S.LiveArgs(self._skew_ms(), len(live), LIVE_PAGE),
             )
-            for i in range(0, len(page), 3):
-                user, caller_id, to = _text(page[i + 2]).split("|") if page[i + 2] else ("", "", "")
-                live.append(LiveCall(
-                    call_id=_text(page[i]), user_id=user, to=to or None,
-                    caller_id=caller_id or None, lease_expires_ms=int(float(page[i + 1])),
-                ))
-            if len(page) < 3 * LIVE_PAGE:
+            if not page:
+                break
+            held = [(_text(page[i]).partition("|"), int(float(page[i + 1])))
+                    for i in range(0, len(page), 2)]
+            keys = [account.call(call_id) for (_, _, call_id), _ in held]
+            records = await self._command(keys[0], "MGET", *keys)
+            for ((user, _, call_id), expires), record in zip(held, records, strict=True):
+                caller_id, to = _caller_and_number(record) if record else (None, None)
+                live.append(LiveCall(call_id=call_id, user_id=user, to=to, caller_id=caller_id,
+                                     lease_expires_ms=expires))
+            if len(page) < 2 * LIVE_PAGE:
                 break
         return sorted(live, key=lambda c: (c.lease_expires_ms, c.call_id))
 

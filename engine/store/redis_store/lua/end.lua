@@ -5,17 +5,20 @@
 --   1 DENIED    {1, denial}: the call id was denied; it holds no channel
 --   2 ENDED     {2, outcome, 1 if it recorded a sticky caller ID}: ended before
 --   3 OK        {3, 1 if it records a sticky caller ID, calls left in the account}
+local function outlive(key, ttl)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end
 local rec, reply = kept_call()
 if not rec then return reply end
 local records = rec.k ~= '' and rec.t ~= ''
 if rec.o ~= '' then return {2, rec.o, records and 1 or 0} end
 rec.o, rec.r = A.outcome, now + tonumber(A.retention_ms)
 write_record(rec)
-if redis.call('ZREM', K.leases, A.call_id) == 1 then release(A.call_id) end
+if redis.call('ZREM', K.leases, rec.u .. '|' .. A.call_id) == 1 then release(rec.u) end
 if records and A.connected == '1' then
   local ttl = tonumber(rec.l)
   local expires = now + ttl
-  redis.call('HSET', K.sticky, rec.t, rec.k .. ' ' .. ms(expires))
+  redis.call('HSET', K.sticky, rec.t, rec.k .. ' ' .. expires)
   redis.call('ZADD', K.sticky_expiry, expires, rec.t)
   outlive(K.sticky, ttl)
   outlive(K.sticky_expiry, ttl)

@@ -12,5 +12,5 @@ if rec.x <= now then return {3} end
 local expires = now + tonumber(A.ttl_ms)
 rec.x, rec.r = expires, expires + tonumber(A.retention_ms)
 write_record(rec)
-redis.call('ZADD', K.leases, 'XX', expires, A.call_id)
+redis.call('ZADD', K.leases, 'XX', expires, rec.u .. '|' .. A.call_id)
 return {4, expires}

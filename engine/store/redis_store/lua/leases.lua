@@ -1,13 +1,8 @@
--- Giving channels back (after clock.lua).
--- A channel is given back: the lease is gone from K.leases; forget its holder and count it
--- off its user.
-local function release(call_id)
-  local holder = redis.call('HGET', K.holders, call_id)
-  if holder then
-    redis.call('HDEL', K.holders, call_id)
-    local user = string.match(holder, '^([^|]*)')
-    if redis.call('HINCRBY', K.counts, user, -1) <= 0 then redis.call('HDEL', K.counts, user) end
-  end
+-- Giving channels back (after clock.lua). K.leases holds one member per call holding a
+-- channel, '<user>|<call id>', scored by its lease expiry (ms): the member names whose
+-- channel it is, so giving one back reads nothing else.
+local function release(user)
+  if redis.call('HINCRBY', K.counts, user, -1) <= 0 then redis.call('HDEL', K.counts, user) end
 end
 -- Leases past their expiry give their channels back (each once: amortised O(1) a lease).
 -- The lease sets carry no TTL of their own: Redis drops a set when its last member goes, and
@@ -15,7 +10,7 @@ end
 local function purge()
   local expired = redis.call('ZRANGEBYSCORE', K.leases, '-inf', now)
   if #expired > 0 then
-    for i = 1, #expired do release(expired[i]) end
+    for i = 1, #expired do release(string.match(expired[i], '^([^|]*)')) end
     redis.call('ZREMRANGEBYSCORE', K.leases, '-inf', now)
   end
 end

@@ -14,7 +14,7 @@ if A.contact ~= '' then
   end
 end
 if A.remember == '1' then
-  local rec = read_record(redis.call('GET', K.record))
+  local rec = get_record()
   if rec and rec.r > now then
     return {held, in_account, sticky, 1, rec.f, rec.d, rec.x, rec.s, rec.c}
   end

@@ -10,8 +10,11 @@
 --   f fingerprint of the request   u user
 --   d the answer (compact msgpack, any bytes)
 -- No field before d holds a space or is empty where the pattern says %S+.
-local function read_record(text)
-  if not text then return nil end
+-- The record under K.record, or nil; a key of another type (a hash an older callgate left)
+-- reads as none, and the next SET replaces it.
+local function get_record()
+  local text = redis.pcall('GET', K.record)
+  if type(text) ~= 'string' then return nil end
   local r, x, o, s, k, c, n, f, u, t, l, d = string.match(text,
     '^(%d+) (%d+) (%S*) (%S*) (%S*) ([01]) (%S+) (%S+) (%S+) (%S*) (%d+)|(.*)$')
   if not r then return nil end
@@ -19,21 +22,7 @@ local function read_record(text)
           t = t, l = l, d = d}
 end
 local function write_record(rec)
-  redis.call('SET', K.record, ms(rec.r) .. ' ' .. ms(rec.x) .. ' ' .. rec.o .. ' ' .. rec.s
+  redis.call('SET', K.record, rec.r .. ' ' .. rec.x .. ' ' .. rec.o .. ' ' .. rec.s
     .. ' ' .. rec.k .. ' ' .. rec.c .. ' ' .. rec.n .. ' ' .. rec.f .. ' ' .. rec.u .. ' '
     .. rec.t .. ' ' .. rec.l .. '|' .. rec.d, 'PX', rec.r - now)
-end
--- END and HEARTBEAT: the record of a call still kept, else nil and the reply for one that is
--- not: {0} missing (or another user's, when A.user names one), {1, denial} a denied call id.
-local function kept_call()
-  local rec = read_record(redis.call('GET', K.record))
-  if not rec or rec.r <= now then
-    local denial = redis.call('GET', K.denied)
-    if denial and denial_until(denial) > now and (A.user == '' or denial_user(denial) == A.user) then
-      return nil, {1, denial}
-    end
-    return nil, {0}
-  end
-  if A.user ~= '' and rec.u ~= A.user then return nil, {0} end
-  return rec
 end
