@@ -124,6 +124,8 @@ class AccountOut(_Out, frozen=True):
     departments_mode: DepartmentsMode
     max_channels: Channels | None
     lease_ttl_s: int
+    sip_lease_ttl_s: int
+    """The lease of a call decided over SIP (a 302), at most ``lease_ttl_s``."""
     sticky_ttl_days: int
     etag: Etag
 
@@ -142,6 +144,9 @@ class AccountPatch(_Request, frozen=True):
     keeping what they held as extra permissions."""
     max_channels: Channels | None | UnsetType = UNSET
     lease_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=7 * 86400)] | UnsetType = UNSET
+    sip_lease_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=7 * 86400)] | UnsetType = UNSET
+    """The lease of a call decided over SIP (a 302); the shorter of it and ``lease_ttl_s``
+    applies."""
     sticky_ttl_days: Annotated[int, msgspec.Meta(ge=1, le=3660)] | UnsetType = UNSET
 
 

@@ -287,6 +287,11 @@ class AccountConfig(_Config, frozen=True):
     """The plan's cap on concurrent calls across the account; absent means no cap."""
     lease_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=7 * 86400)] = 4 * 3600
     """The longest call allowed without a heartbeat: a lease nobody ends expires after this."""
+    sip_lease_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=7 * 86400)] = 120
+    """The lease of a call decided by the SIP front end (a 302): a phone that follows the
+    redirect never reports the end, so its channel comes back this soon unless a PBX
+    heartbeats the call (a heartbeat extends it by ``lease_ttl_s``). Never longer than
+    ``lease_ttl_s``: the shorter of the two applies."""
     sticky_ttl_days: Annotated[int, msgspec.Meta(ge=1, le=3660)] = 180
     """How long a contact's sticky caller ID is kept after its last connected call."""
     users: tuple[User, ...] = ()

@@ -134,6 +134,8 @@ class Engine:
         self._store = store
         self._metrics = metrics
         self._snapshots: dict[str, AccountSnapshot] = {}
+        self._sip_lease_ttl_ms: dict[str, int] = {}
+        """The lease of a dial decided over SIP, per account (installed with its snapshot)."""
         self._domains: dict[str, str] = {}
 
     # -- configuration -----------------------------------------------------------------------
@@ -143,6 +145,8 @@ class Engine:
         current = self._snapshots.get(config.id)
         if current is None or current.version < version:
             self._snapshots[config.id] = compile_account(config, version)
+            self._sip_lease_ttl_ms[config.id] = (
+                min(config.sip_lease_ttl_s, config.lease_ttl_s) * 1000)
             if config.sip_domain != (current.sip_domain if current else None):
                 self._index_domains()
 
@@ -181,7 +185,7 @@ class Engine:
     # -- the hot path ------------------------------------------------------------------------
 
     def _ticket(
-        self, account_id: str, request: DialRequest
+        self, account_id: str, request: DialRequest, *, sip: bool = False
     ) -> tuple[AccountSnapshot, UserView, Destination | None, Ticket]:
         account = self.snapshot(account_id)
         user = self._user(account, request.user)
@@ -199,17 +203,21 @@ class Engine:
             counted=not emergency,
             user_limit=user.max_channels,
             account_limit=account.max_channels,
-            ttl_ms=account.lease_ttl_ms,
+            ttl_ms=self._sip_lease_ttl_ms[account_id] if sip else account.lease_ttl_ms,
             sticky_ttl_ms=account.sticky_ttl_ms,
         )
         return account, user, dest, ticket
 
-    async def dial(self, account_id: str, request: DialRequest) -> Decision:
+    async def dial(self, account_id: str, request: DialRequest, *, sip: bool = False) -> Decision:
         """Decide one dial and, when allowed, take its channel. Raises ``NotFound`` for an
         unknown user and ``Conflict`` for a call id reused for another request; a store that
-        cannot answer within its deadline gives a ``store_unavailable`` decision."""
+        cannot answer within its deadline gives a ``store_unavailable`` decision.
+
+        ``sip``: the SIP front end decided it (a 302). Its lease is the account's
+        ``sip_lease_ttl_s`` (at most ``lease_ttl_s``), because a phone that follows a
+        redirect never says when the call ends; a heartbeat extends it like any lease."""
         started = time.perf_counter()
-        account, user, dest, ticket = self._ticket(account_id, request)
+        account, user, dest, ticket = self._ticket(account_id, request, sip=sip)
         fallback = _decide(
             account, user, request.to, dest, request.caller_id, ticket.call_id, None
         )

@@ -17,6 +17,7 @@ __all__ = [
     "Uri",
     "Via",
     "build_response",
+    "response_address",
 ]
 
 Address = tuple[str, int]
@@ -130,6 +131,29 @@ def _top_via(via: Via, source: Address) -> str:
     sent_by = via.host if via.port is None else f"{via.host}:{via.port}"
     rendered = "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
     return f"SIP/2.0/{via.transport} {sent_by}{rendered}"
+
+
+DEFAULT_PORTS = {"TLS": 5061}
+"""A sent-by without a port means this for its transport, and 5060 for any other (RFC 3261
+section 18.2.2; section 26.2 for TLS)."""
+
+
+def response_address(request: Request, source: Address) -> Address:
+    """Where a response to ``request``, which came as a datagram from ``source``, goes:
+    RFC 3261 section 18.2.2 for an unreliable transport. With ``rport`` in the top Via (RFC
+    3581 section 4), back to ``source``; without it, to the source IP (the ``received``
+    address) and the port in the Via's sent-by, or the transport's default port when it
+    names none. A request without a readable Via goes back to ``source``.
+
+    Deviation: ``maddr`` is ignored, and so is a sent-by host that is not the source: sending
+    to an address a request names would let anyone aim callgate's answers at a third party.
+    The sent-by port aims nowhere a forged source address could not already."""
+    if not request.vias:
+        return source
+    via = request.vias[0]
+    if "rport" in via.params:
+        return source
+    return (source[0], via.port or DEFAULT_PORTS.get(via.transport, 5060))
 
 
 def build_response(

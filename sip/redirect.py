@@ -5,7 +5,9 @@ moves bytes and awaits the engine).
 For each request (``Redirector.receive``):
 
 1. A source address under a ban gets nothing (``sip.throttle``). A message that cannot be
-   parsed is answered 400 (or 505, 416, 513) when it has a Via header, else dropped.
+   parsed is answered 400 (or 505, 416, 513) when it has a Via header, else dropped. Over
+   UDP a response goes where RFC 3261 section 18.2.2 says (``message.response_address``):
+   the source port with ``rport``, else the Via's sent-by port at the source IP.
 2. Retransmissions and ACKs are the transaction layer's (``sip.transactions``): the cached
    final response again, or nothing.
 3. OPTIONS gets 200 with ``Allow``; CANCEL gets 200 when it matches an INVITE (which then gets
@@ -17,7 +19,9 @@ For each request (``Redirector.receive``):
    a PBX or proxy that authenticated its own users), the user is named by a header
    (``X-Callgate-User`` by default) or by the From user part; anyone else must pass digest
    authentication (``sip.digest``) as a user with SIP credentials in the SIP domain of the
-   From URI. Every failed answer counts towards the source's ban.
+   From URI. Every failed answer counts towards a ban of that login at the source address,
+   and each failing login towards a ban of the whole address (``sip.throttle``); a banned
+   login's INVITEs get nothing.
 5. The caller, the Request-URI's number and the caller ID asked for in
    ``P-Preferred-Identity`` (RFC 3325) become a ``Dial``: the engine's decision, the same as
    over HTTP, with a call id derived from the Call-ID and From tag so a resent INVITE gets
@@ -45,9 +49,9 @@ from engine.wire import Decision, DialRequest
 
 from .digest import ALGORITHMS, Nonces, Verdict, challenge_headers, parse_authorization, verify
 from .abnf import split_unquoted
-from .message import Address, Request, Response, Uri, build_response
+from .message import Address, Request, Response, Uri, build_response, response_address
 from .parser import ack_via, parse_message, parse_name_addr, parse_uri
-from .throttle import Throttle
+from .throttle import AuthThrottle
 from .transactions import State, Transaction, Transactions, invite_key, transaction_key
 
 __all__ = [
@@ -116,7 +120,8 @@ class SipSettings(msgspec.Struct, frozen=True, kw_only=True):
     digest_algorithms: tuple[str, ...] = ALGORITHMS
     """Offered in this order in every 401 (see ``sip.digest.ALGORITHMS``)."""
     ban_after: int = 10
-    """Failed digest answers from one address within ``ban_window_s`` that start a ban."""
+    """Failed digest answers for one login from one address within ``ban_window_s`` that ban
+    the pair; as many different failing logins ban the address (``sip.throttle``)."""
     ban_window_s: float = 60.0
     ban_s: float = 300.0
 
@@ -130,9 +135,11 @@ class Directory(Protocol):
 
 
 class Reply(msgspec.Struct, frozen=True, gc=False):
-    """Send ``data`` back to the peer the request came from."""
+    """Send ``data`` in answer to a request: by datagram to ``to``, or on the connection the
+    request came on when ``to`` is None."""
 
     data: bytes
+    to: Address | None = None
 
 
 class Dial(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -169,7 +176,7 @@ class Redirector:
             (ipaddress.ip_network(peer.network, strict=False), peer) for peer in settings.trusted
         ]
         self._nonces = Nonces(ttl_s=settings.nonce_ttl_s)
-        self.throttle = Throttle(
+        self.throttle = AuthThrottle(
             failures=settings.ban_after, window_s=settings.ban_window_s, ban_s=settings.ban_s
         )
         self.transactions = Transactions()
@@ -178,7 +185,8 @@ class Redirector:
         self._trusted_by_host: dict[str, TrustedPeer | None] = {}
         self.counters: dict[str, int] = {}
         """Plain counts for the metrics collector: ``requests:<METHOD>``, ``responses:<status>``,
-        ``auth_failures``, ``bans``, ``dropped:<why>``, ``retransmissions``, ``resent``."""
+        ``auth_failures``, ``bans:<scope>`` (``sip.throttle.BanScope``), ``dropped:<why>``,
+        ``retransmissions``, ``resent``."""
 
     # -- input -------------------------------------------------------------------------------
 
@@ -206,7 +214,8 @@ class Redirector:
         if message.defect is not None:
             if message.method == "ACK":
                 return []
-            return [self._reply(message, peer, message.defect_status,
+            to = None if reliable else response_address(message, peer)
+            return [self._reply(message, peer, to, message.defect_status,
                                 (_warning(message.defect),))]
         key = transaction_key(message)
         if message.method == "ACK":
@@ -215,8 +224,12 @@ class Redirector:
         existing = self.transactions.find(key)
         if existing is not None:
             self.count("retransmissions")
-            return [Reply(existing.response)] if existing.response is not None else []
-        transaction = self.transactions.start(key, message.method, peer, reliable, now_s)
+            if existing.response is None or self._silenced(existing, now_s):
+                return []
+            return [Reply(existing.response, None if reliable else response_address(message, peer))]
+        transaction = self.transactions.start(
+            key, message.method, peer, reliable, now_s,
+            reply_to=None if reliable else response_address(message, peer))
         required = _required_extensions(message)
         if required and message.method != "CANCEL":
             return self._final(transaction, message, 420, now_s, (("Unsupported", required),))
@@ -273,11 +286,18 @@ class Redirector:
 
     def due(self, now_s: float) -> list[tuple[bytes, Address]]:
         """Final responses to retransmit now (Timer G); forgets finished transactions."""
-        resent = [(data, peer) for data, peer in self.transactions.due(now_s)
-                  if not self.throttle.banned(peer[0], now_s)]  # a ban silences these too
+        resent = [(t.response, t.reply_to or t.peer) for t in self.transactions.due(now_s)
+                  if t.response is not None and not self._silenced(t, now_s)]
         if resent:
             self.count("resent", len(resent))
         return resent
+
+    def _silenced(self, transaction: Transaction, now_s: float) -> bool:
+        """Whether a ban now covers ``transaction``: a ban silences retransmissions too."""
+        host = transaction.peer[0]
+        login = transaction.login
+        return self.throttle.banned(host, now_s) or (
+            login is not None and self.throttle.login_banned(host, login, now_s))
 
     # -- methods -----------------------------------------------------------------------------
 
@@ -370,6 +390,12 @@ class Redirector:
                 return self._final(transaction, request, 400, now_s,
                                    (_warning(f"bad Authorization: {exc}"),))
         answer = next((a for a in answers if a.realm == realm), None)
+        username = answer.username if answer is not None else from_uri.user if from_uri else None
+        login = f"{username}@{realm}"
+        transaction.login = login if username else None
+        if username and self.throttle.login_banned(peer[0], login, now_s):
+            self.count("dropped:banned")
+            return []
         if answer is None:
             return self._challenge(transaction, request, realm, now_s, stale=False)
         if answer.uri != request.uri:
@@ -389,8 +415,8 @@ class Redirector:
                          now_s=now_s, algorithms=self.settings.digest_algorithms)
         if verdict is Verdict.FAILED:
             self.count("auth_failures")
-            if self.throttle.failed(peer[0], now_s):
-                self.count("bans")
+            for scope in self.throttle.failed(peer[0], login, now_s):
+                self.count(f"bans:{scope}")
             return self._challenge(transaction, request, realm, now_s, stale=False)
         if verdict is Verdict.STALE:
             return self._challenge(transaction, request, realm, now_s, stale=True)
@@ -434,19 +460,19 @@ class Redirector:
         return hashlib.blake2b(seed, digest_size=5, key=self._tag_key).hexdigest()
 
     def _reply(
-        self, request: Request, peer: Address, status: int,
+        self, request: Request, peer: Address, to: Address | None, status: int,
         headers: Iterable[tuple[str, str]] = (),
     ) -> Reply:
         self.count(f"responses:{status}")
         return Reply(build_response(request, status, REASON_PHRASES.get(status, "Error"),
                                     source=peer, to_tag=self._to_tag(request),
-                                    headers=tuple(headers)))
+                                    headers=tuple(headers)), to)
 
     def _final_reply(
         self, transaction: Transaction, request: Request, status: int, now_s: float,
         headers: Iterable[tuple[str, str]] = (),
     ) -> Reply:
-        reply = self._reply(request, transaction.peer, status, headers)
+        reply = self._reply(request, transaction.peer, transaction.reply_to, status, headers)
         self.transactions.complete(transaction, reply.data, now_s)
         return reply
 

@@ -1,9 +1,10 @@
 """The SIP front end's sockets: UDP, TCP and TLS listeners around one ``Redirector``.
 
 The transports only move bytes: a datagram, or each message ``StreamFramer`` cuts from a
-connection, goes to ``Redirector.receive``; replies go back to where the request came from;
-a ``Dial`` is decided by the engine (the same engine, leases and metrics as HTTP) in a task
-this server owns, and its answer is sent when ready. Timer G's retransmissions run from one
+connection, goes to ``Redirector.receive``; replies go back on the connection, or by datagram
+to the address the redirector names (RFC 3261 section 18.2.2); a ``Dial`` is decided by the
+engine (the same engine, leases and metrics as HTTP, with the SIP lease) in a task this
+server owns, and its answer is sent when ready. Timer G's retransmissions run from one
 repeating timer.
 
 Nothing a peer sends can stop the server: the redirector answers or drops every message,
@@ -35,6 +36,7 @@ from engine.errors import CallgateError, ConfigurationError
 from .message import Address
 from .parser import Keepalive, StreamFramer
 from .redirect import Dial, EndCall, Redirector, Reply, SipSettings
+from .throttle import BanScope
 
 __all__ = ["Listen", "SipServeSettings", "SipServer"]
 
@@ -202,7 +204,10 @@ class SipServer:
     def _carry_out(self, outputs: list[Reply | Dial | EndCall], send: Send) -> None:
         for output in outputs:
             if isinstance(output, Reply):
-                send(output.data)
+                if output.to is not None and self._datagrams is not None:
+                    self._datagrams.sendto(output.data, output.to)
+                else:
+                    send(output.data)
             elif isinstance(output, Dial):
                 self._own(self._decide(output, send))
             else:
@@ -216,7 +221,7 @@ class SipServer:
     async def _decide(self, dial: Dial, send: Send) -> None:
         result: Any
         try:
-            result = await self.engine.dial(dial.account.account_id, dial.request)
+            result = await self.engine.dial(dial.account.account_id, dial.request, sip=True)
         except CallgateError as exc:
             result = exc
         except Exception as exc:
@@ -423,9 +428,12 @@ class _SipCollector(Collector):
         yield CounterMetricFamily("callgate_sip_auth_failures",
                                   "Failed digest answers (wrong password, unknown user, replay)",
                                   value=counters.get("auth_failures", 0))
-        yield CounterMetricFamily("callgate_sip_bans",
-                                  "Source addresses banned after repeated auth failures",
-                                  value=counters.get("bans", 0))
+        bans = CounterMetricFamily("callgate_sip_bans",
+                                   "Bans after repeated auth failures, by scope: one login at "
+                                   "an address (user) or a whole address", labels=["scope"])
+        for scope in BanScope:
+            bans.add_metric([scope.value], counters.get(f"bans:{scope}", 0))
+        yield bans
         yield CounterMetricFamily("callgate_sip_retransmissions",
                                   "Retransmitted requests answered from the transaction cache",
                                   value=counters.get("retransmissions", 0))

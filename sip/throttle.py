@@ -1,58 +1,82 @@
-"""Throttling of authentication failures by source address, without I/O (time is an argument).
+"""Bans after repeated digest failures: per login at an address first, the whole address only
+when it tries many logins (time is an argument; no I/O).
 
-After ``failures`` failed digest answers from one address within ``window_s`` seconds, that
-address is banned for ``ban_s`` seconds: the server sends it nothing at all, so a password
-guesser learns nothing and gets no faster answer than a timeout. Memory is bounded: at most
-``max_tracked`` addresses are followed, the least recently failing forgotten first.
+Many users may share one source address (an office behind NAT), so one of them guessing or
+mistyping a password must not silence the others. Two counters, both ``engine.throttle``
+with the same N (``failures``), W (``window_s``) and B (``ban_s``):
+
+1. **A login at an address** (the address, and the digest username in its realm): N failed
+   answers within W ban that pair for B seconds. Its INVITEs then get nothing at all (with
+   an Authorization for that username, or without one and that user in the From URI); the
+   address's other users are answered as before.
+2. **The address**: failures for N different usernames within W ban the whole address for B
+   seconds; it then gets no answer to anything. Each username counts once, at its first
+   failure from that address within W. A scan for usernames, or a password sprayed over
+   many logins, is stopped this way; an office would need N of its users to fail within W.
+
+A username that is nobody's login is counted exactly like a real one, on purpose: were a
+flood for one unknown username to ban the whole address while the same for a real login
+banned only the pair, a guesser could tell real usernames from made-up ones by what still
+answers after a ban (the 401s themselves are alike for that reason, ``sip.redirect``).
+
+What this bounds: a guesser at one address gets at most N guesses per login and fewer than
+N logins (so under N * N guesses) per ban period. Memory is bounded by ``max_tracked`` per
+counter (see ``engine.throttle``).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+import enum
 
-__all__ = ["Throttle"]
+from engine.throttle import Throttle
+
+__all__ = ["AuthThrottle", "BanScope"]
 
 
-class Throttle:
+class BanScope(enum.StrEnum):
+    """What a ban silences (the ``scope`` label of ``callgate_sip_bans_total``)."""
+
+    USER = "user"
+    """One login at one address."""
+    ADDRESS = "address"
+    """Everything from one address."""
+
+
+class AuthThrottle:
+    """Failed digest answers per (address, login), and failing logins per address."""
+
     def __init__(
         self, *, failures: int, window_s: float, ban_s: float, max_tracked: int = 100_000
     ) -> None:
-        if failures < 1 or window_s <= 0 or ban_s < 0:
-            raise ValueError("failures >= 1, window_s > 0 and ban_s >= 0")
-        self.failures = failures
-        self.window_s = window_s
-        self.ban_s = ban_s
-        self._max_tracked = max_tracked
-        self._recent: OrderedDict[str, deque[float]] = OrderedDict()
-        self._banned_until: dict[str, float] = {}
+        self._logins = Throttle(failures=failures, window_s=window_s, ban_s=ban_s,
+                                max_tracked=max_tracked)
+        self._addresses = Throttle(failures=failures, window_s=window_s, ban_s=ban_s,
+                                   max_tracked=max_tracked)
 
-    def banned(self, host: str, now_s: float) -> bool:
-        """Whether ``host`` is banned now."""
-        until = self._banned_until.get(host)
-        if until is None:
-            return False
-        if now_s < until:
-            return True
-        del self._banned_until[host]
-        return False
+    def banned(self, address: str, now_s: float) -> bool:
+        """Whether everything from ``address`` is banned now."""
+        return self._addresses.banned(address, now_s)
 
-    def failed(self, host: str, now_s: float) -> bool:
-        """Count one failure from ``host``; True if it starts a ban."""
-        times = self._recent.pop(host, None)
-        if times is None:
-            times = deque(maxlen=self.failures)
-        times.append(now_s)
-        self._recent[host] = times
-        while len(self._recent) > self._max_tracked:
-            self._recent.popitem(last=False)
-        if len(times) == self.failures and now_s - times[0] <= self.window_s:
-            self._banned_until[host] = now_s + self.ban_s
-            del self._recent[host]
-            if len(self._banned_until) > self._max_tracked:
-                self._forget_expired(now_s)
-            return True
-        return False
+    def login_banned(self, address: str, login: str, now_s: float) -> bool:
+        """Whether ``login`` (``username@realm``) is banned at ``address`` now."""
+        return self._logins.banned(_pair(address, login), now_s)
 
-    def _forget_expired(self, now_s: float) -> None:
-        for host in [h for h, until in self._banned_until.items() if until <= now_s]:
-            del self._banned_until[host]
+    def failed(self, address: str, login: str, now_s: float) -> tuple[BanScope, ...]:
+        """Count a failed answer for ``login`` (``username@realm``) from ``address``, whether
+        or not that login exists; the bans this failure starts (usually none)."""
+        pair = _pair(address, login)
+        first = self._logins.counted(pair, now_s) == 0  # the username's first within W
+        started: list[BanScope] = []
+        if self._logins.failed(pair, now_s):
+            started.append(BanScope.USER)
+        if first and self._addresses.failed(address, now_s):
+            started.append(BanScope.ADDRESS)
+        return tuple(started)
+
+    def tracked(self) -> int:
+        """Pairs and addresses held now: what bounds this object's memory."""
+        return self._logins.tracked() + self._addresses.tracked()
+
+
+def _pair(address: str, login: str) -> str:
+    return f"{address} {login}"  # an address holds no space: the pair reads back one way

@@ -90,8 +90,15 @@ class Transaction(msgspec.Struct, kw_only=True, gc=False):
     key: Key
     method: str
     peer: Address
+    """Where the request came from (what ``received`` and ``rport`` report)."""
     reliable: bool
     ends_at: float
+    reply_to: Address | None = None
+    """Over UDP, where its responses go (``message.response_address``); None: on the
+    connection."""
+    login: str | None = None
+    """The login (``username@realm``) an INVITE authenticates as, once known: a ban of it
+    silences the retransmissions too."""
     state: State = State.PROCEEDING
     response: bytes | None = None
     canceled: bool = False
@@ -112,9 +119,16 @@ class Transactions:
     def find(self, key: Key) -> Transaction | None:
         return self._by_key.get(key)
 
-    def start(self, key: Key, method: str, peer: Address, reliable: bool, now_s: float) -> Transaction:
+    def start(
+        self, key: Key, method: str, peer: Address, reliable: bool, now_s: float, *,
+        reply_to: Address | None = None,
+    ) -> Transaction:
+        """A new transaction for a request from ``peer``; over UDP its responses go to
+        ``reply_to`` (by default ``peer``)."""
+        if reply_to is None and not reliable:
+            reply_to = peer
         transaction = Transaction(key=key, method=method, peer=peer, reliable=reliable,
-                                  ends_at=now_s + 64 * T1_S)
+                                  reply_to=reply_to, ends_at=now_s + 64 * T1_S)
         self._by_key[key] = transaction
         self._schedule(transaction.ends_at, key)
         while len(self._by_key) > self._max:
@@ -143,9 +157,10 @@ class Transactions:
         transaction.ends_at = now_s + (0.0 if transaction.reliable else T4_S)
         self._schedule(transaction.ends_at, transaction.key)
 
-    def due(self, now_s: float) -> list[tuple[bytes, Address]]:
-        """Forget the transactions whose time is up; the responses to retransmit now."""
-        out: list[tuple[bytes, Address]] = []
+    def due(self, now_s: float) -> list[Transaction]:
+        """Forget the transactions whose time is up; those whose response to retransmit
+        now (to ``reply_to``)."""
+        out: list[Transaction] = []
         while self._timers and self._timers[0][0] <= now_s:
             _, _, key = heapq.heappop(self._timers)
             transaction = self._by_key.get(key)
@@ -156,7 +171,7 @@ class Transactions:
                 continue
             at = transaction.retransmit_at
             if at is not None and at <= now_s and transaction.response is not None:
-                out.append((transaction.response, transaction.peer))
+                out.append(transaction)
                 transaction.interval_s = min(2 * transaction.interval_s, T2_S)
                 transaction.retransmit_at = now_s + transaction.interval_s
                 self._schedule(transaction.retransmit_at, key)

@@ -1,6 +1,6 @@
 """SIPVicious, the usual attacker's kit, against callgate: ``svwar`` finds no valid username
 (the answers for real and unknown users are alike), and ``svcrack`` guessing a real user's
-password is banned after the configured number of failures."""
+password is banned (that login, at that address) after the configured number of failures."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import free_port
 
 from .conftest import DOMAIN, PASSWORDS, SipService, start_sip_service
-from .sipmsg import request, status_of
+from .sipmsg import ack_for, invite, request, status_of
 
 BIN = Path(sys.executable).parent
 BAN_AFTER = 5
@@ -67,12 +67,19 @@ def test_svcrack_is_banned_after_n_failures(service: SipService, tmp_path: Path)
     assert done.returncode == 30, done.stderr[-2000:]  # 30: the target stopped answering
     assert PASSWORDS["ana"] not in done.stdout
     assert service.metric("callgate_sip_auth_failures_total") == failures + BAN_AFTER
-    assert service.metric("callgate_sip_bans_total") == 1
+    assert service.metric("callgate_sip_bans_total", 'scope="user"') == 1
     assert service.metric("callgate_sip_dropped_total", 'why="banned"') > 0
-    # The ban is on the guesser's address only.
+    # The ban is on that login at the guesser's address only: ana gets nothing from there,
+    # while the address and everyone else are still answered.
     banned = service.client(source="127.0.0.1")
-    banned.send(request("OPTIONS", via=banned.local))
+    banned.send(invite(via=banned.local, call_id="after-the-ban@test"))
     assert banned.nothing_within(1.0)
-    bystander = service.client(source="127.0.0.3")
-    bystander.send(request("OPTIONS", via=bystander.local))
-    assert status_of(bystander.receive()) == 200
+    colleague = service.client(source="127.0.0.1")
+    sent = invite(via=colleague.local, user="lee", call_id="colleague@test")
+    colleague.send(sent)
+    challenge = colleague.receive()
+    assert status_of(challenge) == 401
+    colleague.send(ack_for(sent, challenge))
+    colleague.send(request("OPTIONS", via=colleague.local))
+    assert status_of(colleague.receive()) == 200
+    assert service.metric("callgate_sip_bans_total", 'scope="address"') == 0

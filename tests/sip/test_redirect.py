@@ -20,6 +20,7 @@ from .sipmsg import answer_challenge, header, invite, request, status_of
 DOMAIN = "demo.sip.example"
 ANA_PASSWORD = "Ana-desk-phone-2026"
 SAM_PASSWORD = "Sam-desk-phone-2026"
+LEE_PASSWORD = "Lee-softphone-2026!"
 URI = f"sip:+12125550187@{DOMAIN}"
 PEER = ("192.0.2.10", 5062)
 PBX = ("10.1.2.3", 5060)
@@ -48,6 +49,9 @@ def _demo() -> AccountSnapshot:
         elif user.id == "sam":
             user = msgspec.structs.replace(user, sip=make_credential(
                 "sam.desk", DOMAIN, SAM_PASSWORD, now_ms=0, enabled=False))
+        elif user.id == "lee":
+            user = msgspec.structs.replace(user, sip=make_credential(
+                "lee", DOMAIN, LEE_PASSWORD, now_ms=0))
         users.append(user)
     return compile_account(msgspec.structs.replace(config, sip_domain=DOMAIN,
                                                    users=tuple(users)), 1)
@@ -155,16 +159,74 @@ def test_an_expired_nonce_is_answered_stale(redirector: Redirector) -> None:
     assert all("stale=true" in o for o in header(reply, "WWW-Authenticate"))
 
 
-def test_repeated_failures_ban_the_address(redirector: Redirector) -> None:
-    for attempt in range(3):
-        reply = _authenticated(redirector, password="Not-the-password-1",
-                               call_id=f"guess-{attempt}", now=attempt)
+def _guess(r: Redirector, attempts: int, *, username: str = "ana", user: str = "ana") -> None:
+    """``attempts`` wrong passwords for ``username`` from PEER, each answered 401."""
+    for attempt in range(attempts):
+        reply = _authenticated(r, password="Not-the-password-1", username=username, user=user,
+                               call_id=f"guess-{username}-{attempt}", now=attempt)
         assert status_of(_one_reply(reply)) == 401
-    assert redirector.counters["bans"] == 1
+
+
+def test_repeated_failures_ban_that_login_at_that_address(redirector: Redirector) -> None:
+    _guess(redirector, 3)
+    assert redirector.counters["bans:user"] == 1 and "bans:address" not in redirector.counters
+    # Nothing at all for ana from there: no challenge, and no answer to a right password.
+    assert redirector.receive(invite(call_id="banned-1"), PEER, reliable=False, now_s=4.0) == []
+    challenge = _one_reply(redirector.receive(invite(call_id="banned-2", user="lee"), PEER,
+                                              reliable=False, now_s=4.0))
+    auth = answer_challenge(challenge, username="ana", password=ANA_PASSWORD, uri=URI)
+    right = invite(call_id="banned-2", user="lee", cseq=2, extra=(f"Authorization: {auth}",))
+    assert redirector.receive(right, PEER, reliable=False, now_s=4.1) == []
+    assert redirector.counters["dropped:banned"] == 2
+
+
+def test_a_banned_login_leaves_the_other_users_at_that_address_working(
+    redirector: Redirector,
+) -> None:
+    _guess(redirector, 3)
+    dial = _dial(_authenticated(redirector, username="lee", password=LEE_PASSWORD, user="lee",
+                                call_id="lee-call", now=5.0))
+    assert dial.request.user == "lee"
+    assert status_of(_one_reply(redirector.receive(request("OPTIONS"), PEER, reliable=False,
+                                                   now_s=6.0))) == 200
+
+
+def test_a_ban_of_a_login_silences_its_retransmissions_too(redirector: Redirector) -> None:
+    early = invite(call_id="early", branch="z9hG4bKearly")
+    assert status_of(_one_reply(redirector.receive(early, PEER, reliable=False,
+                                                   now_s=0.0))) == 401
+    _guess(redirector, 3)  # six more 401s to ana's INVITEs, none acknowledged
+    lee = _one_reply(redirector.receive(invite(call_id="lee-call", user="lee"), PEER,
+                                        reliable=False, now_s=2.5))
+    assert redirector.due(3.0) == [(lee, PEER)]
+    assert redirector.receive(early, PEER, reliable=False, now_s=3.1) == []  # resent by ana
+
+
+def test_a_banned_login_is_answered_again_once_the_ban_ends(redirector: Redirector) -> None:
+    _guess(redirector, 3)  # the third answer, at 2.1 s, starts a 300 s ban
+    assert redirector.receive(invite(call_id="late"), PEER, reliable=False, now_s=302.0) == []
+    _dial(_authenticated(redirector, call_id="later", now=302.1))
+
+
+def test_failures_for_many_usernames_ban_the_whole_address(redirector: Redirector) -> None:
+    for username in ("ana", "lee", "nobody-here"):
+        _guess(redirector, 1, username=username)
+    assert redirector.counters["bans:address"] == 1
     assert redirector.receive(request("OPTIONS"), PEER, reliable=False, now_s=4.0) == []
     assert redirector.counters["dropped:banned"] == 1
     other = ("192.0.2.99", 5060)
     assert redirector.receive(request("OPTIONS"), other, reliable=False, now_s=4.0) != []
+
+
+def test_guessing_at_an_unknown_username_is_banned_as_at_a_real_one(
+    redirector: Redirector,
+) -> None:
+    """Were the whole address banned for it, what still answers would tell real usernames
+    from made-up ones."""
+    _guess(redirector, 3, username="nobody-here")
+    assert redirector.counters["bans:user"] == 1 and "bans:address" not in redirector.counters
+    assert status_of(_one_reply(redirector.receive(request("OPTIONS"), PEER, reliable=False,
+                                                   now_s=4.0))) == 200
 
 
 # -- trusted peers -------------------------------------------------------------------------------
@@ -282,6 +344,67 @@ def test_the_ack_is_absorbed(redirector: Redirector) -> None:
 def test_an_unacknowledged_udp_answer_is_retransmitted(redirector: Redirector) -> None:
     answer = _one_reply(redirector.receive(invite(), PEER, reliable=False, now_s=0.0))
     assert redirector.due(0.6) == [(answer, PEER)]
+
+
+# -- where responses go (RFC 3261 section 18.2.2, RFC 3581) ----------------------------------
+
+
+def _no_rport(data: bytes) -> bytes:
+    return data.replace(b";rport", b"")
+
+
+NATTED = ("203.0.113.5", 40123)
+"""A phone behind NAT: the socket address it is seen from."""
+
+
+@pytest.mark.parametrize(("via", "rport", "expected"), [
+    ("192.0.2.10:5070", False, ("203.0.113.5", 5070)),
+    ("192.0.2.10", False, ("203.0.113.5", 5060)),
+    ("192.0.2.10:5070", True, NATTED),
+    ("192.0.2.10", True, NATTED),
+], ids=["sent-by port", "default port", "rport", "rport without a port"])
+def test_a_udp_answer_goes_to_the_source_ip_and_the_sent_by_port_unless_rport(
+    redirector: Redirector, via: str, rport: bool, expected: tuple[str, int]
+) -> None:
+    sent = invite(via=via) if rport else _no_rport(invite(via=via))
+    outputs = redirector.receive(sent, NATTED, reliable=False, now_s=0.0)
+    assert len(outputs) == 1 and isinstance(outputs[0], Reply)
+    assert outputs[0].to == expected
+    assert redirector.due(0.6) == [(outputs[0].data, expected)]  # retransmissions too
+    again = redirector.receive(sent, NATTED, reliable=False, now_s=0.7)  # and a resent INVITE
+    assert again == [Reply(outputs[0].data, expected)]
+
+
+def test_the_via_of_the_answer_still_reports_the_source(redirector: Redirector) -> None:
+    reply = _one_reply(redirector.receive(_no_rport(invite(via="192.0.2.10:5070")), NATTED,
+                                          reliable=False, now_s=0.0))
+    assert header(reply, "Via")[0].endswith(";received=203.0.113.5")
+
+
+def test_a_udp_answer_to_a_decided_invite_goes_to_the_sent_by_port(
+    redirector: Redirector,
+) -> None:
+    sent = _no_rport(invite(via="10.1.2.3:5070", extra=("X-Callgate-User: gina",)))
+    dial = _dial(redirector.receive(sent, PBX, reliable=False, now_s=0.0))
+    allowed = Decision(allowed=True, call_id="sip-x", caller_id="+12125550101",
+                       rule=Rule.USER_DEFAULT, to="+12125550187")
+    out = redirector.decided(dial, allowed, 0.01)
+    assert isinstance(out[0], Reply) and status_of(out[0].data) == 302
+    assert out[0].to == ("10.1.2.3", 5070)
+
+
+def test_a_malformed_udp_request_is_answered_at_the_sent_by_port(redirector: Redirector) -> None:
+    broken = _no_rport(request("OPTIONS", via="192.0.2.10:5070")).replace(
+        b"CSeq: 1 OPTIONS", b"CSeq: x OPTIONS")
+    outputs = redirector.receive(broken, NATTED, reliable=False, now_s=0.0)
+    assert isinstance(outputs[0], Reply) and status_of(outputs[0].data) == 400
+    assert outputs[0].to == ("203.0.113.5", 5070)
+
+
+def test_over_a_connection_the_answer_goes_back_on_it(redirector: Redirector) -> None:
+    sent = _no_rport(invite(via="192.0.2.10:5070", transport="TCP"))
+    outputs = redirector.receive(sent, NATTED, reliable=True, now_s=0.0)
+    assert isinstance(outputs[0], Reply) and outputs[0].to is None
 
 
 def test_cancel_of_a_pending_invite_ends_it_with_487_and_gives_back_the_channel(

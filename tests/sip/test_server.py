@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import socket
 import time
 from pathlib import Path
 
@@ -176,3 +177,60 @@ def test_an_invite_resent_as_a_new_transaction_gets_the_same_decision(
     assert status_of(first) == status_of(again) == 302
     assert header(first, "X-Callgate-Call-Id") == header(again, "X-Callgate-Call-Id")
     assert sip_service.leases() == 1
+
+
+# -- where UDP answers go (RFC 3261 section 18.2.2, RFC 3581) -----------------------------------
+
+
+def _options_naming(client: SipClient, port: int, *, rport: bool) -> bytes:
+    """An OPTIONS whose Via names ``port`` on the client's host, with or without ``rport``."""
+    sent = request("OPTIONS", via=f"127.0.0.1:{port}")
+    return sent if rport else sent.replace(b";rport", b"")
+
+
+def test_without_rport_the_answer_goes_to_the_via_sent_by_port(sip_service: SipService) -> None:
+    client = sip_service.client()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.settimeout(5)
+        client.send(_options_naming(client, listener.getsockname()[1], rport=False))
+        reply = listener.recv(65536)
+        assert status_of(reply) == 200
+        assert client.nothing_within(0.5), "nothing goes to the source port"
+    client.close()
+
+
+def test_with_rport_the_answer_goes_to_the_source_port(sip_service: SipService) -> None:
+    client = sip_service.client()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        client.send(_options_naming(client, listener.getsockname()[1], rport=True))
+        reply = client.receive()
+        assert status_of(reply) == 200
+        assert f";rport={client.local.split(':')[1]};" in header(reply, "Via")[0]
+        listener.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            listener.recv(65536)
+    client.close()
+
+
+# -- bans ----------------------------------------------------------------------------------------
+
+
+def test_a_password_guesser_is_banned_but_not_the_other_users_behind_its_address(
+    tmp_path: Path,
+) -> None:
+    service = start_sip_service(tmp_path, "--sip-ban-after", "3")
+    try:
+        guesser, colleague = service.client(), service.client()  # one address, 127.0.0.1
+        for _ in range(3):
+            _, reply = _authenticated_invite(guesser, password="Not-Ana-s-password-1")
+            assert status_of(reply) == 401
+        assert service.metric("callgate_sip_bans_total", 'scope="user"') == 1
+        guesser.send(_invite(guesser, call_id="after-the-ban@test"))
+        assert guesser.nothing_within(1.0)
+        _, reply = _authenticated_invite(colleague, "lee")
+        assert status_of(reply) == 302
+        assert service.metric("callgate_sip_bans_total", 'scope="address"') == 0
+    finally:
+        service.server.kill()
