@@ -193,7 +193,7 @@ async def delete_department(call: Call) -> Reply:
         check_edit_department(actor, config, new, department_id, field="department")
         action = "department.delete"
         return new, [*changed_users(call, actor, action, config, new),
-                     *_numbers_released(call, actor, config, new),
+                     *_numbers_unpooled(call, actor, config, new),
                      call.audit(actor, action, f"department:{department_id}",
                                 department_out(config, before), None)]
 
@@ -201,10 +201,11 @@ async def delete_department(call: Call) -> Reply:
     return Reply(status=204)
 
 
-def _numbers_released(
+def _numbers_unpooled(
     call: Call, actor: Actor, config: AccountConfig, new: AccountConfig
 ) -> list[AuditEntry]:
-    """A ``department.delete`` entry for each number that left the deleted department's pool."""
+    """A ``department.delete`` entry for each number that left the deleted department's pool
+    (it stays active, in no pool: this is not a release)."""
     after = {n.number: n for n in new.numbers}
     return [call.audit(actor, "department.delete", f"number:{n.number}", n, after[n.number])
             for n in config.numbers if after.get(n.number, n) != n]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import msgspec
 from msgspec import UNSET
 
-from callerid import AccountConfig, NumberStatus, Permission, PhoneNumber
+from callerid import AccountConfig, Permission, PhoneNumber
 from engine import changes
 from engine.errors import Conflict
 from engine.store import AuditEntry
@@ -93,8 +93,7 @@ async def update_number(call: Call) -> Reply:
         before = _number(config, number)
         call.check_match(number_out(before).etag)
         require(actor, P.NUMBERS_MANAGE)
-        if before.status is NumberStatus.RELEASED and fields.get("department") is not None:
-            raise Conflict(f"{number} is released: it cannot join a pool", field="department")
+        # A released number joining a pool is refused by the invariants (as in an import).
         _check_pool(config, fields.get("department"))
         return _replaced(call, config, actor, before, _replace(before, **fields),
                          "number.update")

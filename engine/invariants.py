@@ -18,6 +18,14 @@ written.
    mapped to one number only.
 7. SIP usernames are unique in the account (ignoring case), and SIP credentials exist only
    in an account with a SIP domain (their digests are computed over it).
+8. A released number is in no department's pool (releasing a number takes it out, and the
+   admin API never puts it back).
+9. Every geo rule can match a call: its calling code exists, and each area code is the start
+   of some valid number of that country, as phonenumbers' numbering plan has it (not the
+   calling code or the trunk prefix followed by the area code: ``+1 1212`` never matches).
+
+A broken invariant 0 or 9 is an ``InvalidField`` (422 through the admin API): a value no
+account can use. Any other is a ``Conflict`` (409).
 """
 
 from __future__ import annotations
@@ -27,10 +35,10 @@ from collections.abc import Iterable
 
 import msgspec
 
-from callerid import AccountConfig, DepartmentsMode, User
+from callerid import AccountConfig, DepartmentsMode, NumberStatus, User
 
 from .errors import Conflict, InvalidField
-from .numbers import SUPPORTED_REGIONS, is_valid_e164
+from .numbers import SUPPORTED_REGIONS, area_code_problem, is_calling_code, is_valid_e164
 
 __all__ = ["check", "problems"]
 
@@ -39,13 +47,17 @@ _PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 
 
 def check(config: AccountConfig) -> None:
-    """Raise ``InvalidField`` for a value outside its type's limits (invariant 0), else
-    ``Conflict`` naming every broken invariant of ``config``."""
+    """Raise ``InvalidField`` for a value outside its type's limits (invariant 0), then for
+    geo rules that can never match (invariant 9, every one named), else ``Conflict`` naming
+    every broken invariant of ``config``."""
     try:
         msgspec.convert(msgspec.to_builtins(config), AccountConfig)
     except msgspec.ValidationError as exc:
         at = _PATH.search(str(exc))
         raise InvalidField(str(exc), field=at.group(1) if at else None) from None
+    unmatchable = _unmatchable(config)
+    if unmatchable:
+        raise InvalidField("; ".join(unmatchable), field=unmatchable[0].split(":", 1)[0])
     found = problems(config)
     if found:
         raise Conflict("; ".join(found), field=found[0].split(":", 1)[0])
@@ -105,6 +117,11 @@ def problems(config: AccountConfig) -> list[str]:
             out.append(f"numbers[{i}] ({n.number}): not a valid E.164 phone number")
         if n.department is not None and n.department not in departments:
             out.append(f"numbers[{i}] ({n.number}): department {n.department!r} does not exist")
+        if n.status is NumberStatus.RELEASED and n.department is not None:
+            out.append(
+                f"numbers[{i}] ({n.number}).department: {n.number} is released, and a released "
+                f"number is in no department's pool: leave out department {n.department!r}"
+            )
 
     for i, d in enumerate(config.departments):
         number_ref(f"departments[{i}] ({d.id}).default_caller_id", d.default_caller_id)
@@ -163,4 +180,30 @@ def problems(config: AccountConfig) -> list[str]:
         for member in g.members:
             if member not in users:
                 out.append(f"groups[{i}] ({g.id}): member {member!r} is not a user")
+    return out
+
+
+# -- invariant 9: geo rules against the numbering plan -------------------------------------------
+
+
+def _unmatchable(config: AccountConfig) -> list[str]:
+    """Each geo rule of ``config`` that no call can match, named, with what to write."""
+    out: list[str] = []
+    for i, u in enumerate(config.users):
+        ref = _user_ref(i, u)
+        for j, rule in enumerate(u.geo.area_codes):
+            where = f"{ref}.geo.area_codes[{j}]"
+            if not is_calling_code(rule.country_code):
+                out.append(f"{where}.country_code: +{rule.country_code} is not a country "
+                           "calling code")
+                continue
+            for k, code in enumerate(rule.area_codes):
+                problem = area_code_problem(rule.country_code, code)
+                if problem is not None:
+                    out.append(f"{where}.area_codes[{k}]: {problem}")
+        for j, country in enumerate(u.geo.countries):
+            calling = country.calling_code
+            if calling is not None and not is_calling_code(calling):
+                out.append(f"{ref}.geo.countries[{j}].calling_code: +{calling} is not a "
+                           "country calling code")
     return out

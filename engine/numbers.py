@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import phonenumbers
@@ -30,7 +30,10 @@ from phonenumbers.shortnumberinfo import is_emergency_number
 from callerid import Destination
 from callerid.geo import NumberKind
 
-__all__ = ["SUPPORTED_REGIONS", "example_numbers", "is_valid_e164", "load_metadata", "normalise"]
+__all__ = [
+    "SUPPORTED_REGIONS", "area_code_problem", "example_numbers", "is_calling_code", "is_valid_e164",
+    "load_metadata", "load_numbering_plans", "normalise",
+]
 
 SUPPORTED_REGIONS: frozenset[str] = frozenset(phonenumbers.SUPPORTED_REGIONS)
 
@@ -59,6 +62,14 @@ def load_metadata() -> None:
     PhoneMetadata.load_all()
     for region in phonenumbers.SUPPORTED_SHORT_REGIONS:
         PhoneMetadata.short_metadata_for_region(region)
+
+
+def load_numbering_plans() -> None:
+    """Read every country's numbering plan into the automata ``area_code_problem`` searches
+    (about 0.1 s): otherwise the first check of a country's area codes does it, on the loop
+    (up to 20 ms for GB)."""
+    for country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        _plan(country_code)
 
 
 Match = Callable[[str], "re.Match[str] | None"]
@@ -265,3 +276,346 @@ def example_numbers(region: str) -> list[str]:
         if example is not None and example.country_code is not None:
             out.append(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164))
     return out
+
+
+# -- area codes: the leading digits a country's numbers can start with -------------------------
+#
+# An area code is plausible when some valid number of its country starts with it, valid as
+# phonenumbers' ``is_valid_number`` has it: for one region of the calling code, a national
+# number of one of the region's possible lengths that matches the region's general pattern
+# and the pattern (and lengths) of one number type. Python's ``re`` answers whether a whole
+# string matches, not whether a string can still be completed into a match, and completions
+# cannot all be tried (10**8 of them for a two-digit US prefix). phonenumbers writes its
+# national-number patterns in a small part of the regular-expression language (digits,
+# ``[...]`` ranges, ``\d``, ``(?:...)``, ``|``, ``?``, ``{n}``, ``{n,m}``; nothing repeats
+# without bound), so each is read here into a small automaton over digits. The automata of
+# the general pattern and of every type then read the area code, and a search over the digits
+# that may follow (which stops where no automaton can go on) finds a valid number starting
+# with it, or proves there is none. Answers are cached per (calling code, area code). The
+# tests hold the search to phonenumbers itself: every number it finds is one
+# ``is_valid_number`` accepts, and every leading part of every example number is plausible.
+
+_DIGITS = "0123456789"
+_MAX_NATIONAL_DIGITS = 17
+"""The longest national number phonenumbers parses."""
+_TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
+          "voicemail", "fixed_line", "mobile")
+"""The number types ``is_valid_number`` tries after the general pattern."""
+
+
+def area_code_problem(country_code: int, code: str) -> str | None:
+    """Why no number of ``+country_code`` starts with ``code``, and what to write instead;
+    None when one does."""
+    if _number_starting(country_code, code) is not None:
+        return None
+    plan = _plan(country_code)
+    for written, meant in plan.misreadings:
+        rest = code[len(written):]
+        if code.startswith(written) and rest and _number_starting(country_code, rest) is not None:
+            return (f"no number of +{country_code} starts with {code!r}: an area code leaves "
+                    f"out {meant}; write {rest!r}")
+    if len(code) > plan.longest:
+        return (f"{code!r} is longer than any number of +{country_code} (at most "
+                f"{plan.longest} digits): an area code is the leading digits of a national "
+                "number")
+    such_as = f" such as {plan.example}" if plan.example else ""
+    return (f"no number of +{country_code} starts with {code!r}: an area code is the leading "
+            f"digits of a national number{such_as}, without the calling code or a trunk prefix")
+
+
+class _Automaton:
+    """A nondeterministic automaton over digits, without cycles: ``moves[s]`` are the
+    (digits, target) edges out of state ``s``, ``free[s]`` the states ``s`` reaches without
+    reading a digit."""
+
+    def __init__(self) -> None:
+        self.moves: list[list[tuple[str, int]]] = []
+        self.free: list[list[int]] = []
+
+    def state(self) -> int:
+        self.moves.append([])
+        self.free.append([])
+        return len(self.moves) - 1
+
+    def closure(self, states: Iterable[int]) -> frozenset[int]:
+        seen = set(states)
+        todo = list(seen)
+        while todo:
+            for target in self.free[todo.pop()]:
+                if target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        return frozenset(seen)
+
+    def step(self, states: frozenset[int], digit: str) -> frozenset[int]:
+        return self.closure(t for s in states for digits, t in self.moves[s] if digit in digits)
+
+
+_Part = Callable[[_Automaton, int], int]
+"""A piece of a pattern, read: given the state it starts in, it adds its states and edges to
+an automaton and returns the state it ends in. A repeated piece is added once per copy."""
+
+
+class _PatternReader:
+    """Reads a phonenumbers national-number pattern, of this grammar::
+
+        alternation = sequence *( "|" sequence )
+        sequence    = *( atom [ "?" / "{" n [ "," m ] "}" ] )
+        atom        = DIGIT / "\\d" / "[" 1*( DIGIT [ "-" DIGIT ] ) "]" / "(?:" alternation ")"
+
+    and raises ``ValueError`` on anything else (the tests read every pattern phonenumbers
+    has)."""
+
+    def __init__(self, pattern: str) -> None:
+        self._text = pattern
+        self._at = 0
+
+    def read(self) -> _Part:
+        part = self._alternation()
+        if self._at != len(self._text):
+            raise self._unexpected()
+        return part
+
+    def _peek(self) -> str:
+        return self._text[self._at:self._at + 1]
+
+    def _take(self, expected: str) -> None:
+        if not self._text.startswith(expected, self._at):
+            raise self._unexpected()
+        self._at += len(expected)
+
+    def _unexpected(self) -> ValueError:
+        return ValueError(f"pattern {self._text!r}: cannot read it at position {self._at}")
+
+    def _digit(self) -> str:
+        char = self._peek()
+        if not char or char not in _DIGITS:
+            raise self._unexpected()
+        self._at += 1
+        return char
+
+    def _count(self) -> int:
+        digits = self._digit()
+        while self._peek() and self._peek() in _DIGITS:
+            digits += self._digit()
+        return int(digits)
+
+    def _alternation(self) -> _Part:
+        options = [self._sequence()]
+        while self._peek() == "|":
+            self._at += 1
+            options.append(self._sequence())
+        if len(options) == 1:
+            return options[0]
+
+        def part(automaton: _Automaton, start: int) -> int:
+            # The options share their start: no edge leads back into it, so one option's
+            # states never reach another's.
+            end = automaton.state()
+            for option in options:
+                automaton.free[option(automaton, start)].append(end)
+            return end
+
+        return part
+
+    def _sequence(self) -> _Part:
+        items: list[_Part] = []
+        while self._peek() not in ("", "|", ")"):
+            items.append(self._quantified(self._atom()))
+
+        def part(automaton: _Automaton, start: int) -> int:
+            for item in items:
+                start = item(automaton, start)
+            return start
+
+        return part
+
+    def _atom(self) -> _Part:
+        char = self._peek()
+        if char == "(":
+            self._take("(?:")
+            inner = self._alternation()
+            self._take(")")
+            return inner
+        if char == "\\":
+            self._take("\\d")
+            return _edge(_DIGITS)
+        if char == "[":
+            self._at += 1
+            chosen: set[str] = set()
+            while self._peek() != "]":
+                low = high = self._digit()
+                if self._peek() == "-":
+                    self._at += 1
+                    high = self._digit()
+                chosen.update(_DIGITS[int(low):int(high) + 1])
+            self._at += 1
+            return _edge("".join(sorted(chosen)))
+        return _edge(self._digit())
+
+    def _quantified(self, atom: _Part) -> _Part:
+        if self._peek() == "?":
+            self._at += 1
+            low, high = 0, 1
+        elif self._peek() == "{":
+            self._at += 1
+            low = high = self._count()
+            if self._peek() == ",":
+                self._at += 1
+                high = self._count()
+            self._take("}")
+        else:
+            return atom
+
+        def part(automaton: _Automaton, start: int) -> int:
+            for _ in range(low):
+                start = atom(automaton, start)
+            ends = [start]
+            for _ in range(high - low):
+                start = atom(automaton, start)
+                ends.append(start)
+            end = automaton.state()
+            for state in ends:
+                automaton.free[state].append(end)
+            return end
+
+        return part
+
+
+def _edge(digits: str) -> _Part:
+    def part(automaton: _Automaton, start: int) -> int:
+        end = automaton.state()
+        automaton.moves[start].append((digits, end))
+        return end
+
+    return part
+
+
+class _Pattern(NamedTuple):
+    """A national-number pattern as an automaton, with the lengths its numbers may have."""
+
+    automaton: _Automaton
+    start: frozenset[int]
+    accept: int
+    lengths: frozenset[int] | None
+    """None: any (the general pattern's lengths apply)."""
+
+    def accepts(self, states: frozenset[int], length: int) -> bool:
+        return self.accept in states and (self.lengths is None or length in self.lengths)
+
+
+@functools.lru_cache(maxsize=None)  # one entry per pattern phonenumbers has, ~1,200
+def _automaton(pattern: str) -> tuple[_Automaton, frozenset[int], int]:
+    automaton = _Automaton()
+    start = automaton.state()
+    accept = _PatternReader(pattern).read()(automaton, start)
+    return automaton, automaton.closure((start,)), accept
+
+
+def _plan_pattern(desc: Any) -> _Pattern | None:
+    """The pattern of a phonenumbers ``PhoneNumberDesc``; None when no number has it."""
+    if desc is None or not desc.national_number_pattern:
+        return None
+    automaton, start, accept = _automaton(desc.national_number_pattern)
+    return _Pattern(automaton, start, accept, frozenset(desc.possible_length) or None)
+
+
+class _Region(NamedTuple):
+    """What ``is_valid_number`` asks of a national number in one region: the general pattern,
+    and one of the types'."""
+
+    general: _Pattern
+    types: tuple[_Pattern, ...]
+    longest: int
+
+
+class _Plan(NamedTuple):
+    """A calling code's numbering plan, as far as area codes go."""
+
+    regions: tuple[_Region, ...]
+    longest: int
+    misreadings: tuple[tuple[str, str], ...]
+    """(digits written before an area code by mistake, what they are), in the order tried."""
+    example: str | None
+    """A national number of the country, for the message."""
+
+
+@functools.lru_cache(maxsize=None)  # one entry per calling code, ~215
+def _plan(country_code: int) -> _Plan:
+    regions: list[_Region] = []
+    trunks: list[str] = []
+    example = None
+    for code in phonenumbers.region_codes_for_country_code(country_code):
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, code)
+        if metadata is None:
+            continue
+        general = _plan_pattern(metadata.general_desc)
+        types = [p for p in (_plan_pattern(getattr(metadata, t)) for t in _TYPES) if p is not None]
+        if general is None or not types:
+            continue
+        regions.append(_Region(general, tuple(types),
+                               max(general.lengths or {_MAX_NATIONAL_DIGITS})))
+        if metadata.national_prefix and metadata.national_prefix not in trunks:
+            trunks.append(metadata.national_prefix)
+        for kind in ("fixed_line", "mobile"):
+            desc = getattr(metadata, kind)
+            if example is None and desc is not None and desc.example_number:
+                example = desc.example_number
+    calling = str(country_code)
+    misreadings = [(calling, f"the calling code {calling}")]
+    for trunk in trunks:
+        misreadings.append((trunk, f"the trunk prefix {trunk}"))
+        misreadings.append((calling + trunk,
+                            f"the calling code {calling} and the trunk prefix {trunk}"))
+    return _Plan(tuple(regions), max((r.longest for r in regions), default=0),
+                 tuple(misreadings), example)
+
+
+@functools.lru_cache(maxsize=65536)
+def _number_starting(country_code: int, prefix: str) -> str | None:
+    """A valid national number of ``+country_code`` that starts with ``prefix`` (the first
+    in digit order of the first region that has one); None when there is none."""
+    for region in _plan(country_code).regions:
+        found = _completion(region, prefix)
+        if found is not None:
+            return found
+    return None
+
+
+def _completion(region: _Region, prefix: str) -> str | None:
+    patterns = (region.general, *region.types)
+    seen: set[tuple[int, tuple[frozenset[int], ...]]] = set()
+
+    def search(digits: str, states: tuple[frozenset[int], ...]) -> str | None:
+        # states[0] is the general pattern's, the rest the types'; a dead end is remembered,
+        # since different digits often leave the automata in the same states.
+        if not states[0] or not any(states[1:]) or (len(digits), states) in seen:
+            return None
+        seen.add((len(digits), states))
+        if region.general.accepts(states[0], len(digits)) and any(
+            p.accepts(s, len(digits)) for p, s in zip(region.types, states[1:])
+        ):
+            return digits
+        if len(digits) >= region.longest:
+            return None
+        for digit in _DIGITS:
+            found = search(digits + digit, _step(patterns, states, digit))
+            if found is not None:
+                return found
+        return None
+
+    states = tuple(p.start for p in patterns)
+    for digit in prefix:
+        states = _step(patterns, states, digit)
+    return search(prefix, states)
+
+
+def _step(
+    patterns: tuple[_Pattern, ...], states: tuple[frozenset[int], ...], digit: str
+) -> tuple[frozenset[int], ...]:
+    return tuple(p.automaton.step(s, digit) for p, s in zip(patterns, states))
+
+
+def is_calling_code(country_code: int) -> bool:
+    """Whether ``country_code`` is the calling code of some country."""
+    return bool(phonenumbers.region_codes_for_country_code(country_code))

@@ -50,8 +50,15 @@ def test_import_then_export_is_lossless(tmp_path: Path) -> None:
                                    'default_caller_id = "+12125559999"\nmax_channels = 2'), "users[1] (ana).default_caller_id"),
         (lambda text: text.replace('owner = "olivia"', 'owner = "nobody"'), "owner"),
         (lambda text: text + "\n[[[broken", "not valid TOML"),
+        (lambda text: text.replace('area_codes = ["212", "646"', 'area_codes = ["1212", "646"'),
+         "users[3] (gina).geo.area_codes[0].area_codes[0]: no number of +1 starts with '1212': "
+         "an area code leaves out the calling code 1; write '212'"),
+        (lambda text: text.replace('status = "released"\n', 'status = "released"\ndepartment = "sales"\n'),
+         "numbers[6] (+13055550140).department: +13055550140 is released, and a released number "
+         "is in no department's pool"),
     ],
-    ids=["bad-email", "wrong-type", "unknown-field", "unknown-number", "unknown-owner", "bad-toml"],
+    ids=["bad-email", "wrong-type", "unknown-field", "unknown-number", "unknown-owner", "bad-toml",
+         "area-code-with-calling-code", "released-number-in-a-pool"],
 )
 def test_invalid_import_names_entry_and_changes_nothing(tmp_path: Path, edit: object, named: str) -> None:
     data = tmp_path / "data"
