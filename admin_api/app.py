@@ -103,7 +103,8 @@ def _handler(
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         header = request.headers.get("Authorization")
-        token = token_cache.cached(header) or await token_cache.record_for(header)
+        token = token_cache.cached(header) or await token_cache.authenticate(
+            header, request.remote)
         if token.user_id is None:
             raise Forbidden(
                 "a service token may call the decision API only: the admin API takes a "

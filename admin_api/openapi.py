@@ -29,6 +29,8 @@ _ERRORS = {
     "412": "If-Match names a version other than the resource's",
     "413": "The body is too large",
     "422": "A field is invalid; `field` names it",
+    "429": "Too many failed authentications from this address, or with this token: "
+           "`Retry-After` says when to try again (a token the server knows is never refused)",
     "503": "The store did not answer in time",
 }
 _PATH_DESCRIPTIONS = {
@@ -100,6 +102,10 @@ def document(operations: Sequence[Operation], *, version: str) -> dict[str, Any]
                 # refused before any handler runs, in plain text.
                 content["text/plain"] = {"schema": {"type": "string"}}
             responses[status] = {"description": text, "content": content}
+            if status == "429":
+                responses[status]["headers"] = {"Retry-After": {
+                    "schema": {"type": "integer", "minimum": 1},
+                    "description": "Seconds to wait before trying again"}}
         entry: dict[str, Any] = {
             "operationId": op.operation_id,
             "summary": op.summary,

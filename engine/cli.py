@@ -27,7 +27,7 @@ from .errors import CallgateError, ConfigurationError, NotFound, RequestError
 from .service import AccountService
 from .store import AuditEntry, Store, open_store
 from .store.redis_store import RedisSettings
-from .tokens import described, issue_token
+from .tokens import AuthLimits, described, issue_token
 
 __all__ = ["main"]
 
@@ -119,6 +119,8 @@ def _serve_settings(values: Mapping[str, settings.Resolved]) -> Any:
         redis=get("redis_url"), workers=get("workers"), poll_s=get("config_poll"),
         drain_s=get("drain"), shutdown_timeout_s=get("shutdown_timeout"), sip=sip,
         log_level=get("log_level"), log_format=get("log_format"),
+        auth_limits=AuthLimits(failures=get("http_ban_after"), window_s=get("http_ban_window"),
+                               ban_s=get("http_ban_for")),
     )
 
 

@@ -12,7 +12,9 @@ callgate cannot answer with a decision::
     │   ├── NotFound              404  no such user, call, account, ...
     │   ├── Conflict              409  the change breaks an invariant or reuses an id
     │   ├── PreconditionFailed    412  the resource changed since the client read it
-    │   └── PayloadTooLarge       413  the body is over the limit
+    │   ├── PayloadTooLarge       413  the body is over the limit
+    │   └── TooManyRequests       429  too many failed attempts from this caller: wait
+    │                                  ``retry_after_s`` (it rides on the instance)
     ├── SipMessageError           a SIP peer sent what we cannot take; its SIP status rides on
     │                                  the instance (400, or 416, ...), as h11's
     │                                  ``error_status_hint`` does; ``None`` when the message is
@@ -42,6 +44,7 @@ __all__ = [
     "SIP_STATUS",
     "SipMessageError",
     "StoreUnavailable",
+    "TooManyRequests",
     "Unauthorized",
     "http_status",
     "sip_status",
@@ -95,6 +98,14 @@ class PayloadTooLarge(RequestError):
     title = "Payload too large"
 
 
+class TooManyRequests(RequestError):
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after_s: int, field: str | None = None) -> None:
+        super().__init__(detail, field=field)
+        self.retry_after_s = retry_after_s
+
+
 class SipMessageError(CallgateError):
     """A SIP message callgate cannot take. ``status`` is the SIP status to answer with, or
     None when the message is too broken to answer: no Via header, no request or status line,
@@ -124,6 +135,7 @@ HTTP_STATUS: dict[type[CallgateError], int] = {
     Conflict: 409,
     PreconditionFailed: 412,
     PayloadTooLarge: 413,
+    TooManyRequests: 429,
     SipMessageError: 400,
     StoreUnavailable: 503,
     ConfigurationError: 500,
@@ -138,6 +150,7 @@ SIP_STATUS: dict[type[CallgateError], int] = {
     Conflict: 400,  # a Call-ID reused for another call
     PreconditionFailed: 400,
     PayloadTooLarge: 513,
+    TooManyRequests: 503,  # SIP has no 429; a banned SIP peer is not answered at all
     SipMessageError: 400,
     StoreUnavailable: 503,
     ConfigurationError: 500,

@@ -28,6 +28,7 @@ from .errors import (
     InvalidField,
     MalformedRequest,
     PayloadTooLarge,
+    TooManyRequests,
     Unauthorized,
     http_status,
 )
@@ -35,7 +36,7 @@ from .logs import REQUEST_ID, request_id_from
 from .metrics import Metrics
 from .store import Store, TokenRecord
 from .sync import POLL_S, follow, refresh_forever
-from .tokens import TokenCache
+from .tokens import AuthLimits, TokenCache
 from .wire import DialRequest, EndRequest, HeartbeatRequest, Problem
 
 __all__ = ["BODY_LIMIT_BYTES", "ENGINE", "LIFECYCLE", "STORE", "TOKENS", "Lifecycle",
@@ -101,7 +102,11 @@ def _problem_for(request: web.BaseRequest, exc: Exception) -> web.Response:
     """The problem response for an error raised while answering ``request``."""
     if isinstance(exc, CallgateError):
         status = http_status(exc)
-        headers = {"WWW-Authenticate": 'Bearer realm="callgate"'} if status == 401 else None
+        headers = None
+        if status == 401:
+            headers = {"WWW-Authenticate": 'Bearer realm="callgate"'}
+        elif isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after_s)}
         return problem_response(status, exc.title, exc.detail, exc.field, headers)
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         too_large = PayloadTooLarge(f"the body is over the limit of {BODY_LIMIT_BYTES} bytes")
@@ -175,7 +180,7 @@ async def _token(request: web.Request) -> TokenRecord:
     """The caller's token; a user's token only while the user exists (one left behind by a
     user an import removed is refused like a revoked one)."""
     tokens, header = request.app[TOKENS], request.headers.get("Authorization")
-    token = tokens.cached(header) or await tokens.record_for(header)
+    token = tokens.cached(header) or await tokens.authenticate(header, request.remote)
     if token.user_id is not None:
         account = request.app[ENGINE].account(token.account_id)
         if account is None or token.user_id not in account.users:
@@ -271,14 +276,16 @@ def build_app(
     poll_s: float = POLL_S,
     mount: Callable[[web.Application], None] | None = None,
     lifecycle: Lifecycle | None = None,
+    auth_limits: AuthLimits = AuthLimits(),
 ) -> web.Application:
     """The decision API; ``mount`` adds more to it (the admin API) before the route that
     answers every path nothing else takes."""
     app = web.Application(client_max_size=BODY_LIMIT_BYTES)
     app[STORE] = store
     app[ENGINE] = engine
-    app[TOKENS] = TokenCache(store)
+    tokens = app[TOKENS] = TokenCache(store, limits=auth_limits)
     app[METRICS] = metrics_
+    metrics_.http_throttled = lambda: tokens.refused
     app[LIFECYCLE] = lifecycle or Lifecycle()
     app.add_routes(
         [

@@ -39,6 +39,8 @@ class Metrics(Collector):
         self._decisions: dict[_Key, int] = {}
         self._buckets = [0] * (len(LATENCY_BUCKETS_S) + 1)
         self._latency_sum_s = 0.0
+        self.http_throttled: Callable[[], int] = lambda: 0
+        """Requests refused with 429 after failed authentications (set by the HTTP app)."""
         registry.register(self)
 
     def observe(self, decision: Decision, seconds: float) -> None:
@@ -75,3 +77,9 @@ class Metrics(Collector):
         for account, count in sorted(self._lease_counts().items()):
             leases.add_metric([account], count)
         yield leases
+        yield CounterMetricFamily(
+            "callgate_http_throttled",
+            "HTTP requests refused with 429 after repeated failed authentications from their "
+            "address or with their token",
+            value=self.http_throttled(),
+        )

@@ -29,12 +29,12 @@ from .errors import CallgateError, ConfigurationError
 from . import logs
 from .http import TOKENS, Lifecycle, build_app
 from .metrics import Metrics
-from .numbers import load_metadata
+from .numbers import load_metadata, load_numbering_plans
 from .service import AccountService
 from .store import Store, open_store
 from .store.redis_store import RedisSettings
 from .sync import POLL_S, refresh_once
-from .tokens import issue_token
+from .tokens import AuthLimits, issue_token
 
 __all__ = ["ServeSettings", "serve", "serve_workers"]
 
@@ -61,6 +61,8 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Then: how long requests in flight may take to finish."""
     log_level: str = "info"
     log_format: str = "json"
+    auth_limits: AuthLimits = AuthLimits()
+    """Failed HTTP authentications that get an address or a token refused for a while."""
 
 
 async def _demo(store: Store, engine: Engine, path: Path) -> tuple[str, str]:
@@ -145,6 +147,7 @@ async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = N
     """Serve until SIGINT or SIGTERM. ``ready``: called once listening, instead of printing
     the banner (a worker process tells its parent)."""
     await asyncio.to_thread(load_metadata)
+    await asyncio.to_thread(load_numbering_plans)
     store = open_store(settings.data_dir, settings.redis, serving=True)
     await store.open()
     try:
@@ -155,7 +158,8 @@ async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = N
         await refresh_once(store, engine)
         lifecycle = Lifecycle()
         app = build_app(store, engine, metrics, poll_s=settings.poll_s,
-                        mount=_admin(store, engine), lifecycle=lifecycle)
+                        mount=_admin(store, engine), lifecycle=lifecycle,
+                        auth_limits=settings.auth_limits)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout_s)
         await runner.setup()
         sip: SipServer | None = None
@@ -227,6 +231,7 @@ async def _prepare(settings: ServeSettings) -> tuple[str, str] | None:
     if settings.demo is None:
         return None
     await asyncio.to_thread(load_metadata)
+    await asyncio.to_thread(load_numbering_plans)
     store = open_store(settings.data_dir, settings.redis, serving=True)
     await store.open()
     try:

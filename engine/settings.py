@@ -198,6 +198,14 @@ SETTINGS: tuple[Setting, ...] = (
             help="then, how long requests in flight may take to finish"),
     Setting(key="demo", parse=_path, metavar="FILE",
             help="import this account when the store is empty, and print a fresh token for it"),
+    Setting(key="http_ban_after", parse=_int_range(1, 100_000, "a number of failures"),
+            default=20, metavar="N",
+            help="failed authentications (a missing, unknown or revoked token) from one "
+            "address, or with one token from anywhere, that refuse it with 429..."),
+    Setting(key="http_ban_window", parse=_seconds(1, 86400), default=60.0, metavar="SECONDS",
+            help="...within this many seconds"),
+    Setting(key="http_ban_for", parse=_seconds(1, 86400), default=60.0, metavar="SECONDS",
+            help="how long; a token this process knows is never refused"),
     Setting(key="sip", parse=_listen, metavar="HOST:PORT",
             help="listen for SIP over UDP and TCP here, e.g. 0.0.0.0:5060 (default: no SIP)"),
     Setting(key="sip_tls", parse=_listen, metavar="HOST:PORT",
@@ -221,11 +229,12 @@ SETTINGS: tuple[Setting, ...] = (
             help="how long a digest nonce stays valid"),
     Setting(key="sip_ban_after", parse=_int_range(1, 10_000, "a number of failures"),
             default=10, metavar="N",
-            help="failed digest answers from one address that ban it..."),
+            help="failed digest answers for one login at one address that ban that login "
+            "there (or for as many different usernames, that ban the address)..."),
     Setting(key="sip_ban_window", parse=_seconds(1, 86400), default=60.0, metavar="SECONDS",
             help="...within this many seconds"),
     Setting(key="sip_ban_for", parse=_seconds(1, 86400), default=300.0, metavar="SECONDS",
-            help="how long a banned address gets no answer at all"),
+            help="how long a banned login or address gets no answer at all"),
 )
 
 

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import secrets
 import time
 from collections.abc import Callable
 
-from .errors import StoreUnavailable, Unauthorized
+import msgspec
+
+from .errors import StoreUnavailable, TooManyRequests, Unauthorized
 from .store import AuditEntry, Store, TokenRecord
+from .throttle import Throttle
 from .wire import rfc3339
 
-__all__ = ["TokenCache", "hash_token", "issue_token", "new_token"]
+__all__ = ["AuthLimits", "TokenCache", "hash_token", "issue_token", "new_token"]
 
 PREFIX = "cg_"
 _DIGESTS_KEPT = 4096
@@ -61,6 +65,16 @@ async def issue_token(
     return token
 
 
+class AuthLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """``failures`` failed authentications within ``window_s`` seconds from one source
+    address, or with one unknown token from anywhere, refuse that address (or token) for
+    ``ban_s`` seconds with 429."""
+
+    failures: int = 20
+    window_s: float = 60.0
+    ban_s: float = 60.0
+
+
 class _Known:
     __slots__ = ("record", "checked", "used")
 
@@ -85,7 +99,13 @@ class TokenCache:
     the request's path; requests that arrive together with it share that one lookup. While
     the store cannot be reached, a token confirmed within ``STALE_OK_S`` keeps working: the
     request then gets the store's own answer (a decision saying ``store_unavailable``), the
-    same as every other request."""
+    same as every other request.
+
+    ``authenticate`` is how a request gets its token: it throttles failed attempts (see
+    ``AuthLimits``), so neither a token guesser nor a client stuck on a revoked token makes
+    the store look up one unknown token after another. A token this process knows is never
+    throttled: a client whose token works is not locked out by a neighbour behind the same
+    address (an office NAT, a load balancer) that keeps failing."""
 
     TRUST_S = 2.0
     REFRESH_S = 1.5
@@ -97,9 +117,21 @@ class TokenCache:
     STALE_OK_S = 300.0
     LOOKUP_DEADLINE_S = 0.5
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, store: Store, *, clock: Callable[[], float] = time.monotonic,
+        limits: AuthLimits = AuthLimits(),
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._by_address = Throttle(
+            failures=limits.failures, window_s=limits.window_s, ban_s=limits.ban_s)
+        self._by_token = Throttle(
+            failures=limits.failures, window_s=limits.window_s, ban_s=limits.ban_s)
+        self._failures = limits.failures
+        self._asking: dict[str, set[str]] = {}
+        """Per source address, the unknown tokens being looked up for it now."""
+        self.refused = 0
+        """Requests answered 429 so far (a metric)."""
         self._known: dict[str, _Known] = {}
         self._digests: dict[str, str] = {}
         self._lookups: dict[str, asyncio.Future[TokenRecord | None]] = {}
@@ -210,6 +242,54 @@ class TokenCache:
             raise Unauthorized("unknown or revoked token")
         self._known[digest] = _Known(record, now)
         return record
+
+    async def authenticate(self, authorization: str | None, peer: str | None) -> TokenRecord:
+        """The record of the caller's token (``record_for``), with failures throttled: from a
+        source address (``peer``) or with an unknown token that failed ``AuthLimits.failures``
+        times within the window, ``TooManyRequests`` until the ban ends, without asking the
+        store. Unknown tokens being looked up count as failures until they are decided, so a
+        burst of guesses sent at once is cut short too (one new token sent on many
+        connections at once is one lookup, and counts once). A token this process has seen
+        is let through (and checked as usual)."""
+        record = self.cached(authorization)
+        if record is not None:
+            return record
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip() if scheme.lower() == "bearer" else ""
+        if token and self._entry(token) is not None:
+            return await self.record_for(authorization)
+        now = self._clock()
+        address = peer or "-"
+        presented = hash_token(token)[:16] if token else ""
+        asking = self._asking.setdefault(address, set())
+        wait = max(self._by_address.ban_ends(address, now) or 0.0,
+                   (self._by_token.ban_ends(presented, now) or 0.0) if presented else 0.0)
+        if not wait and presented not in asking and (
+            self._by_address.counted(address, now) + len(asking) >= self._failures
+        ):
+            wait = 1.0  # the lookups in flight decide within a second
+        if wait > 0:
+            if not asking:
+                del self._asking[address]
+            self.refused += 1
+            raise TooManyRequests(
+                f"too many failed authentications from this address or with this token; "
+                f"try again in {math.ceil(wait)} s", retry_after_s=math.ceil(wait))
+        fresh = presented not in asking
+        asking.add(presented)
+        try:
+            return await self.record_for(authorization)
+        except Unauthorized:
+            now = self._clock()
+            self._by_address.failed(address, now)
+            if presented:
+                self._by_token.failed(presented, now)
+            raise
+        finally:
+            if fresh:
+                asking.discard(presented)
+                if not asking:
+                    self._asking.pop(address, None)
 
     async def account_for(self, authorization: str | None) -> str:
         return (await self.record_for(authorization)).account_id

@@ -27,7 +27,7 @@ from engine.http import TOKENS, build_app
 from engine.metrics import Metrics
 from engine.service import AccountService
 from engine.store import AuditEntry, AuditQuery, Store
-from engine.tokens import issue_token
+from engine.tokens import AuthLimits, issue_token
 
 __all__ = ["Api", "Reply", "World", "acme", "other", "refused", "serve"]
 
@@ -191,9 +191,12 @@ async def serve(store: Store) -> AsyncIterator[World]:
                for u in other().users}
     tokens["service"] = await issue_token(store, "acme", "dialer")
     metrics = Metrics(CollectorRegistry(), store.lease_counts)
+    # Every test here sends its requests from one address, many without a valid token on
+    # purpose (the fuzzer's above all): throttling them is tests/http/test_auth_throttle.py's.
     app = build_app(store, engine, metrics, poll_s=3600,
                     mount=lambda app: app.add_subapp(
-                        PREFIX, build_admin_app(store, engine, app[TOKENS])))
+                        PREFIX, build_admin_app(store, engine, app[TOKENS])),
+                    auth_limits=AuthLimits(failures=100_000))
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:

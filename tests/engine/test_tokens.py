@@ -8,9 +8,9 @@ import asyncio
 
 import pytest
 
-from engine.errors import StoreUnavailable, Unauthorized
+from engine.errors import StoreUnavailable, TooManyRequests, Unauthorized
 from engine.store import EmbeddedStore, TokenRecord
-from engine.tokens import TokenCache, issue_token
+from engine.tokens import AuthLimits, TokenCache, issue_token
 
 
 class Counting:
@@ -151,3 +151,85 @@ async def test_a_token_near_the_end_of_its_trust_is_refreshed_off_the_request(
     assert counting.lookups == 2
     clock.now += cache.TRUST_S - 0.1  # confirmed by that lookup: still answered from memory
     assert cache.cached(header) is not None
+
+
+# -- throttling failed authentications ---------------------------------------------------------
+
+
+async def test_failures_from_one_address_get_it_refused_until_the_ban_ends(
+    store: EmbeddedStore,
+) -> None:
+    """After ``failures`` wrong tokens from an address: 429 with how long to wait, without a
+    store lookup; other addresses, and tokens this process knows, are unaffected; after the
+    ban, the address is heard again."""
+    good = await issue_token(store, "a", "good")
+    counting, clock = Counting(store), Clock()
+    cache = TokenCache(counting, clock=clock,  # type: ignore[arg-type]
+                       limits=AuthLimits(failures=5, window_s=60, ban_s=30))
+    assert (await cache.authenticate(f"Bearer {good}", "10.0.0.9")).account_id == "a"
+    for i in range(5):
+        with pytest.raises(Unauthorized):
+            await cache.authenticate(f"Bearer cg_wrong{i}", "10.0.0.1")
+    lookups = counting.lookups
+    with pytest.raises(TooManyRequests) as refused:
+        await cache.authenticate("Bearer cg_wrong-again", "10.0.0.1")
+    assert refused.value.retry_after_s == 30 and counting.lookups == lookups
+    with pytest.raises(TooManyRequests):
+        await cache.authenticate(None, "10.0.0.1")  # no token at all: refused the same
+    assert (await cache.authenticate(f"Bearer {good}", "10.0.0.1")).account_id == "a"
+    clock.now += cache.TRUST_S + 1  # still banned; the known token needs a lookup: it gets one
+    assert (await cache.authenticate(f"Bearer {good}", "10.0.0.1")).account_id == "a"
+    assert counting.lookups == lookups + 1
+    with pytest.raises(Unauthorized):  # another address: a wrong token is just a 401
+        await cache.authenticate("Bearer cg_wrong0", "10.0.0.2")
+    clock.now += 30
+    with pytest.raises(Unauthorized):  # the ban has ended
+        await cache.authenticate("Bearer cg_wrong-again", "10.0.0.1")
+    assert cache.refused == 2
+
+
+async def test_one_unknown_token_from_many_addresses_gets_refused(store: EmbeddedStore) -> None:
+    """A fleet of clients stuck on one revoked token: after ``failures`` tries from anywhere,
+    that token is answered 429 without a lookup; other tokens from those addresses are not."""
+    good = await issue_token(store, "a", "good")
+    counting, clock = Counting(store), Clock()
+    cache = TokenCache(counting, clock=clock,  # type: ignore[arg-type]
+                       limits=AuthLimits(failures=3, window_s=60, ban_s=10))
+    for i in range(3):
+        clock.now += 1
+        with pytest.raises(Unauthorized):
+            await cache.authenticate("Bearer cg_revoked", f"10.0.1.{i}")
+    with pytest.raises(TooManyRequests) as refused:
+        await cache.authenticate("Bearer cg_revoked", "10.0.1.99")
+    assert refused.value.retry_after_s == 10
+    assert (await cache.authenticate(f"Bearer {good}", "10.0.1.99")).account_id == "a"
+
+
+async def test_failures_spread_wider_than_the_window_ban_nothing(store: EmbeddedStore) -> None:
+    counting, clock = Counting(store), Clock()
+    cache = TokenCache(counting, clock=clock,  # type: ignore[arg-type]
+                       limits=AuthLimits(failures=3, window_s=10, ban_s=10))
+    for i in range(6):
+        clock.now += 6  # never 3 within 10 s
+        with pytest.raises(Unauthorized):
+            await cache.authenticate(f"Bearer cg_wrong{i}", "10.0.0.1")
+    assert cache.refused == 0
+
+
+async def test_a_burst_of_guesses_sent_at_once_makes_few_lookups(store: EmbeddedStore) -> None:
+    """Guesses in flight count as failures: of 100 different wrong tokens sent at once from
+    one address, only ``failures`` reach the store; 100 requests with one new valid token
+    from one address are one lookup and all pass."""
+    good = await issue_token(store, "a", "good")
+    counting, clock = Counting(store), Clock()
+    cache = TokenCache(counting, clock=clock,  # type: ignore[arg-type]
+                       limits=AuthLimits(failures=5, window_s=60, ban_s=30))
+    guesses = await asyncio.gather(
+        *(cache.authenticate(f"Bearer cg_guess{i}", "10.0.0.1") for i in range(100)),
+        return_exceptions=True)
+    assert counting.lookups == 5
+    assert sum(isinstance(g, Unauthorized) for g in guesses) == 5
+    assert sum(isinstance(g, TooManyRequests) for g in guesses) == 95
+    records = await asyncio.gather(
+        *(cache.authenticate(f"Bearer {good}", "10.0.0.2") for _ in range(100)))
+    assert {r.account_id for r in records} == {"a"} and counting.lookups == 6
