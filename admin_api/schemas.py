@@ -10,6 +10,7 @@ The OpenAPI document is generated from these Structs.
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
@@ -371,6 +372,11 @@ class TokenOut(_Out, frozen=True):
     kind: TokenKind
     user: Id | None
     created_at: str
+    expires_at: str | None
+    """When the token stops working; null: never."""
+    last_used_at: str | None
+    """About when it was last used (to the minute: written at most once a minute); null:
+    not since it was created."""
 
 
 class TokenCreated(TokenOut, frozen=True):
@@ -381,6 +387,11 @@ class TokenCreated(TokenOut, frozen=True):
 class TokenCreate(_Request, frozen=True):
     name: TokenName
     kind: TokenKind = TokenKind.USER
+    expires_at: Annotated[
+        datetime,
+        msgspec.Meta(tz=True, description="When the token stops working (RFC 3339, with a "
+                     "time zone; in the future); none: never"),
+    ] | None = None
 
 
 class TokenParams(ListParams, frozen=True):

@@ -9,12 +9,15 @@ tokens (``revoke_tokens_of``).
 
 from __future__ import annotations
 
+import time
+
 import msgspec
 
 from callerid import AccountConfig, Permission
-from engine.errors import NotFound
+from engine.errors import InvalidField, NotFound
 from engine.store import TokenRecord
 from engine.tokens import described, new_token
+from engine.wire import rfc3339
 
 from .context import Call, Operation, Reply, page
 from .rules import Actor, check_edit_user, require
@@ -26,8 +29,10 @@ P = Permission
 
 
 def token_out(record: TokenRecord) -> TokenOut:
-    """A token as the API shows it: as the audit log does (never the token, nor its hash)."""
-    return msgspec.convert(described(record), TokenOut)
+    """A token as the API shows it: as the audit log does (never the token, nor its hash),
+    and when it was last used."""
+    last_used = None if record.last_used_ms is None else rfc3339(record.last_used_ms)
+    return msgspec.convert({**described(record), "last_used_at": last_used}, TokenOut)
 
 
 def _sees_every_token(actor: Actor) -> bool:
@@ -84,7 +89,13 @@ async def create_token(call: Call) -> Reply:
     if body.kind is TokenKind.SERVICE:
         require(actor, P.ACCOUNT_SETTINGS)
     user = actor.user_id if body.kind is TokenKind.USER else None
-    token, record = new_token(call.account_id, body.name, user)
+    expires_ms = None
+    if body.expires_at is not None:
+        expires_ms = int(body.expires_at.timestamp() * 1000)
+        if expires_ms <= time.time_ns() // 1_000_000:
+            raise InvalidField(f"expires_at {rfc3339(expires_ms)} is not in the future",
+                               field="expires_at")
+    token, record = new_token(call.account_id, body.name, user, expires_ms=expires_ms)
     out = token_out(record)
     entry = call.audit(actor, "token.create", f"token:{record.id}", None, out)
     await call.store.add_token(record, entry)

@@ -28,6 +28,7 @@ from .service import AccountService
 from .store import AuditEntry, Store, open_store
 from .store.redis_store import RedisSettings
 from .tokens import AuthLimits, described, issue_token
+from .wire import rfc3339
 
 __all__ = ["main"]
 
@@ -86,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
         "--user", metavar="USER_ID",
         help="a token acting as this user (both APIs, with the user's permissions); without "
         "it, a service token (the decision API only)",
+    )
+    create_p.add_argument(
+        "--expires-in", metavar="DAYS", type=_days,
+        help="the token stops working this many days from now (default: never)",
     )
     list_p = command("list", "list an account's tokens", token_sub)
     list_p.add_argument("account")
@@ -170,11 +175,26 @@ async def _export(store: Store, account: str, fmt: configfile.Format, out: str |
     return 0
 
 
-async def _token_create(store: Store, account: str, name: str, user: str | None) -> int:
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not 0 < days <= 3650:
+        raise argparse.ArgumentTypeError(f"{text!r}: a token expires in 0 to 3650 days")
+    return days
+
+
+async def _token_create(
+    store: Store, account: str, name: str, user: str | None, expires_in_days: float | None
+) -> int:
     config, _ = await AccountService(store).get(account)
     if user is not None and all(u.id != user for u in config.users):
         raise NotFound(f"no user {user!r} in account {account!r}", field="user")
-    print(await issue_token(store, account, name, user, actor="cli"))
+    expires_ms = None
+    if expires_in_days is not None:
+        expires_ms = time.time_ns() // 1_000_000 + round(expires_in_days * 86_400_000)
+    print(await issue_token(store, account, name, user, actor="cli", expires_ms=expires_ms))
     return 0
 
 
@@ -196,7 +216,10 @@ async def _bootstrap(store: Store, args: argparse.Namespace) -> int:
 
 async def _token_list(store: Store, account: str) -> int:
     for record in await store.list_tokens(account):
-        print(f"{record.name}\tcreated_ms={record.created_ms}\tsha256={record.hash[:12]}...")
+        expires = "never" if record.expires_ms is None else rfc3339(record.expires_ms)
+        used = "never" if record.last_used_ms is None else rfc3339(record.last_used_ms)
+        print(f"{record.name}\tcreated_ms={record.created_ms}\tsha256={record.hash[:12]}..."
+              f"\texpires={expires}\tlast_used={used}")
     return 0
 
 
@@ -256,7 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.token_command == "create":
             return asyncio.run(_with_store(
-                data, redis, lambda s: _token_create(s, args.account, args.name, args.user)))
+                data, redis,
+                lambda s: _token_create(s, args.account, args.name, args.user, args.expires_in)))
         if args.token_command == "list":
             return asyncio.run(_with_store(data, redis, lambda s: _token_list(s, args.account)))
         return asyncio.run(_with_store(data, redis, lambda s: _token_revoke(s, args.account, args.name)))

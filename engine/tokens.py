@@ -30,7 +30,9 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def new_token(account_id: str, name: str, user_id: str | None = None) -> tuple[str, TokenRecord]:
+def new_token(
+    account_id: str, name: str, user_id: str | None = None, *, expires_ms: int | None = None
+) -> tuple[str, TokenRecord]:
     """A new token and the record stored for it: the only time the token itself exists."""
     token = PREFIX + secrets.token_urlsafe(32)
     record = TokenRecord(
@@ -39,6 +41,7 @@ def new_token(account_id: str, name: str, user_id: str | None = None) -> tuple[s
         name=name,
         created_ms=time.time_ns() // 1_000_000,
         user_id=user_id,
+        expires_ms=expires_ms,
     )
     return token, record
 
@@ -47,16 +50,17 @@ def described(record: TokenRecord) -> dict[str, str | None]:
     """A token as the audit log shows it (never the token, nor its hash)."""
     return {"id": record.id, "name": record.name,
             "kind": "service" if record.user_id is None else "user", "user": record.user_id,
-            "created_at": rfc3339(record.created_ms)}
+            "created_at": rfc3339(record.created_ms),
+            "expires_at": None if record.expires_ms is None else rfc3339(record.expires_ms)}
 
 
 async def issue_token(
     store: Store, account_id: str, name: str, user_id: str | None = None, *,
-    actor: str | None = None,
+    actor: str | None = None, expires_ms: int | None = None,
 ) -> str:
     """Create and store a token for ``account_id`` (a service token, or ``user_id``'s); with
     ``actor``, log its creation as that actor's (``cli``)."""
-    token, record = new_token(account_id, name, user_id)
+    token, record = new_token(account_id, name, user_id, expires_ms=expires_ms)
     audit = None
     if actor is not None:
         audit = AuditEntry(at_ms=record.created_ms, actor=actor, action="token.create",
@@ -76,13 +80,15 @@ class AuthLimits(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _Known:
-    __slots__ = ("record", "checked", "used")
+    __slots__ = ("record", "checked", "used", "touched")
 
     def __init__(self, record: TokenRecord, now: float) -> None:
         self.record = record
         self.checked = now
         """When the store last confirmed the token (monotonic seconds)."""
         self.used = now
+        self.touched = float("-inf")
+        """When this process last wrote the token's ``last_used`` to the store."""
 
 
 class TokenCache:
@@ -116,13 +122,17 @@ class TokenCache:
     IDLE_S = 600.0
     STALE_OK_S = 300.0
     LOOKUP_DEADLINE_S = 0.5
+    TOUCH_S = 60.0
+    """A token's ``last_used`` is written at most this often by one process."""
 
     def __init__(
         self, store: Store, *, clock: Callable[[], float] = time.monotonic,
         limits: AuthLimits = AuthLimits(),
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self._store = store
         self._clock = clock
+        self._wall_ms = wall_ms
         self._by_address = Throttle(
             failures=limits.failures, window_s=limits.window_s, ban_s=limits.ban_s)
         self._by_token = Throttle(
@@ -152,12 +162,32 @@ class TokenCache:
             return None
         now = self._clock()
         age = now - max(known.checked, self._confirmed)
-        if age < self.TRUST_S:
+        if age < self.TRUST_S and not self._expired(known.record):
             known.used = now
             if age >= self.REFRESH_S:
                 self._refresh_soon(known.record.hash)
+            if now - known.touched >= self.TOUCH_S:
+                self._touch(known, now)
             return known.record
         return None
+
+    def _expired(self, record: TokenRecord) -> bool:
+        return record.expires_ms is not None and self._wall_ms() >= record.expires_ms
+
+    def _touch(self, known: _Known, now: float) -> None:
+        """Write that the token was used, in the background (a failure is tried again at the
+        next use a minute later)."""
+        known.touched = now
+        record = known.record
+        task = asyncio.ensure_future(self._store.touch_token(
+            record.account_id, record.hash, self._wall_ms()))
+        self._refreshing.add(task)
+        task.add_done_callback(self._touched)
+
+    def _touched(self, task: asyncio.Task[None]) -> None:
+        self._refreshing.discard(task)
+        if not task.cancelled():
+            task.exception()  # looked at: a store that is down gets it at the next use
 
     def _refresh_soon(self, digest: str) -> None:
         """Look ``digest`` up in the background (once at a time), off the request's path."""
@@ -207,7 +237,18 @@ class TokenCache:
 
     async def record_for(self, authorization: str | None) -> TokenRecord:
         """The record of the bearer token in ``authorization``; ``Unauthorized`` when there is
-        none, or it is unknown or revoked."""
+        none, or it is unknown, revoked or expired."""
+        record = await self._find(authorization)
+        if self._expired(record):
+            assert record.expires_ms is not None
+            raise Unauthorized(f"this token expired at {rfc3339(record.expires_ms)}")
+        known = self._known.get(record.hash)
+        now = self._clock()
+        if known is not None and now - known.touched >= self.TOUCH_S:
+            self._touch(known, now)
+        return record
+
+    async def _find(self, authorization: str | None) -> TokenRecord:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():  # schemes are case-insensitive
             raise Unauthorized("send the token as `Authorization: Bearer <token>`")

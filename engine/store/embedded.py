@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS accounts (
     id TEXT PRIMARY KEY, version INTEGER NOT NULL, config BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT NOT NULL,
-    created_ms INTEGER NOT NULL, user_id TEXT);
+    created_ms INTEGER NOT NULL, user_id TEXT, expires_ms INTEGER, last_used_ms INTEGER);
 CREATE INDEX IF NOT EXISTS tokens_by_account ON tokens (account_id, name);
 CREATE TABLE IF NOT EXISTS sticky (
     account_id TEXT NOT NULL, contact TEXT NOT NULL, caller_id TEXT,
@@ -126,12 +126,13 @@ _config_encoder = msgspec.json.Encoder()
 _config_decoder = msgspec.json.Decoder(AccountConfig)
 _audit_encoder = msgspec.json.Encoder()
 _audit_decoder = msgspec.json.Decoder(AuditEntry)
-_TOKEN_COLUMNS = "hash, account_id, name, created_ms, user_id"
+_TOKEN_COLUMNS = "hash, account_id, name, created_ms, user_id, expires_ms, last_used_ms"
 
 
 def _token(row: tuple[Any, ...]) -> TokenRecord:
     return TokenRecord(
-        hash=row[0], account_id=row[1], name=row[2], created_ms=row[3], user_id=row[4]
+        hash=row[0], account_id=row[1], name=row[2], created_ms=row[3], user_id=row[4],
+        expires_ms=row[5], last_used_ms=row[6],
     )
 
 
@@ -206,8 +207,10 @@ def _write_call(
 
 def _migrate(conn: sqlite3.Connection) -> None:
     """Bring a database written by an earlier version up to ``SCHEMA``."""
-    if "user_id" not in {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}:
-        conn.execute("ALTER TABLE tokens ADD COLUMN user_id TEXT")
+    token_columns = {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
+    for column in ("user_id TEXT", "expires_ms INTEGER", "last_used_ms INTEGER"):
+        if column.split()[0] not in token_columns:
+            conn.execute(f"ALTER TABLE tokens ADD COLUMN {column}")
     columns = {row[1] for row in conn.execute("PRAGMA table_info(sticky)")}
     if "expires_ms" not in columns:
         conn.execute(
@@ -387,8 +390,9 @@ class EmbeddedStore:
     async def add_token(self, record: TokenRecord, audit: AuditEntry | None = None) -> None:
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(
-                f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-                (record.hash, record.account_id, record.name, record.created_ms, record.user_id),
+                f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record.hash, record.account_id, record.name, record.created_ms, record.user_id,
+                 record.expires_ms, None),
             )
             _append_audit(conn, record.account_id, [audit] if audit else [])
 
@@ -411,6 +415,15 @@ class EmbeddedStore:
             ).fetchall()
         )
         return [_token(row) for row in rows]
+
+    async def touch_token(self, account_id: str, token_hash: str, at_ms: int) -> None:
+        await self._db.run(
+            lambda conn: conn.execute(
+                "UPDATE tokens SET last_used_ms = ? WHERE account_id = ? AND hash = ? "
+                "AND (last_used_ms IS NULL OR last_used_ms < ?)",
+                (at_ms, account_id, token_hash, at_ms),
+            )
+        )
 
     async def revoke_token(self, account_id: str, name: str) -> int:
         return await self._db.run(

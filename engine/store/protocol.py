@@ -167,6 +167,11 @@ class TokenRecord(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str | None = None
     """The user a token acts as (with that user's permissions); None for a service token,
     which may call the decision API only."""
+    expires_ms: int | None = None
+    """When the token stops working (ms since the epoch); None: never."""
+    last_used_ms: int | None = None
+    """About when it was last used (written at most once a minute per process); None: never
+    since it was created. Only ``list_tokens`` fills it in."""
 
     @property
     def id(self) -> str:
@@ -265,6 +270,11 @@ class Store(Protocol):
     async def list_tokens(self, account_id: str) -> list[TokenRecord]: ...
 
     async def revoke_token(self, account_id: str, name: str) -> int: ...
+
+    async def touch_token(self, account_id: str, token_hash: str, at_ms: int) -> None:
+        """Record that the token was used about ``at_ms`` (coarse: callers write at most once
+        a minute, and processes writing at once may leave the earlier of their times)."""
+        ...
 
     async def remove_token(
         self, account_id: str, token_hash: str, audit: AuditEntry | None = None

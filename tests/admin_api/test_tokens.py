@@ -4,6 +4,8 @@ token is a change to that user, under rules 2 and 3."""
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 
 from callerid import Permission
@@ -146,3 +148,38 @@ async def test_a_token_has_no_versions_so_only_if_match_star_holds(world: World)
     assert (await world.api("ann").get("/users/ann")).status == 200, "the token still works"
     reply = await world.api("ann").delete(f"/tokens/{token_id}", headers={"If-Match": "*"})
     assert reply.status == 204
+
+
+async def test_a_token_with_an_expiry_is_created_and_listed_with_it(world: World) -> None:
+    owner = world.api("olivia")
+    version = await world.version()
+    past = await owner.post("/tokens", {"name": "late", "expires_at": "2020-01-01T00:00:00Z"})
+    await refused(world, past, 422, "expires_at", version)
+    naive = await owner.post("/tokens", {"name": "naive", "expires_at": "2099-01-01T00:00:00"})
+    await refused(world, naive, 422, "expires_at", version)
+    assert not [r for r in await world.store.list_tokens("acme") if r.name in ("late", "naive")]
+
+    created = await owner.post("/tokens", {"name": "campaign",
+                                           "expires_at": "2099-01-01T01:00:00+01:00"})
+    assert created.status == 201, created.body
+    assert created.body["expires_at"] == "2099-01-01T00:00:00.000Z"
+    assert created.body["last_used_at"] is None
+    listed = (await owner.get("/tokens")).body["items"]
+    mine = next(t for t in listed if t["name"] == "campaign")
+    assert mine["expires_at"] == "2099-01-01T00:00:00.000Z" and mine["last_used_at"] is None
+    forever = next(t for t in listed if t["name"] == "olivia-token")
+    assert forever["expires_at"] is None
+
+
+async def test_a_tokens_last_use_is_listed(world: World) -> None:
+    owner = world.api("olivia")
+    assert (await owner.get("/account")).status == 200  # olivia's token, used just now
+    for _ in range(100):  # written in the background, off the request
+        listed = (await owner.get("/tokens")).body["items"]
+        used = next(t for t in listed if t["name"] == "olivia-token")["last_used_at"]
+        if used is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert used is not None and used.startswith("20")
+    never = next(t for t in listed if t["name"] == "dialer")  # the service token, unused
+    assert never["last_used_at"] is None

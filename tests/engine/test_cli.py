@@ -120,6 +120,18 @@ async def test_tokens_made_and_revoked_on_the_command_line_are_audited(tmp_path:
     assert all("hash" not in (e.after or e.before or {}) for e in entries)
 
 
+def test_a_token_can_expire(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    callgate("import", str(DEMO), data=data)
+    assert callgate("token", "create", "demo", "--name", "temp", "--expires-in", "30",
+                    data=data).returncode == 0
+    listed = {line.split("\t")[0]: line for line in
+              callgate("token", "list", "demo", data=data).stdout.splitlines()}
+    assert "expires=20" in listed["temp"] and "last_used=never" in listed["temp"]
+    bad = callgate("token", "create", "demo", "--name", "x", "--expires-in", "-1", data=data)
+    assert bad.returncode == 2 and "0 to 3650 days" in bad.stderr
+
+
 def test_token_for_unknown_account_refused(tmp_path: Path) -> None:
     result = callgate("token", "create", "nope", data=tmp_path / "data")
     assert result.returncode == 2 and "no account 'nope'" in result.stderr

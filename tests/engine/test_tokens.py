@@ -19,6 +19,7 @@ class Counting:
     def __init__(self, store: EmbeddedStore, *, feed: bool = False) -> None:
         self.store = store
         self.lookups = 0
+        self.touches: list[int] = []
         self.down = False
         self.feeds_revocations = feed
 
@@ -31,6 +32,12 @@ class Counting:
         if self.down:
             raise StoreUnavailable("the store is down")
         return await self.store.find_token(token_hash)
+
+    async def touch_token(self, account_id: str, token_hash: str, at_ms: int) -> None:
+        self.touches.append(at_ms)
+        if self.down:
+            raise StoreUnavailable("the store is down")
+        await self.store.touch_token(account_id, token_hash, at_ms)
 
 
 class Clock:
@@ -233,3 +240,42 @@ async def test_a_burst_of_guesses_sent_at_once_makes_few_lookups(store: Embedded
     records = await asyncio.gather(
         *(cache.authenticate(f"Bearer {good}", "10.0.0.2") for _ in range(100)))
     assert {r.account_id for r in records} == {"a"} and counting.lookups == 6
+
+
+# -- expiry and last use ---------------------------------------------------------------------
+
+
+async def test_a_token_stops_working_when_it_expires(store: EmbeddedStore) -> None:
+    wall = [1_800_000_000_000]
+    token = await issue_token(store, "a", "short", expires_ms=wall[0] + 60_000)
+    counting, clock = Counting(store), Clock()
+    cache = TokenCache(counting, clock=clock, wall_ms=lambda: wall[0])  # type: ignore[arg-type]
+    assert (await cache.record_for(f"Bearer {token}")).name == "short"
+    assert cache.cached(f"Bearer {token}") is not None
+    wall[0] += 60_000
+    assert cache.cached(f"Bearer {token}") is None, "memory does not outlive the expiry"
+    with pytest.raises(Unauthorized, match="expired at 2027-01-15T08:01:00.000Z"):
+        await cache.record_for(f"Bearer {token}")
+
+
+async def test_use_is_written_at_most_once_a_minute(store: EmbeddedStore) -> None:
+    wall = [1_800_000_000_000]
+    token = await issue_token(store, "a", "busy")
+    counting, clock = Counting(store), Clock()
+    cache = TokenCache(counting, clock=clock, wall_ms=lambda: wall[0])  # type: ignore[arg-type]
+    await cache.record_for(f"Bearer {token}")
+    for _ in range(130):  # a busy minute and more: answered from memory, written twice
+        clock.now += 0.5
+        wall[0] += 500
+        if cache.cached(f"Bearer {token}") is None:
+            cache.confirm_all(clock.now)  # as the change feed would, every poll
+            assert cache.cached(f"Bearer {token}") is not None
+    await asyncio.sleep(0)
+    assert counting.touches == [1_800_000_000_000, 1_800_000_060_000]
+    assert [r.last_used_ms for r in await store.list_tokens("a")] == [1_800_000_060_000]
+    counting.down = True  # a write that fails is not retried before the next minute
+    clock.now += 60
+    cache.confirm_all(clock.now)
+    assert cache.cached(f"Bearer {token}") is not None
+    await asyncio.sleep(0)
+    assert len(counting.touches) == 3

@@ -17,6 +17,7 @@ key                        type       what
 ``…:config``               hash       ``v`` version, ``c`` the configuration (JSON)
 ``…:audit``                stream     the audit log, ``e`` each entry (JSON)
 ``…:tokens``               hash       token hash -> its record (msgpack)
+``…:token-use``            hash       token hash -> about when it was last used (ms)
 ``…:channels``             zset       ``<user>|<call id>`` -> lease expiry (ms): calls
                                       holding a channel (the leases)
 ``…:held``                 hash       user id -> channels the user holds
@@ -52,7 +53,7 @@ def token_index(token_hash: str) -> str:
 class AccountKeys:
     """The keys of one account."""
 
-    __slots__ = ("prefix", "config", "audit", "tokens", "leases", "counts",
+    __slots__ = ("prefix", "config", "audit", "tokens", "token_use", "leases", "counts",
                  "sticky", "sticky_expiry")
 
     def __init__(self, account_id: str) -> None:
@@ -60,6 +61,7 @@ class AccountKeys:
         self.config = prefix + "config"
         self.audit = prefix + "audit"
         self.tokens = prefix + "tokens"
+        self.token_use = prefix + "token-use"
         self.leases = prefix + "channels"
         self.counts = prefix + "held"
         self.sticky = prefix + "sticky"

@@ -228,6 +228,7 @@ class SaveConfigArgs(NamedTuple):
 class TokenKeys(NamedTuple):
     tokens: str
     audit: str
+    use: str
 
 
 class AddTokenArgs(NamedTuple):

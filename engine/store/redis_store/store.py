@@ -1016,7 +1016,7 @@ class RedisStore:
     async def add_token(self, record: TokenRecord, audit: AuditEntry | None = None) -> None:
         account = self._account_keys(record.account_id)
         await self._script(
-            S.ADD_TOKEN, S.TokenKeys(account.tokens, account.audit),
+            S.ADD_TOKEN, S.TokenKeys(account.tokens, account.audit, account.token_use),
             S.AddTokenArgs(record.hash, _token_encoder.encode(record),
                            (_audit_encoder.encode(audit),) if audit else ()),
         )
@@ -1033,10 +1033,17 @@ class RedisStore:
         return None if blob is None else _token_decoder.decode(blob)
 
     async def list_tokens(self, account_id: str) -> list[TokenRecord]:
-        tokens = self._account_keys(account_id).tokens
-        blobs = await self._command(tokens, "HVALS", tokens)
+        account = self._account_keys(account_id)
+        blobs = await self._command(account.tokens, "HVALS", account.tokens)
+        use = await self._command(account.token_use, "HGETALL", account.token_use)
+        used = {_text(use[i]): int(use[i + 1]) for i in range(0, len(use), 2)}
         records = [_token_decoder.decode(b) for b in blobs]
+        records = [msgspec.structs.replace(r, last_used_ms=used.get(r.hash)) for r in records]
         return sorted(records, key=lambda r: (r.created_ms, r.name))
+
+    async def touch_token(self, account_id: str, token_hash: str, at_ms: int) -> None:
+        use = self._account_keys(account_id).token_use
+        await self._command(use, "HSET", use, token_hash, at_ms)
 
     async def revoke_token(self, account_id: str, name: str) -> int:
         revoked = [r for r in await self.list_tokens(account_id) if r.name == name]
@@ -1054,7 +1061,7 @@ class RedisStore:
         await self._command(index, "DEL", index)
         account = self._account_keys(account_id)
         removed = await self._script(
-            S.REMOVE_TOKEN, S.TokenKeys(account.tokens, account.audit),
+            S.REMOVE_TOKEN, S.TokenKeys(account.tokens, account.audit, account.token_use),
             S.RemoveTokenArgs(token_hash, (_audit_encoder.encode(audit),) if audit else ()),
         )
         await self._announce("t", token_hash)
