@@ -20,7 +20,7 @@ from aiohttp import web
 
 from engine.decide import Engine
 from engine.errors import Forbidden, NotFound
-from engine.http import _unrouted, answers_problems
+from engine.http import _unrouted, answers_problems, json_body
 from engine.service import AccountService
 from engine.store import Store
 from engine.tokens import TokenCache
@@ -110,6 +110,10 @@ def _handler(
                 "a service token may call the decision API only: the admin API takes a "
                 "user's token"
             )
+        if operation.body is not None:
+            # Checked here, from the declaration, so that no operation with a body forgets:
+            # a body not declared JSON is a 415 before anything is read or changed.
+            await json_body(request)
         reply = await operation.handler(
             Call(request, operation, token, service, store, token_cache, engine)
         )
@@ -159,5 +163,5 @@ def build_admin_app(store: Store, engine: Engine, token_cache: TokenCache) -> we
 
     app.router.add_get("/docs/assets/{name}", answers_problems(asset))
     # [\s\S], not ".": a path may hold an encoded line feed, and it gets our 404 too
-    app.router.add_route("*", r"/{path:[\s\S]*}", answers_problems(_unrouted))
+    app.router.add_route("*", r"/{path:[\s\S]*}", answers_problems(_unrouted, any_query=True))
     return app

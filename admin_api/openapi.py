@@ -28,7 +28,10 @@ _ERRORS = {
     "409": "The change conflicts with the account (a duplicate id, a rule of the domain)",
     "412": "If-Match names a version other than the resource's",
     "413": "The body is too large",
-    "422": "A field is invalid; `field` names it",
+    "415": "The body is not declared JSON: send `Content-Type: application/json` (or an "
+           "`application/*+json` type)",
+    "422": "A field or a query parameter is invalid, or a query parameter is given more than "
+           "once; `field` names it",
     "429": "Too many failed authentications from this address, or with this token: "
            "`Retry-After` says when to try again (a token the server knows is never refused)",
     "503": "The store did not answer in time",
@@ -94,7 +97,7 @@ def document(operations: Sequence[Operation], *, version: str) -> dict[str, Any]
         for status, text in _ERRORS.items():
             if status == "412" and not op.conditional:
                 continue
-            if status == "413" and op.body is None:
+            if status in ("413", "415") and op.body is None:
                 continue
             content: dict[str, Any] = {"application/problem+json": {"schema": problem}}
             if status == "400":

@@ -13,6 +13,7 @@ callgate cannot answer with a decision::
     │   ├── Conflict              409  the change breaks an invariant or reuses an id
     │   ├── PreconditionFailed    412  the resource changed since the client read it
     │   ├── PayloadTooLarge       413  the body is over the limit
+    │   ├── UnsupportedMediaType  415  a body whose Content-Type is not JSON
     │   └── TooManyRequests       429  too many failed attempts from this caller: wait
     │                                  ``retry_after_s`` (it rides on the instance)
     ├── SipMessageError           a SIP peer sent what we cannot take; its SIP status rides on
@@ -46,6 +47,7 @@ __all__ = [
     "StoreUnavailable",
     "TooManyRequests",
     "Unauthorized",
+    "UnsupportedMediaType",
     "http_status",
     "sip_status",
 ]
@@ -98,6 +100,10 @@ class PayloadTooLarge(RequestError):
     title = "Payload too large"
 
 
+class UnsupportedMediaType(RequestError):
+    title = "Unsupported media type"
+
+
 class TooManyRequests(RequestError):
     title = "Too many requests"
 
@@ -135,6 +141,7 @@ HTTP_STATUS: dict[type[CallgateError], int] = {
     Conflict: 409,
     PreconditionFailed: 412,
     PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
     TooManyRequests: 429,
     SipMessageError: 400,
     StoreUnavailable: 503,
@@ -150,6 +157,7 @@ SIP_STATUS: dict[type[CallgateError], int] = {
     Conflict: 400,  # a Call-ID reused for another call
     PreconditionFailed: 400,
     PayloadTooLarge: 513,
+    UnsupportedMediaType: 400,  # not raised by the SIP front end: a SIP body is not ours to type
     TooManyRequests: 503,  # SIP has no 429; a banned SIP peer is not answered at all
     SipMessageError: 400,
     StoreUnavailable: 503,

@@ -4,6 +4,10 @@ Every route answers its errors itself (``answers_problems``): a ``CallgateError`
 row of ``errors.HTTP_STATUS``, an aiohttp HTTP error (a body over the limit) keeps its status,
 anything else is a 500; a catch-all route answers unknown paths (404) and methods (405). All
 as ``application/problem+json`` naming the problem.
+
+What every route refuses before it looks at anything else: a query parameter given twice
+(422: of its values, all but one would be lost without a word). Every route that takes a JSON
+body reads it through ``json_body``, which refuses a body not declared JSON (415).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from .errors import (
     PayloadTooLarge,
     TooManyRequests,
     Unauthorized,
+    UnsupportedMediaType,
     http_status,
 )
 from .logs import REQUEST_ID, request_id_from
@@ -40,7 +45,7 @@ from .tokens import AuthLimits, TokenCache
 from .wire import DialRequest, EndRequest, HeartbeatRequest, Problem
 
 __all__ = ["BODY_LIMIT_BYTES", "ENGINE", "LIFECYCLE", "STORE", "TOKENS", "Lifecycle",
-           "answers_problems", "build_app", "finish"]
+           "answers_problems", "build_app", "finish", "json_body"]
 
 log = logging.getLogger("callgate.http")
 
@@ -72,6 +77,9 @@ _dial_decoder = msgspec.json.Decoder(DialRequest)
 _end_decoder = msgspec.json.Decoder(EndRequest)
 _heartbeat_decoder = msgspec.json.Decoder(HeartbeatRequest)
 _FIELD = re.compile(r"at `\$\.([A-Za-z_][\w.]*)|field `([^`]+)`")
+# application/json or a structured-syntax suffix type (RFC 6839): application/merge-patch+json.
+# aiohttp hands the media type over lower-cased, without its parameters (; charset=...).
+_JSON_MEDIA_TYPE = re.compile(r"application/(?:[^\s/;]+\+)?json")
 
 
 def _json(value: Any, status: int = 200) -> web.Response:
@@ -129,15 +137,30 @@ def finish(request: web.Request, response: web.StreamResponse) -> web.StreamResp
     return response
 
 
-def answers_problems(handler: Handler) -> Handler:
+def _one_value_each(request: web.Request) -> None:
+    """Refuse a query parameter given more than once (422, naming it), whether or not the
+    route reads that parameter: which of its values counts would be a guess."""
+    query = request.query
+    for name in query:
+        given = len(query.getall(name))
+        if given > 1:
+            raise InvalidField(
+                f"query parameter `{name}` is given {given} times; give it once", field=name)
+
+
+def answers_problems(handler: Handler, *, any_query: bool = False) -> Handler:
     """``handler``, with every error it raises answered as a problem, and its log lines
-    carrying the request's ``X-Request-Id``. A wrapper per route rather than a middleware:
-    aiohttp runs each middleware as two more coroutines a request."""
+    carrying the request's ``X-Request-Id``; a repeated query parameter is refused before it
+    runs, unless ``any_query`` (the catch-all: an unknown path is a 404 whatever its query).
+    A wrapper per route rather than a middleware: aiohttp runs each middleware as two more
+    coroutines a request."""
 
     @functools.wraps(handler)
     async def answered(request: web.Request) -> web.StreamResponse:
         REQUEST_ID.set(request_id_from(request.headers.get("X-Request-Id")))
         try:
+            if request.query_string and not any_query:
+                _one_value_each(request)
             response = await handler(request)
         except asyncio.CancelledError:
             raise
@@ -163,6 +186,26 @@ async def _unrouted(request: web.Request) -> web.Response:
             headers={"Allow": methods},
         )
     return problem_response(404, "Not Found", f"no such endpoint: {request.method} {request.path}")
+
+
+async def json_body(request: web.Request) -> bytes:
+    """The request's body, once its ``Content-Type`` says JSON: ``application/json`` or an
+    ``application/*+json`` type, in any case, with any parameters. Any other type, or none,
+    is refused with ``UnsupportedMediaType`` (415) and nothing done. RFC 9110 (section 8.3)
+    lets a server guess the type of a body sent without one; we do not, as curl without
+    ``-H`` labels its body form-urlencoded and a client that mislabels JSON is better told.
+    An empty body needs no type (a heartbeat's is optional). A body over the limit raises
+    aiohttp's 413 first."""
+    body = await request.read()
+    if body and _JSON_MEDIA_TYPE.fullmatch(request.content_type) is None:
+        sent = request.headers.get("Content-Type")
+        said = "has no Content-Type" if sent is None else f"says Content-Type: {sent}"
+        raise UnsupportedMediaType(
+            f"the body must be JSON, sent with Content-Type: application/json (or an "
+            f"application/*+json type); this request {said}",
+            field="Content-Type",
+        )
+    return body
 
 
 def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
@@ -201,20 +244,20 @@ def _dialling_as(token: TokenRecord, body: DialRequest) -> str:
 
 async def dial(request: web.Request) -> web.Response:
     token = await _token(request)
-    body = _decode(_dial_decoder, await request.read())
+    body = _decode(_dial_decoder, await json_body(request))
     decision = await request.app[ENGINE].dial(_dialling_as(token, body), body)
     return _json(decision, 503 if decision.reason is Reason.STORE_UNAVAILABLE else 200)
 
 
 async def explain(request: web.Request) -> web.Response:
     token = await _token(request)
-    body = _decode(_dial_decoder, await request.read())
+    body = _decode(_dial_decoder, await json_body(request))
     return _json(await request.app[ENGINE].explain(_dialling_as(token, body), body))
 
 
 async def end(request: web.Request) -> web.Response:
     token = await _token(request)
-    body = _decode(_end_decoder, await request.read())
+    body = _decode(_end_decoder, await json_body(request))
     result = await request.app[ENGINE].end(
         token.account_id, request.match_info["call_id"], body.outcome, token.user_id
     )
@@ -223,7 +266,7 @@ async def end(request: web.Request) -> web.Response:
 
 async def heartbeat(request: web.Request) -> web.Response:
     token = await _token(request)
-    _decode(_heartbeat_decoder, await request.read() or b"{}")
+    _decode(_heartbeat_decoder, await json_body(request) or b"{}")
     return _json(await request.app[ENGINE].heartbeat(
         token.account_id, request.match_info["call_id"], token.user_id
     ))
@@ -302,6 +345,6 @@ def build_app(
         mount(app)
     # last: what no route above takes
     # [\s\S], not ".": a path may hold an encoded line feed, and it gets our 404 too
-    app.router.add_route("*", r"/{path:[\s\S]*}", answers_problems(_unrouted))
+    app.router.add_route("*", r"/{path:[\s\S]*}", answers_problems(_unrouted, any_query=True))
     app.cleanup_ctx.append(_background(poll_s))
     return app
