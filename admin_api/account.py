@@ -86,8 +86,8 @@ async def update_account(call: Call) -> Reply:
     fields = {f: v for f in body.__struct_fields__ if (v := getattr(body, f)) is not UNSET}
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        call.check_match(account_out(config).etag)
         require(actor, P.ACCOUNT_SETTINGS)
+        call.check_match(account_out(config).etag)
         # ``fields`` is read, never changed: the edit runs again after a concurrent save.
         mode = fields.get("departments_mode", config.departments_mode)
         if fields.get("sip_domain", config.sip_domain) != config.sip_domain:

@@ -13,6 +13,23 @@ one (section 13.1.1): a weak tag (``W/"..."``) never matches.
 
 A write that changes nothing (a ``PATCH`` sending the values the resource has) is not saved:
 no new version, no audit entry.
+
+Order of checks: what a refusal may tell. An operation on one resource checks, in order:
+
+1. the permission the operation needs, as far as the caller and the path tell (``users.manage``;
+   "yourself, or ``users.settings``"): 403 before the id is looked up, so a caller without it
+   is answered alike whether the resource exists or not, and is never shown its ETag;
+2. the id: 404 when the account has no such resource (an id of another account included);
+3. who may change this resource as it stands (the owner by the owner alone, a user below
+   the actor, not a group the actor supervises): 403;
+4. ``If-Match``: 412, naming the current ETag;
+5. the change itself (what it grants, where its members end up, the account's invariants).
+
+Whoever passes step 1 may read every resource of that kind in the account (each permission
+an operation needs includes reading what it changes), so the 404 of step 2, the 403 of step 3
+and the ETag of step 4 tell them nothing they could not read with ``GET``. Steps 1 to 3 need
+nothing of the body, so they come before the precondition, as RFC 9110 section 13.2.1 has it
+(a failure found before the content is processed takes precedence); step 5 is that processing.
 """
 
 from __future__ import annotations
@@ -160,6 +177,7 @@ class Call:
         return self.request.match_info[name]
 
     async def body(self, kind: type[S]) -> S:
+        # Its Content-Type was checked before the operation ran (``json_body``, app.py).
         raw = await self.request.read()
         try:
             return msgspec.json.decode(raw or b"null", type=kind)
@@ -169,14 +187,11 @@ class Call:
             raise MalformedRequest(f"the body is not valid JSON: {exc}") from None
 
     def query(self, kind: type[S]) -> S:
-        # Every query parameter is one value: a repeated one would lose all but one of them.
-        query = self.request.query
-        repeated = sorted(k for k in set(query) if len(query.getall(k)) > 1)
-        if repeated:
-            raise InvalidField(f"query parameter `{repeated[0]}` is given more than once",
-                               field=repeated[0])
+        """The query string as ``kind``: an unknown parameter is a 422 like an unknown body
+        field. (A repeated one never gets here: ``answers_problems`` refuses it on every
+        route, operations without a query schema included.)"""
         try:
-            return msgspec.convert(dict(query), kind, strict=False)
+            return msgspec.convert(dict(self.request.query), kind, strict=False)
         except msgspec.ValidationError as exc:
             raise _invalid(exc) from None
 

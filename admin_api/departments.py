@@ -126,9 +126,9 @@ async def update_department(call: Call) -> Reply:
     fields = {f: v for f in body.__struct_fields__ if (v := getattr(body, f)) is not UNSET}
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        require(actor, P.USERS_MANAGE)
         before = _department(config, department_id)
         call.check_match(_version(config, before))
-        require(actor, P.USERS_MANAGE)
         return _replaced(call, config, actor, before, _replace(before, **fields),
                          "department.update")
 
@@ -140,9 +140,9 @@ async def set_department_permissions(call: Call) -> Reply:
     department_id = call.param("department_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        require(actor, P.USERS_SETTINGS)
         before = _department(config, department_id)
         call.check_match(_version(config, before))
-        require(actor, P.USERS_SETTINGS)
         return _with_permissions(call, config, actor, before, frozenset(body.permissions),
                                  "department.permissions", field="permissions")
 
@@ -154,9 +154,9 @@ async def apply_department_preset(call: Call) -> Reply:
     department_id = call.param("department_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        require(actor, P.USERS_SETTINGS)
         before = _department(config, department_id)
         call.check_match(_version(config, before))
-        require(actor, P.USERS_SETTINGS)
         chosen = with_preset(frozenset(before.permissions), body.preset)
         return _with_permissions(call, config, actor, before, chosen, "department.preset",
                                  field="preset")
@@ -168,9 +168,9 @@ async def make_default_department(call: Call) -> Reply:
     department_id = call.param("department_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        require(actor, P.USERS_MANAGE)
         department = _department(config, department_id)
         call.check_match(_version(config, department))
-        require(actor, P.USERS_MANAGE)
         new = changes.make_default_department(department_id)(config)
         return new, [call.audit(actor, "department.default", f"department:{department_id}",
                                 department_out(config, department),
@@ -183,9 +183,9 @@ async def delete_department(call: Call) -> Reply:
     department_id = call.param("department_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        require(actor, P.USERS_MANAGE)
         before = _department(config, department_id)
         call.check_match(_version(config, before))
-        require(actor, P.USERS_MANAGE)
         new = changes.delete_department(department_id)(config)
         # Its members move to the default department and hold its permissions from now on:
         # only what that changes for them matters (an empty department is anyone's to

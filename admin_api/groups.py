@@ -101,9 +101,9 @@ async def update_group(call: Call) -> Reply:
     fields = {f: v for f in body.__struct_fields__ if (v := getattr(body, f)) is not UNSET}
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        require(actor, P.USERS_MANAGE)
         before = _group(config, group_id)
         call.check_match(group_out(before).etag)
-        require(actor, P.USERS_MANAGE)
         return _replaced(call, config, actor, before, _replace(before, **fields), "group.update")
 
     return _as_group(await call.write(edit), group_id)
@@ -114,9 +114,11 @@ async def set_group_members(call: Call) -> Reply:
     group_id = call.param("group_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        before = _group(config, group_id)
-        call.check_match(group_out(before).etag)
         require(actor, P.USERS_MANAGE)
+        before = _group(config, group_id)
+        # Not a group the actor supervises (no members changed yet: that rule alone).
+        check_edit_group(actor, config, group_id, (), field="members")
+        call.check_match(group_out(before).etag)
         after = _replace(before, members=_members(config, body.members))
         changed = set(before.members) ^ set(after.members)
         check_edit_group(actor, config, group_id, changed, field="members")
@@ -129,14 +131,14 @@ async def delete_group(call: Call) -> Reply:
     group_id = call.param("group_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        before = _group(config, group_id)
-        call.check_match(group_out(before).etag)
         require(actor, P.USERS_MANAGE)
+        before = _group(config, group_id)
         users = tuple(_unsupervised(u, group_id) for u in config.users)
         supervisors = {u.id for u, now in zip(config.users, users) if now is not u}
         # Its members leave it, its supervisors see less: changes to each of them.
         check_edit_group(actor, config, group_id, {*before.members, *supervisors},
                          field="group_id")
+        call.check_match(group_out(before).etag)
         new = _replace(config, groups=tuple(g for g in config.groups if g.id != group_id),
                        users=users)
         action = "group.delete"

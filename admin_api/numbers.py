@@ -90,9 +90,9 @@ async def update_number(call: Call) -> Reply:
     fields = {f: v for f in body.__struct_fields__ if (v := getattr(body, f)) is not UNSET}
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        require(actor, P.NUMBERS_MANAGE)
         before = _number(config, number)
         call.check_match(number_out(before).etag)
-        require(actor, P.NUMBERS_MANAGE)
         # A released number joining a pool is refused by the invariants (as in an import).
         _check_pool(config, fields.get("department"))
         return _replaced(call, config, actor, before, _replace(before, **fields),
@@ -105,9 +105,9 @@ async def release_number(call: Call) -> Reply:
     number = call.param("number")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        require(actor, P.NUMBERS_MANAGE)
         before = _number(config, number)
         call.check_match(number_out(before).etag)
-        require(actor, P.NUMBERS_MANAGE)
         new = changes.release_number(number)(config)
         return new, [call.audit(actor, "number.release", f"number:{number}", before,
                                 _number(new, number))]

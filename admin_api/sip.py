@@ -21,10 +21,10 @@ from engine.store import AuditEntry
 from sip.credentials import check_password, generate_password, make_credential
 
 from .context import Call, Operation, Reply, tagged
-from .rules import Actor, check_edit_user, require
+from .rules import Actor, require
 from .schemas import SipLoginOut
 from .users import find_user as _user
-from .users import may_see, sip_login_out
+from .users import check_below, may_see, sip_login_out
 
 __all__ = ["OPERATIONS"]
 
@@ -61,15 +61,15 @@ def _login(config: AccountConfig, user: User) -> SipLoginOut:
     return out
 
 
-def _may_administer(actor: Actor, config: AccountConfig, target: User) -> None:
-    """``users.settings`` on a user below the actor. Not on oneself (but for the owner): an
-    admin who switched a user's VoIP off must not see the user switch it back on."""
+def _may_administer(actor: Actor, user_id: str) -> None:
+    """``users.settings``, and not on oneself (but for the owner): an admin who switched a
+    user's VoIP off must not see the user switch it back on. Decided from the id alone, before
+    the user is looked up (``context``'s step 1); ``check_below`` on the user found follows."""
     require(actor, P.USERS_SETTINGS)
-    if target.id == actor.user_id and not actor.is_owner:
+    if user_id == actor.user_id and not actor.is_owner:
         raise Forbidden(
             "you cannot create, replace, switch or remove your own SIP login: a user above "
             "you can; you may read it and rotate its password", field="user_id")
-    check_edit_user(actor, config, target)
 
 
 def _domain(config: AccountConfig) -> str:
@@ -104,10 +104,9 @@ def _now_ms() -> int:
 
 async def get_sip(call: Call) -> Reply:
     config, actor = await call.read()
-    user = _user(config, call.param("user_id"))
-    may_see(actor, user.id)
-    login = _login(config, user)
-    return tagged(login)
+    user_id = call.param("user_id")
+    may_see(actor, user_id)
+    return tagged(_login(config, _user(config, user_id)))
 
 
 async def set_sip(call: Call) -> Reply:
@@ -117,8 +116,9 @@ async def set_sip(call: Call) -> Reply:
     generated = generate_password() if body.password is None else None
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        _may_administer(actor, user_id)
         before = _user(config, user_id)
-        _may_administer(actor, config, before)
+        check_below(actor, config, before)
         if before.sip is not None:
             call.check_match(_login(config, before).etag)
         else:
@@ -138,9 +138,10 @@ async def rotate_sip_password(call: Call) -> Reply:
     generated = generate_password() if body.password is None else None  # as in set_sip
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        if user_id != actor.user_id:  # anyone may change their own SIP password
+            _may_administer(actor, user_id)
         before = _user(config, user_id)
-        if before.id != actor.user_id:  # anyone may change their own SIP password
-            _may_administer(actor, config, before)
+        check_below(actor, config, before)
         call.check_match(_login(config, before).etag)
         assert before.sip is not None
         after = _with_login(config, before, before.sip.username, body.password, generated,
@@ -156,8 +157,9 @@ async def update_sip(call: Call) -> Reply:
     user_id = call.param("user_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        _may_administer(actor, user_id)
         before = _user(config, user_id)
-        _may_administer(actor, config, before)
+        check_below(actor, config, before)
         call.check_match(_login(config, before).etag)
         assert before.sip is not None
         login = before.sip
@@ -175,8 +177,9 @@ async def delete_sip(call: Call) -> Reply:
     user_id = call.param("user_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        _may_administer(actor, user_id)
         before = _user(config, user_id)
-        _may_administer(actor, config, before)
+        check_below(actor, config, before)
         call.check_match(_login(config, before).etag)
         after = msgspec.structs.replace(before, sip=None)
         return _saved(call, config, before, after, "user.sip.delete", actor)

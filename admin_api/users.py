@@ -35,7 +35,7 @@ from .schemas import (
 )
 from .tokens import revoke_tokens_of
 
-__all__ = ["OPERATIONS", "changed_users", "user_out"]
+__all__ = ["OPERATIONS", "changed_users", "check_below", "user_out"]
 
 P = Permission
 _replace = msgspec.structs.replace
@@ -97,16 +97,29 @@ def may_see(actor: Actor, user_id: str) -> None:
         require(actor, P.USERS_MANAGE, P.USERS_SETTINGS)
 
 
-def _may_edit_settings(actor: Actor, config: AccountConfig, target: User, fields: set[str]) -> None:
-    if target.id == actor.user_id and not actor.is_owner:
-        if fields - {"name"}:
-            raise Forbidden(
-                "you may change your own name only; an administrator changes the rest",
-                field=sorted(fields - {"name"})[0],
-            )
-        return
-    if target.id != actor.user_id:
+def _may_edit_settings(actor: Actor, user_id: str, fields: set[str]) -> None:
+    """What changing ``fields`` of user ``user_id`` takes, as far as the id tells (checked
+    before the user is looked up, ``context``'s step 1): one's own name (the owner: anything
+    of their own), or ``users.settings`` for another user."""
+    if user_id != actor.user_id:
         require(actor, P.USERS_SETTINGS)
+    elif not actor.is_owner and fields - {"name"}:
+        raise Forbidden(
+            "you may change your own name only; an administrator changes the rest",
+            field=sorted(fields - {"name"})[0],
+        )
+
+
+def _not_yourself(actor: Actor, user_id: str) -> None:
+    """Rule 1, from the id alone: nobody changes their own permissions."""
+    if user_id == actor.user_id:
+        raise Forbidden("nobody changes their own permissions", field="user")
+
+
+def check_below(actor: Actor, config: AccountConfig, target: User) -> None:
+    """Rules 2 and 3 on a user found (``context``'s step 3): another user only when below the
+    actor (one's own settings are the step before's)."""
+    if target.id != actor.user_id:
         check_edit_user(actor, config, target)
 
 
@@ -168,9 +181,10 @@ async def update_user(call: Call) -> Reply:
     fields = {f: v for f in body.__struct_fields__ if (v := getattr(body, f)) is not UNSET}
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        _may_edit_settings(actor, user_id, set(fields))
         before = find_user(config, user_id)
+        check_below(actor, config, before)
         call.check_match(_version(config, before))
-        _may_edit_settings(actor, config, before, set(fields))
         return _changed(call, config, before, _replace(before, **fields), "user.update")
 
     return _as_user(await call.write(edit), user_id)
@@ -180,12 +194,12 @@ async def delete_user(call: Call) -> Reply:
     user_id = call.param("user_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        before = find_user(config, user_id)
-        call.check_match(_version(config, before))
         require(actor, P.USERS_MANAGE)
         if user_id == actor.user_id:
             raise Forbidden("you cannot delete yourself", field="user")
+        before = find_user(config, user_id)
         check_edit_user(actor, config, before)
+        call.check_match(_version(config, before))
         new = changes.delete_user(user_id)(config)
         return new, [*_groups_left(call, actor, config, new),
                      call.audit(actor, "user.delete", f"user:{user_id}", before, None)]
@@ -211,9 +225,11 @@ async def set_user_permissions(call: Call) -> Reply:
     user_id = call.param("user_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        before = find_user(config, user_id)
-        call.check_match(_version(config, before))
         require(actor, P.USERS_SETTINGS)
+        _not_yourself(actor, user_id)
+        before = find_user(config, user_id)
+        check_edit_user(actor, config, before)
+        call.check_match(_version(config, before))
         if before.department is not None and body.permissions:
             raise Forbidden("a user in a department holds the department's permissions plus "
                             "extra_permissions; `permissions` is for legacy users outside "
@@ -235,9 +251,11 @@ async def apply_user_preset(call: Call) -> Reply:
     user_id = call.param("user_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        before = find_user(config, user_id)
-        call.check_match(_version(config, before))
         require(actor, P.USERS_SETTINGS)
+        _not_yourself(actor, user_id)
+        before = find_user(config, user_id)
+        check_edit_user(actor, config, before)
+        call.check_match(_version(config, before))
         if before.department is None and config.departments_mode is DepartmentsMode.LEGACY:
             after = _replace(before, permissions=tuple(sorted(
                 with_preset(frozenset(before.permissions), body.preset))))
@@ -258,11 +276,11 @@ async def move_user(call: Call) -> Reply:
     user_id = call.param("user_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        before = find_user(config, user_id)
-        call.check_match(_version(config, before))
         require(actor, P.USERS_MANAGE)
         require(actor, P.USERS_SETTINGS)  # a move changes what the user may do
+        before = find_user(config, user_id)
         check_edit_user(actor, config, before)  # before the owner's refusal to move: rule 2
+        call.check_match(_version(config, before))
         new = changes.move_user(user_id, body.department)(config)
         after = find_user(new, user_id)
         check_permission_change(actor, config, before, effective(new, after))
@@ -276,9 +294,10 @@ async def set_user_geo(call: Call) -> Reply:
     user_id = call.param("user_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        _may_edit_settings(actor, user_id, {"geo"})
         before = find_user(config, user_id)
+        check_below(actor, config, before)
         call.check_match(_version(config, before))
-        _may_edit_settings(actor, config, before, {"geo"})
         return _changed(call, config, before, _replace(before, geo=body), "user.geo")
 
     return _as_user(await call.write(edit), user_id)
@@ -289,12 +308,13 @@ async def copy_user_geo(call: Call) -> Reply:
     user_id = call.param("user_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        _may_edit_settings(actor, user_id, {"geo"})
         before = find_user(config, user_id)
+        check_below(actor, config, before)
         call.check_match(_version(config, before))
         source = next((u for u in config.users if u.id == body.from_user), None)
         if source is None:
             raise NotFound(f"no user {body.from_user!r} to copy from", field="from_user")
-        _may_edit_settings(actor, config, before, {"geo"})
         return _changed(call, config, before, _replace(before, geo=source.geo), "user.geo")
 
     return _as_user(await call.write(edit), user_id)
