@@ -52,6 +52,36 @@ def demo_config() -> AccountConfig:
     return configfile.decode(DEMO.read_bytes(), "toml", source=str(DEMO))
 
 
+_E164 = re.compile(rb'"\+(\d{8,15})"')
+
+
+def another_account(config: AccountConfig, account_id: str, index: int) -> AccountConfig:
+    """``config`` as account ``account_id`` with phone numbers of its own: a number belongs
+    to one account at a time, so N accounts made from one file (``index`` 0 to 4,999) get
+    N sets of numbers, every reference following. A +1 number keeps its area code and gets an
+    exchange and a first line digit of ``index``'s; any other keeps all but its last four
+    digits, which become 5000 + ``index``."""
+    exchange, digit = _EXCHANGES[index % len(_EXCHANGES)], b"%d" % (index // len(_EXCHANGES))
+
+    def renumber(match: re.Match[bytes]) -> bytes:
+        digits = match.group(1)
+        if len(digits) == 11 and digits.startswith(b"1"):
+            digits = digits[:4] + exchange + digit + digits[8:]
+        else:
+            digits = digits[:-4] + b"%04d" % (5000 + index)  # the demo's end in 0xxx
+        return b'"+' + digits + b'"'
+
+    blob = _E164.sub(renumber, configfile.encode(config, "json"))
+    return msgspec.structs.replace(configfile.decode(blob, "json", source=account_id),
+                                   id=account_id, sip_domain=None)
+
+
+_EXCHANGES = [f"{n:03d}".encode() for n in range(201, 1000)
+              if n % 100 != 11 and n not in (555, 950, 958, 959, 976)]
+"""NANP exchange codes phonenumbers takes as valid for any area code of the demo (not N11,
+not the 555 the demo's own numbers use)."""
+
+
 @pytest.fixture
 def demo() -> AccountConfig:
     return demo_config()

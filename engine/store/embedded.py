@@ -58,6 +58,8 @@ from .protocol import (
     EMERGENCY_HEARTBEAT as _EMERGENCY,
     channel_denial,
     channel_refusal,
+    number_taken,
+    owned_numbers,
 )
 from .sqlite import Rows, SqliteThread, Statement
 
@@ -86,11 +88,13 @@ CREATE TABLE IF NOT EXISTS sticky (
     PRIMARY KEY (account_id, contact)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, account_id TEXT NOT NULL, at_ms INTEGER NOT NULL,
-    actor TEXT NOT NULL, target TEXT NOT NULL, entry BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS audit_by_account ON audit (account_id, seq);
+    actor TEXT NOT NULL, target TEXT NOT NULL, entry BLOB NOT NULL, account_seq INTEGER);
 CREATE TABLE IF NOT EXISTS call_log (
     seq INTEGER PRIMARY KEY, account_id TEXT NOT NULL, call_id TEXT NOT NULL,
     retain_until_ms INTEGER NOT NULL, record BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS number_owners (
+    number TEXT PRIMARY KEY, account_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS number_owners_by_account ON number_owners (account_id);
 """
 # Calls are an append-only log, not a table keyed by call id: call ids are random, and
 # inserting random keys into a B-tree costs several times an append (measured: ~45 us of CPU
@@ -137,9 +141,37 @@ def _token(row: tuple[Any, ...]) -> TokenRecord:
 
 
 def _append_audit(conn: sqlite3.Connection, account_id: str, entries: Sequence[AuditEntry]) -> None:
+    """Log ``entries``, numbered on from the account's newest (``account_seq``, the id its
+    readers see): a number counts this account's entries alone, where the table's ``seq``
+    runs across accounts and would tell a reader how much the others wrote. Runs inside the
+    write transaction, so no other writer numbers between the read and the insert."""
+    if not entries:
+        return
+    (newest,) = conn.execute(
+        "SELECT COALESCE(MAX(account_seq), 0) FROM audit WHERE account_id = ?", (account_id,)
+    ).fetchone()
     conn.executemany(
-        "INSERT INTO audit (account_id, at_ms, actor, target, entry) VALUES (?, ?, ?, ?, ?)",
-        [(account_id, e.at_ms, e.actor, e.target, _audit_encoder.encode(e)) for e in entries],
+        "INSERT INTO audit (account_id, account_seq, at_ms, actor, target, entry) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [(account_id, newest + n, e.at_ms, e.actor, e.target, _audit_encoder.encode(e))
+         for n, e in enumerate(entries, 1)],
+    )
+
+
+def _number_audit(conn: sqlite3.Connection) -> None:
+    """Number the audit entries of a database from before ``account_seq`` per account, in the
+    order they were written (an account's entries keep their order, and with one account in
+    the database their ids too), and index the log by account and number."""
+    if "account_seq" not in {row[1] for row in conn.execute("PRAGMA table_info(audit)")}:
+        conn.execute("ALTER TABLE audit ADD COLUMN account_seq INTEGER")
+        conn.execute(
+            "UPDATE audit SET account_seq = numbered.n FROM ("
+            "SELECT seq, ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY seq) AS n "
+            "FROM audit) AS numbered WHERE audit.seq = numbered.seq"
+        )
+    conn.execute("DROP INDEX IF EXISTS audit_by_account")
+    conn.execute(
+        "CREATE UNIQUE INDEX IF NOT EXISTS audit_numbered ON audit (account_id, account_seq)"
     )
 
 
@@ -147,7 +179,7 @@ _SQLITE_INT_MAX = 2**63 - 1
 
 
 def _cursor(value: str | None) -> int | None:
-    """An audit cursor as the row number it is. Only ASCII digits (``str.isdigit`` takes
+    """An audit cursor as the entry number it is. Only ASCII digits (``str.isdigit`` takes
     other scripts' digits too) and nothing above SQLite's largest integer, which a
     parameter must not exceed."""
     if value is None:
@@ -205,8 +237,31 @@ def _write_call(
     return Rows(tuple(changes))
 
 
+def _claim_numbers(conn: sqlite3.Connection, config: AccountConfig) -> None:
+    """Make ``config``'s active numbers its account's in ``number_owners`` (and only those),
+    in the transaction that saves it; ``Conflict`` if another account has one of them."""
+    numbers = owned_numbers(config)
+    for number in numbers:
+        row = conn.execute(
+            "SELECT account_id FROM number_owners WHERE number = ?", (number,)
+        ).fetchone()
+        if row is not None and row[0] != config.id:
+            raise Conflict(number_taken(number), field="numbers")
+    conn.execute("DELETE FROM number_owners WHERE account_id = ?", (config.id,))
+    conn.executemany("INSERT INTO number_owners (number, account_id) VALUES (?, ?)",
+                     [(n, config.id) for n in numbers])
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
     """Bring a database written by an earlier version up to ``SCHEMA``."""
+    if conn.execute("SELECT 1 FROM number_owners LIMIT 1").fetchone() is None:
+        # From before numbers had owners: each goes to the first account (by id) that has
+        # it; a later one that has it too is refused its next save until it lets it go.
+        for (blob,) in conn.execute("SELECT config FROM accounts ORDER BY id").fetchall():
+            config = _config_decoder.decode(blob)
+            conn.executemany(
+                "INSERT OR IGNORE INTO number_owners (number, account_id) VALUES (?, ?)",
+                [(n, config.id) for n in owned_numbers(config)])
     token_columns = {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
     for column in ("user_id TEXT", "expires_ms INTEGER", "last_used_ms INTEGER"):
         if column.split()[0] not in token_columns:
@@ -217,6 +272,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
             "ALTER TABLE sticky ADD COLUMN expires_ms INTEGER NOT NULL "
             "DEFAULT 9223372036854775807"
         )
+    _number_audit(conn)
 
 
 def _log_undo_failure(future: asyncio.Future[None]) -> None:
@@ -366,6 +422,7 @@ class EmbeddedStore:
                 "config = excluded.config",
                 (config.id, current + 1, blob),
             )
+            _claim_numbers(conn, config)
             _append_audit(conn, config.id, audit)
             return current + 1
 
@@ -454,7 +511,7 @@ class EmbeddedStore:
         args: list[Any] = [account_id]
         before = _cursor(query.before)
         for clause, value in (
-            ("seq < ?", before),
+            ("account_seq < ?", before),
             ("actor = ?", query.actor),
             ("target = ?", query.target),
             ("at_ms >= ?", query.since_ms),
@@ -464,8 +521,8 @@ class EmbeddedStore:
                 where.append(clause)
                 args.append(value)
         sql = (
-            f"SELECT seq, entry FROM audit WHERE {' AND '.join(where)} "
-            "ORDER BY seq DESC LIMIT ?"
+            f"SELECT account_seq, entry FROM audit WHERE {' AND '.join(where)} "
+            "ORDER BY account_seq DESC LIMIT ?"
         )
         rows = await self._db.read(
             lambda conn: conn.execute(sql, (*args, query.limit + 1)).fetchall()

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from callerid import AccountConfig, Outcome, Reason, Rule
+from callerid import AccountConfig, NumberStatus, Outcome, Reason, Rule
 
 from ..wire import Decision, EndResult
 
@@ -30,6 +30,8 @@ __all__ = [
     "TokenRecord",
     "channel_denial",
     "channel_refusal",
+    "number_taken",
+    "owned_numbers",
     "refusal_detail",
 ]
 
@@ -123,6 +125,19 @@ EMERGENCY_HEARTBEAT = (
     "call %r is an emergency call: it holds no channel, so it has no lease to extend"
 )
 """Why a heartbeat of an emergency call is refused (409); ending one is answered as usual."""
+
+
+def owned_numbers(config: AccountConfig) -> list[str]:
+    """The numbers ``config`` holds: its active ones. A phone number belongs to at most one
+    account at a time (the store refuses to save a second), so no account can present
+    another's number as its caller ID; a released number is let go."""
+    return sorted(n.number for n in config.numbers if n.status is NumberStatus.ACTIVE)
+
+
+def number_taken(number: str) -> str:
+    """The refusal of a number another account has (which account is not said)."""
+    return (f"{number} belongs to another account: a number can be in one account at a time "
+            "(if it is yours, release it there first)")
 
 
 def channel_denial(call_id: str, detail: str) -> Decision:

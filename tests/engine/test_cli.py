@@ -13,7 +13,7 @@ from callerid import AccountConfig
 from engine import configfile
 from engine.store import AuditQuery, EmbeddedStore
 
-from ..conftest import CALLGATE, DEMO, Server, demo_config
+from ..conftest import CALLGATE, DEMO, Server, another_account, demo_config
 
 
 def callgate(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
@@ -120,6 +120,21 @@ async def test_tokens_made_and_revoked_on_the_command_line_are_audited(tmp_path:
     assert all("hash" not in (e.after or e.before or {}) for e in entries)
 
 
+def test_an_import_with_another_accounts_number_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert callgate("import", str(DEMO), data=data).returncode == 0
+    copy = tmp_path / "copy.toml"  # the demo file under another id: the same numbers
+    copy.write_bytes(configfile.encode(
+        msgspec.structs.replace(demo_config(), id="copycat", sip_domain=None), "toml"))
+    refused = callgate("import", str(copy), data=data)
+    assert refused.returncode == 2, refused.stderr
+    assert "belongs to another account" in refused.stderr and "demo" not in refused.stderr
+    assert "copycat" not in callgate("export", "copycat", data=data).stdout
+    mine = tmp_path / "mine.toml"
+    mine.write_bytes(configfile.encode(another_account(demo_config(), "copycat", 1), "toml"))
+    assert callgate("import", str(mine), data=data).returncode == 0
+
+
 def test_a_token_can_expire(tmp_path: Path) -> None:
     data = tmp_path / "data"
     callgate("import", str(DEMO), data=data)
@@ -173,7 +188,7 @@ def test_config_change_from_cli_reaches_running_server(server: Server, tmp_path:
         request = urllib.request.Request(
             srv.url + "/v1/explain",
             data=b'{"user": "ana", "to": "(212) 555-0187"}',
-            headers=srv.headers,
+            headers={**srv.headers, "Content-Type": "application/json"},
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=5) as response:

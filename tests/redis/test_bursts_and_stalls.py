@@ -26,7 +26,7 @@ import pytest
 
 from callerid import AccountConfig
 from engine.store.redis_store import RedisStore
-from tests.conftest import Server, demo_config
+from tests.conftest import Server, another_account, demo_config
 from tests.http.http_support import Api, account, agent
 
 from ..redis_support import RedisServer
@@ -267,8 +267,7 @@ also what idle processes send (the change counter, token re-checks): compared se
 
 def _accounts(count: int) -> list[AccountConfig]:
     demo = demo_config()
-    return [msgspec.structs.replace(demo, id=f"acct{i:04d}", sip_domain=None)
-            for i in range(count)]
+    return [another_account(demo, f"acct{i:04d}", i) for i in range(count)]
 
 
 async def test_1000_idle_accounts_cost_redis_next_to_nothing(fleet: Fleet) -> None:

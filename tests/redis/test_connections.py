@@ -18,6 +18,7 @@ from engine.service import AccountService
 from engine.store.redis_store import RedisStore
 from engine.wire import DialRequest
 
+from ..conftest import another_account
 from ..redis_support import RedisClusterNodes, RedisServer
 
 
@@ -77,9 +78,10 @@ async def test_a_burst_runs_on_the_pool_pipelined(
         assert store.connections_opened() <= 3
         assert redis.cli("ZCARD", "cg:{demo}:channels") == "300"
         # This Redis knew no script: each connection loaded it once, not each dial (ADMIT on
-        # the two dial connections; SAVE_CONFIG and ANNOUNCE on the other).
+        # the two dial connections; CLAIM_NUMBERS, SAVE_CONFIG, RELEASE_NUMBERS and ANNOUNCE
+        # on the other).
         assert _calls(redis, "eval") == 0
-        assert 1 <= _calls(redis, "script|load") <= 2 + 2
+        assert 1 <= _calls(redis, "script|load") <= 2 + 4
         assert _calls(redis, "evalsha") >= 300
     finally:
         await store.close()
@@ -117,8 +119,8 @@ async def test_a_stalled_cluster_master_holds_up_only_its_own_accounts(
         try:
             engine = Engine(store)
             service = AccountService(store, on_saved=engine.install)
-            for account_id in (stalled_id, healthy_id):
-                await service.put(msgspec.structs.replace(demo, id=account_id, sip_domain=None))
+            for n, account_id in enumerate((stalled_id, healthy_id)):
+                await service.put(another_account(demo, account_id, n))
             assert stalled.process is not None
             stalled.process.send_signal(signal.SIGSTOP)
             try:

@@ -14,6 +14,8 @@ key                        type       what
 ``cg:{changes}:feed``      stream     the latest changes: ``n``, then ``a`` + ``v``
                                       (an account's new version) or ``t`` (a token
                                       hash revoked)
+``cg:{numbers}:owners``    hash       phone number -> the account it belongs to
+``cg:{numbers}:of:<id>``   set        the numbers an account claimed (for letting go)
 ``…:config``               hash       ``v`` version, ``c`` the configuration (JSON)
 ``…:audit``                stream     the audit log, ``e`` each entry (JSON)
 ``…:tokens``               hash       token hash -> its record (msgpack)
@@ -36,6 +38,8 @@ __all__ = [
     "FEED_VERSION",
     "CHANNEL",
     "AccountKeys",
+    "NUMBER_OWNERS",
+    "numbers_of",
     "token_index",
 ]
 
@@ -44,6 +48,14 @@ FEED_VERSION = "cg:{changes}:version"
 FEED = "cg:{changes}:feed"
 CHANNEL = "callgate:config"
 """The pub/sub channel of changes: ``<account id> <version>``, or ``-token <hash>``."""
+
+
+NUMBER_OWNERS = "cg:{numbers}:owners"
+"""Every account's numbers in one slot, so one script checks and claims them together."""
+
+
+def numbers_of(account_id: str) -> str:
+    return f"cg:{{numbers}}:of:{account_id}"
 
 
 def token_index(token_hash: str) -> str:

@@ -23,8 +23,8 @@ from importlib import resources
 from typing import Any, NamedTuple
 
 __all__ = [
-    "ADD_TOKEN", "ADMIT", "ANNOUNCE", "AUDIT_KEPT", "END", "FEED", "HEARTBEAT", "LIVE",
-    "PEEK", "REMOVE_TOKEN", "SAVE_CONFIG", "SCRIPTS", "UNDO_ADMIT",
+    "ADD_TOKEN", "ADMIT", "ANNOUNCE", "AUDIT_KEPT", "CLAIM_NUMBERS", "END", "FEED", "HEARTBEAT",
+    "LIVE", "PEEK", "RELEASE_NUMBERS", "REMOVE_TOKEN", "SAVE_CONFIG", "SCRIPTS", "UNDO_ADMIT",
     "AdmitArgs", "AdmitCode", "AdmitKeys", "EndCode", "HeartbeatCode", "Script",
 ]
 
@@ -49,10 +49,10 @@ class Script:
 
     def call_args(self, keys: tuple[Any, ...], args: tuple[Any, ...]) -> tuple[Any, ...]:
         """``EVALSHA``'s arguments after the SHA: the key count, the keys (trailing Nones
-        left out), the arguments (a trailing ``audit`` spread)."""
+        left out), the arguments (a trailing ``audit`` or ``numbers`` spread)."""
         present = [k for k in keys if k is not None]
         values = list(args)
-        if self.args._fields and self.args._fields[-1] == "audit":
+        if self.args._fields and self.args._fields[-1] in _SPREAD:
             values[-1:] = list(values[-1])
         return (len(present), *present, *values)
 
@@ -63,20 +63,27 @@ def _read(name: str) -> str:
 
 
 _NAME = re.compile(r"\b([KA])\.([a-z_]+)\b")
+_SPREAD = ("audit", "numbers")
+"""A last argument of these names is a sequence, spread over the rest of ``ARGV``."""
 
 
 def _positions(body: str, keys: type[Any], args: type[Any]) -> str:
-    """``body`` with each ``K.<name>``/``A.<name>`` replaced by its ``KEYS``/``ARGV`` index;
-    a trailing ``audit`` argument is ``A.audit_entries``, a table of the rest of ``ARGV``."""
+    """``body`` with each ``K.<name>``/``A.<name>`` replaced by its ``KEYS``/``ARGV`` index.
+    A trailing ``audit`` argument is ``A.audit_entries``, a table of the rest of ``ARGV``; a
+    trailing ``numbers`` one starts at ``ARGV[A.numbers_from]`` (as many as there are: no
+    table, whose ``unpack`` is limited to a few thousand values)."""
     names = {"K": list(keys._fields), "A": list(args._fields)}
+    last = names["A"][-1] if names["A"] else None
     prologue = ""
-    if names["A"] and names["A"][-1] == "audit":
+    if last == "audit":
         prologue = f"local audit_entries = {{unpack(ARGV, {len(names['A'])})}}\n"
 
     def position(match: re.Match[str]) -> str:
         table, name = match.groups()
-        if table == "A" and name == "audit_entries" and prologue:
+        if table == "A" and name == "audit_entries" and last == "audit":
             return "audit_entries"
+        if table == "A" and name == "numbers_from" and last == "numbers":
+            return str(len(names["A"]))
         try:
             index = names[table].index(name) + 1
         except ValueError:
@@ -242,6 +249,16 @@ class RemoveTokenArgs(NamedTuple):
     audit: tuple[bytes, ...]
 
 
+class NumberKeys(NamedTuple):
+    owners: str
+    mine: str
+
+
+class NumbersArgs(NamedTuple):
+    account: str
+    numbers: tuple[str, ...]
+
+
 class FeedKeys(NamedTuple):
     version: str
     feed: str
@@ -271,7 +288,9 @@ SAVE_CONFIG = Script("save_config", ConfigKeys, SaveConfigArgs, preludes=("audit
 ADD_TOKEN = Script("add_token", TokenKeys, AddTokenArgs, preludes=("audit",))
 REMOVE_TOKEN = Script("remove_token", TokenKeys, RemoveTokenArgs, preludes=("audit",))
 ANNOUNCE = Script("announce", FeedKeys, AnnounceArgs)
+CLAIM_NUMBERS = Script("claim_numbers", NumberKeys, NumbersArgs)
+RELEASE_NUMBERS = Script("release_numbers", NumberKeys, NumbersArgs)
 FEED = Script("feed", FeedKeys, FeedArgs)
 
 SCRIPTS = (ADMIT, UNDO_ADMIT, END, HEARTBEAT, PEEK, LIVE, SAVE_CONFIG, ADD_TOKEN, REMOVE_TOKEN,
-           ANNOUNCE, FEED)
+           ANNOUNCE, FEED, CLAIM_NUMBERS, RELEASE_NUMBERS)

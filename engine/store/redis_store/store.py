@@ -84,11 +84,22 @@ from ..protocol import (
     Ticket,
     TokenRecord,
     channel_denial,
+    number_taken,
+    owned_numbers,
     refusal_detail,
 )
 from . import scripts as S
 from .connection import Lost, Pipe, RedisError, Unreachable, open_pipe
-from .keys import ACCOUNTS, CHANNEL, FEED, FEED_VERSION, AccountKeys, token_index
+from .keys import (
+    ACCOUNTS,
+    CHANNEL,
+    FEED,
+    FEED_VERSION,
+    NUMBER_OWNERS,
+    AccountKeys,
+    numbers_of,
+    token_index,
+)
 from .settings import RedisSettings, parse_redis_url
 from .topology import CONNECT_TIMEOUT_S, Node, Topology, build_topology
 
@@ -902,14 +913,28 @@ class RedisStore:
     async def save_account(
         self, config: AccountConfig, expected_version: int, audit: Sequence[AuditEntry] = ()
     ) -> int:
+        """The account's numbers are claimed first (in their own slot: a script cannot touch
+        both), then the configuration saved over its version, then whatever numbers the
+        account no longer has (or claimed for a save that failed) let go. A process that dies
+        between the first two leaves its claims until the account's next save."""
         await self._command(ACCOUNTS, "SADD", ACCOUNTS, config.id)
+        numbers = S.NumberKeys(NUMBER_OWNERS, numbers_of(config.id))
+        claimed = await self._script(
+            S.CLAIM_NUMBERS, numbers, S.NumbersArgs(config.id, tuple(owned_numbers(config))))
+        if not claimed[0]:
+            raise Conflict(number_taken(_text(claimed[1])), field="numbers")
         account = self._account_keys(config.id)
-        saved, version = await self._script(
-            S.SAVE_CONFIG,
-            S.ConfigKeys(account.config, account.audit),
-            S.SaveConfigArgs(expected_version, _config_encoder.encode(config),
-                             tuple(_audit_encoder.encode(e) for e in audit)),
-        )
+        try:
+            saved, version = await self._script(
+                S.SAVE_CONFIG,
+                S.ConfigKeys(account.config, account.audit),
+                S.SaveConfigArgs(expected_version, _config_encoder.encode(config),
+                                 tuple(_audit_encoder.encode(e) for e in audit)),
+            )
+        except BaseException:
+            self._spawn(self._settle_numbers(config.id, later=True))
+            raise
+        await self._settle_numbers(config.id)
         if not saved:
             if expected_version == 0:
                 raise Conflict(f"account {config.id!r} already exists", field="id")
@@ -919,6 +944,24 @@ class RedisStore:
             )
         await self._announce("a", config.id, str(version))
         return int(version)
+
+    async def _settle_numbers(self, account_id: str, *, later: bool = False) -> None:
+        """Hold on to the numbers the stored configuration of ``account_id`` has, and let go
+        of the others it claimed; ``later``: in the background, after a failed save, trying
+        again while Redis cannot be reached (the next save settles them too)."""
+        numbers = S.NumberKeys(NUMBER_OWNERS, numbers_of(account_id))
+        for attempt in range(20 if later else 1):
+            try:
+                stored = await self.load_account(account_id)
+                kept = tuple(owned_numbers(stored[0])) if stored is not None else ()
+                await self._script(S.RELEASE_NUMBERS, numbers, S.NumbersArgs(account_id, kept))
+                return
+            except StoreUnavailable:
+                if not later:
+                    raise
+                await asyncio.sleep(min(0.5 * 2 ** attempt, 10.0))
+        log.warning("could not settle the phone numbers of account %r; its next save does",
+                    account_id)
 
     async def _announce(self, kind: str, subject: str, value: str = "") -> None:
         """Put a change on the feed and publish it; on failure, keep trying in the
