@@ -129,6 +129,11 @@ async def _start_sip(
     return server
 
 
+_STOP_MARGIN_S = 5.0
+"""How long past its drain and shutdown timeout a worker may take to exit before its parent
+kills it."""
+
+
 async def _drain(settings: ServeSettings, lifecycle: Lifecycle, again: asyncio.Event) -> None:
     """Told to stop: keep answering for ``drain_s`` while ``/healthz`` says not ready and
     every answer closes its connection, so load balancers and clients move elsewhere first;
@@ -137,7 +142,8 @@ async def _drain(settings: ServeSettings, lifecycle: Lifecycle, again: asyncio.E
     log.info("draining", extra={"fields": {"drain_s": settings.drain_s,
                                            "shutdown_timeout_s": settings.shutdown_timeout_s}})
     try:
-        await asyncio.wait_for(again.wait(), settings.drain_s)
+        async with asyncio.timeout(settings.drain_s):
+            await again.wait()
     except TimeoutError:
         pass
     log.info("stopping: no new connections; finishing the requests in flight")
@@ -291,5 +297,12 @@ def serve_workers(settings: ServeSettings) -> None:
             if worker.is_alive() and worker.pid is not None:
                 os.kill(worker.pid, signal.SIGTERM)
         for worker in workers:
-            worker.join(settings.drain_s + settings.shutdown_timeout_s + 10)
+            worker.join(settings.drain_s + settings.shutdown_timeout_s + _STOP_MARGIN_S)
+            if worker.is_alive() and worker.pid is not None:
+                # Past its drain and shutdown timeout: stuck (a blocked loop, a hung
+                # handler). Not left behind holding the port.
+                log.warning("worker %d did not stop within %.0f s; killing it", worker.pid,
+                            settings.drain_s + settings.shutdown_timeout_s + _STOP_MARGIN_S)
+                os.kill(worker.pid, signal.SIGKILL)
+                worker.join(5)
     sys.stdout.flush()

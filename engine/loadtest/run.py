@@ -232,7 +232,8 @@ class _Run:
             self.held_wake.clear()
             timeout = (self.held[0][0] - now) if self.held else None
             try:
-                await asyncio.wait_for(self.held_wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.held_wake.wait()
             except TimeoutError:
                 pass
 
@@ -259,8 +260,8 @@ class _Run:
         last_shown = (-1, -1, -1)
         while not self.finished.is_set():
             try:
-                await asyncio.wait_for(self.finished.wait(),
-                                       max(0.0, self.start_s + tick - self.loop.time()))
+                async with asyncio.timeout(max(0.0, self.start_s + tick - self.loop.time())):
+                    await self.finished.wait()
             except TimeoutError:
                 pass
             now = self.loop.time()

@@ -129,3 +129,28 @@ async def test_restarting_one_of_two_workers_under_load_loses_no_request(tmp_pat
     finally:
         fleet.close()
         redis.kill()
+
+
+def test_a_worker_that_does_not_stop_is_killed_by_its_parent(tmp_path: Path) -> None:
+    """A worker stuck past its drain and shutdown timeout (here: stopped, SIGSTOP) is killed,
+    so the parent exits and leaves nothing holding the port."""
+    redis = RedisServer(tmp_path / "redis").start()
+    (tmp_path / "fleet").mkdir()
+    fleet = Fleet(tmp_path / "fleet", redis, url=redis.url)
+    try:
+        fleet.setup(account())
+        server = fleet.start(1, "--workers", "2", "--drain", "0", "--shutdown-timeout", "1")[0]
+        assert server.process is not None
+        workers = _workers(server.process.pid)
+        assert len(workers) == 2
+        subprocess.run(["kill", "-STOP", str(workers[0])], check=True)
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=30) == 0
+        assert time.monotonic() - started < 20
+        alive = subprocess.run(["ps", "-o", "stat=", "-p", str(workers[0])],
+                               capture_output=True, text=True)
+        assert alive.stdout.strip() in ("", "Z"), alive.stdout  # gone (or reaped soon)
+    finally:
+        fleet.close()
+        redis.kill()

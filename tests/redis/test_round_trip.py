@@ -217,3 +217,18 @@ async def test_a_call_record_an_older_callgate_left_reads_as_none(
     assert again.allowed
     assert redis_server.cli("TYPE", "cg:{demo}:call:old") == "string"
     await engine.end("demo", "old", Outcome.BUSY)
+
+
+async def test_live_calls_page_through_calls_with_one_lease_expiry(
+    setup: tuple[RedisStore, Engine], redis_server: RedisServer
+) -> None:
+    """Pages go on from the expiry the page before ended at, skipping what it listed: 450
+    leases of one expiry (more than two pages) are each listed once."""
+    store, _ = setup
+    expiry = str(int(time.time() * 1000) + 3_600_000)
+    for start in range(0, 450, 150):
+        members = [arg for i in range(start, start + 150) for arg in (expiry, f"ana|same-{i:03d}")]
+        redis_server.cli("ZADD", "cg:{demo}:channels", *members)
+    live = await store.live_calls("demo")
+    assert sorted(c.call_id for c in live) == [f"same-{i:03d}" for i in range(450)]
+    assert {c.lease_expires_ms for c in live} == {int(expiry)}

@@ -215,7 +215,10 @@ class LiveKeys(NamedTuple):
 
 class LiveArgs(NamedTuple):
     skew_ms: int
-    start: int
+    after: str
+    """'' for the first page, else the last lease expiry the page before ended at"""
+    skip: int
+    """Calls with lease expiry ``after`` the pages before listed already"""
     most: int
 
 

@@ -861,10 +861,11 @@ class RedisStore:
     async def live_calls(self, account_id: str) -> list[LiveCall]:
         account = self._account_keys(account_id)
         live: list[LiveCall] = []
+        after, skip = "", 0
         while len(live) < LIVE_MAX:
             page = await self._script(
                 S.LIVE, S.LiveKeys(account.leases),
-                S.LiveArgs(self._skew_ms(), len(live), LIVE_PAGE),
+                S.LiveArgs(self._skew_ms(), after, skip, LIVE_PAGE),
             )
             if not page:
                 break
@@ -878,6 +879,10 @@ class RedisStore:
                                      lease_expires_ms=expires))
             if len(page) < 2 * LIVE_PAGE:
                 break
+            last = _text(page[-1])
+            ties = sum(1 for _, expires in held if expires == held[-1][1])
+            skip = skip + ties if last == after else ties
+            after = last
         return sorted(live, key=lambda c: (c.lease_expires_ms, c.call_id))
 
     async def sweep(self) -> int:

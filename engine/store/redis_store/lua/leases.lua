@@ -4,13 +4,14 @@
 local function release(user)
   if redis.call('HINCRBY', K.counts, user, -1) <= 0 then redis.call('HDEL', K.counts, user) end
 end
--- Leases past their expiry give their channels back (each once: amortised O(1) a lease).
--- The lease sets carry no TTL of their own: Redis drops a set when its last member goes, and
--- the next dial of the account gives back what expired meanwhile.
+-- Leases past their expiry give their channels back (each once: amortised O(1) a lease), at
+-- most 1,024 a call, so no script runs long (a backlog, say after a night without dials, goes
+-- over the next calls). The lease sets carry no TTL of their own: Redis drops a set when its
+-- last member goes, and the next dials of the account give back what expired meanwhile.
 local function purge()
-  local expired = redis.call('ZRANGEBYSCORE', K.leases, '-inf', now)
+  local expired = redis.call('ZRANGEBYSCORE', K.leases, '-inf', now, 'LIMIT', 0, 1024)
   if #expired > 0 then
     for i = 1, #expired do release(string.match(expired[i], '^([^|]*)')) end
-    redis.call('ZREMRANGEBYSCORE', K.leases, '-inf', now)
+    redis.call('ZREM', K.leases, unpack(expired))
   end
 end
