@@ -112,6 +112,18 @@ def builtins(resource: msgspec.Struct | None) -> Any:
     return None if resource is None else _redacted(msgspec.to_builtins(resource))
 
 
+def _whole_numbers(value: Any) -> Any:
+    """``value`` (decoded JSON) with every float that has no fraction made an int: ``2.0`` is
+    the integer 2 to JSON Schema and to the clients that write it, not a type error."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    return value
+
+
 def _invalid(exc: msgspec.ValidationError) -> InvalidField:
     found = _FIELD.search(str(exc))
     return InvalidField(str(exc), field=(found.group(1) or found.group(2)) if found else None)
@@ -177,14 +189,18 @@ class Call:
         return self.request.match_info[name]
 
     async def body(self, kind: type[S]) -> S:
+        """The body as ``kind``. A number with no fraction (``2.0``) is the integer it equals,
+        as JSON Schema has it (the OpenAPI document's ``integer``), wherever it is."""
         # Its Content-Type was checked before the operation ran (``json_body``, app.py).
         raw = await self.request.read()
         try:
-            return msgspec.json.decode(raw or b"null", type=kind)
-        except msgspec.ValidationError as exc:
-            raise _invalid(exc) from None
+            sent = msgspec.json.decode(raw or b"null")
         except msgspec.DecodeError as exc:
             raise MalformedRequest(f"the body is not valid JSON: {exc}") from None
+        try:
+            return msgspec.convert(_whole_numbers(sent), kind)
+        except msgspec.ValidationError as exc:
+            raise _invalid(exc) from None
 
     def query(self, kind: type[S]) -> S:
         """The query string as ``kind``: an unknown parameter is a 422 like an unknown body
@@ -218,7 +234,7 @@ class Call:
         resource's ETag on the account being edited (None: the resource has no tag, so only
         ``*`` matches). Strong comparison (RFC 9110 section 13.1.1): a weak tag never
         matches."""
-        sent = self.request.headers.get("If-Match")
+        sent = self._if_match()
         if sent is None or sent.strip() == "*":
             return
         if current is None:
@@ -238,12 +254,22 @@ class Call:
     def check_absent(self) -> None:
         """``If-Match`` on a resource that does not exist fails, ``*`` included (RFC 9110
         section 13.1.1: a tag can only match a current representation)."""
-        sent = self.request.headers.get("If-Match")
+        sent = self._if_match()
         if sent is not None:
             raise PreconditionFailed(
                 f"If-Match {sent} names a version of a resource that does not exist",
                 field="If-Match",
             )
+
+    def _if_match(self) -> str | None:
+        """``If-Match`` as sent, if it was. One with no tag in it (empty, or only the blanks
+        HTTP trims) is refused as invalid, as the OpenAPI document declares: it would fail
+        every write with a 412 that names no version the client ever read."""
+        sent = self.request.headers.get("If-Match")
+        if sent is not None and not sent.strip(" \t"):
+            raise InvalidField("If-Match is empty: send the ETag you read, or *",
+                               field="If-Match")
+        return sent
 
     async def write(
         self, edit: Callable[[AccountConfig, Actor], tuple[AccountConfig, Sequence[AuditEntry]]]

@@ -30,8 +30,8 @@ _ERRORS = {
     "413": "The body is too large",
     "415": "The body is not declared JSON: send `Content-Type: application/json` (or an "
            "`application/*+json` type)",
-    "422": "A field or a query parameter is invalid, or a query parameter is given more than "
-           "once; `field` names it",
+    "422": "A field, a query parameter or `If-Match` is invalid, or a query parameter is "
+           "given more than once; `field` names it",
     "429": "Too many failed authentications from this address, or with this token: "
            "`Retry-After` says when to try again (a token the server knows is never refused)",
     "503": "The store did not answer in time",
@@ -68,6 +68,11 @@ def document(operations: Sequence[Operation], *, version: str) -> dict[str, Any]
     for op in operations:
         types += [t for t in (op.body, op.response) if t is not None]
     refs, schemas = msgspec.json.schema_components(types, ref_template=_REF)
+    for kind in types:
+        # A rule over several fields, which msgspec cannot state (``DepartmentCreate``'s).
+        extra = getattr(kind, "json_schema_extra", None)
+        if extra:
+            schemas[kind.__name__].update(extra)
     ref_of = dict(zip(map(repr, types), refs))
     problem = ref_of[repr(Problem)]
     paths: dict[str, dict[str, Any]] = {}
@@ -85,7 +90,8 @@ def document(operations: Sequence[Operation], *, version: str) -> dict[str, Any]
                 "name": "If-Match", "in": "header", "required": False,
                 "description": "The ETag read with the resource: the write fails with 412 "
                                "if the resource changed since",
-                "schema": {"type": "string"},
+                # Not empty nor blank: an empty list of tags is refused (422), not a 412.
+                "schema": {"type": "string", "minLength": 1, "pattern": "[^ \t]"},
             })
         ok: dict[str, Any] = {"description": "Done"}
         if op.response is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -30,6 +30,7 @@ from callerid import (
 from callerid.model import (
     E164,
     Channels,
+    Email,
     Id,
     Name,
     Region,
@@ -82,7 +83,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)]
 Description = Annotated[str, msgspec.Meta(max_length=2000)]
 Etag = Annotated[str, msgspec.Meta(description="The resource's version: send it as If-Match")]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=500, description="Items per page (default 50)")]
@@ -92,6 +92,12 @@ Cursor = Annotated[
 TokenName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Permissions = Annotated[tuple[Permission, ...], msgspec.Meta(max_length=64)]
 Search = Annotated[str, msgspec.Meta(max_length=200)]
+Moment = Annotated[str, msgspec.Meta(pattern=r"^[0-9T:.+Z-]+$", extra_json_schema={
+    "format": "date-time"})]
+"""An RFC 3339 time with a time zone, ``T`` and ``Z`` in upper case: what the audit log reads
+(``datetime.fromisoformat`` takes no lower case). The OpenAPI document states both halves;
+the query's decoder checks the pattern (an empty value among what it refuses), the operation
+the time itself."""
 
 
 class _Request(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -272,6 +278,13 @@ class DepartmentCreate(_Request, frozen=True):
     template: Id | None = None
     """A department whose permissions the new one starts with (instead of ``permissions``)."""
 
+    json_schema_extra: ClassVar[dict[str, Any]] = {"not": {
+        "required": ["permissions", "template"],
+        "properties": {"permissions": {"minItems": 1}, "template": {"type": "string"}},
+    }}
+    """``__post_init__``'s rule in the OpenAPI document: not both ``permissions`` (some) and
+    a ``template``."""
+
     def __post_init__(self) -> None:
         # "field `...`" is how a validation error names its field (``context._invalid``).
         if self.template is not None and self.permissions:
@@ -420,8 +433,8 @@ class AuditQueryParams(_Request, frozen=True):
     """``user:<id>`` or ``cli``."""
     target: Annotated[str, msgspec.Meta(max_length=300)] | None = None
     """``<resource>:<id>``, e.g. ``user:ana``."""
-    since: Annotated[str, msgspec.Meta(description="RFC 3339 time, inclusive")] | None = None
-    until: Annotated[str, msgspec.Meta(description="RFC 3339 time, exclusive")] | None = None
+    since: Annotated[Moment, msgspec.Meta(description="RFC 3339 time, inclusive")] | None = None
+    until: Annotated[Moment, msgspec.Meta(description="RFC 3339 time, exclusive")] | None = None
 
 
 class LiveChannelParams(ListParams, frozen=True):

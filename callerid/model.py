@@ -27,6 +27,7 @@ __all__ = [
     "Department",
     "DepartmentsMode",
     "E164",
+    "Email",
     "GeoConfig",
     "Group",
     "Id",
@@ -88,6 +89,17 @@ SipUsername = Annotated[
 Md5Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$")]
 Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 Name = Annotated[str, msgspec.Meta(max_length=200)]
+_NOT_AT_OR_SPACE = (
+    r"[^@\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)
+"""Neither ``@`` nor white space, the white space spelled out: ``\\s`` means one set to
+Python, which checks what the server decodes, and another to the ECMA regex of a JSON Schema,
+which clients check with (U+001C to U+001F and U+0085 are white space to Python only, U+FEFF
+to ECMA only). The set is Python's, so every email accepted before still is."""
+Email = Annotated[
+    str,
+    msgspec.Meta(pattern=f"^{_NOT_AT_OR_SPACE}+@{_NOT_AT_OR_SPACE}+$", max_length=254),
+]
 NOBODY: Final = "nobody"
 """``User.supervised_groups`` of a user who sees no one's live calls."""
 SupervisedGroups = tuple[Id, ...] | Literal["nobody"]
@@ -171,12 +183,8 @@ class AreaCodeRule(_Config, frozen=True):
     with ``country_code``) go out from ``number``. The longest matching prefix wins."""
 
     number: E164
-    area_codes: tuple[AreaCode, ...]
+    area_codes: Annotated[tuple[AreaCode, ...], msgspec.Meta(min_length=1)]
     country_code: CallingCode = 1
-
-    def __post_init__(self) -> None:
-        if not self.area_codes:
-            raise ValueError("an area-code rule needs at least one area code")
 
 
 class CountryRule(_Config, frozen=True):
@@ -192,10 +200,18 @@ class CountryRule(_Config, frozen=True):
             raise ValueError("a country rule names exactly one of `region` or `calling_code`")
 
 
+_ONE_COUNTRY = msgspec.Meta(extra_json_schema={"oneOf": [
+    {"required": ["region"], "properties": {"region": {"type": "string"}}},
+    {"required": ["calling_code"], "properties": {"calling_code": {"type": "integer"}}},
+]})
+"""What ``CountryRule.__post_init__`` checks, in its JSON Schema: exactly one of ``region``
+and ``calling_code`` is given, and not null."""
+
+
 class GeoConfig(_Config, frozen=True):
     default: E164 | None = None
     area_codes: tuple[AreaCodeRule, ...] = ()
-    countries: tuple[CountryRule, ...] = ()
+    countries: tuple[Annotated[CountryRule, _ONE_COUNTRY], ...] = ()
 
 
 class PhoneNumber(_Config, frozen=True):
@@ -232,7 +248,7 @@ class SipCredential(_Config, frozen=True):
 
 class User(_Config, frozen=True):
     id: Id
-    email: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)]
+    email: Email
     name: Name = ""
     department: Id | None = None
     permissions: tuple[Permission, ...] = ()
