@@ -29,7 +29,14 @@ from .users import check_below, may_see, sip_login_out
 __all__ = ["OPERATIONS"]
 
 P = Permission
-Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Password = Annotated[str, msgspec.Meta(
+    min_length=1, max_length=256,
+    # What the document states is what ``check_password`` takes (12 to 128 printable ASCII
+    # characters, no space); decoding takes more, so that a short or spaced password gets
+    # that check's message, which says what is wrong, rather than a regular expression.
+    extra_json_schema={"pattern": "^[!-~]{12,128}$", "minLength": 12, "maxLength": 128,
+                       "description": "12 to 128 printable ASCII characters, no space; "
+                       "refused when weak (the message says why)"})]
 
 
 class SipLoginSet(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

@@ -65,12 +65,15 @@ UNDECLARABLE = {
     "POST /admin/v1/users": _GEO_RULE,
     "PUT /admin/v1/users/{user_id}/geo": _GEO_RULE,
     "GET /admin/v1/audit": re.compile(r"^cursor .* is not one this store gave out$"),
+    "PUT /admin/v1/users/{user_id}/sip": re.compile(r"^the password is too weak: "),
+    "POST /admin/v1/users/{user_id}/sip/rotate": re.compile(r"^the password is too weak: "),
 }
 """The operations that refuse some requests the document allows with a 422, and the detail
 each such refusal has: rules JSON Schema cannot state. A token's expiry must be in the future
 (it depends on the clock); a geo rule must be able to match a call (an area code or calling
 code phonenumbers' numbering plan has: a 422 like a value out of range, as the README says);
-an audit cursor is one the store gave out (it is opaque, and each store has its own kind).
+an audit cursor is one the store gave out (it is opaque, and each store has its own kind); a
+SIP password must not be weak (guessable from the login, repetitive, low in entropy).
 ``refused_only_by_undeclarable_rules`` holds their other 422s to the document."""
 
 schema = schemathesis.openapi.from_dict(
