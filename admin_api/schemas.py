@@ -92,7 +92,7 @@ Cursor = Annotated[
 TokenName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Permissions = Annotated[tuple[Permission, ...], msgspec.Meta(max_length=64)]
 Search = Annotated[str, msgspec.Meta(max_length=200)]
-Moment = Annotated[str, msgspec.Meta(pattern=r"^[0-9T:.+Z-]+$", extra_json_schema={
+Moment = Annotated[str, msgspec.Meta(pattern=r"^[0-9T:.+Z-]+$(?!\n)", extra_json_schema={
     "format": "date-time"})]
 """An RFC 3339 time with a time zone, ``T`` and ``Z`` in upper case: what the audit log reads
 (``datetime.fromisoformat`` takes no lower case). The OpenAPI document states both halves;

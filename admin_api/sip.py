@@ -34,7 +34,7 @@ Password = Annotated[str, msgspec.Meta(
     # What the document states is what ``check_password`` takes (12 to 128 printable ASCII
     # characters, no space); decoding takes more, so that a short or spaced password gets
     # that check's message, which says what is wrong, rather than a regular expression.
-    extra_json_schema={"pattern": "^[!-~]{12,128}$", "minLength": 12, "maxLength": 128,
+    extra_json_schema={"pattern": r"^[!-~]{12,128}$(?!\n)", "minLength": 12, "maxLength": 128,
                        "description": "12 to 128 printable ASCII characters, no space; "
                        "refused when weak (the message says why)"})]
 

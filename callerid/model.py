@@ -47,7 +47,7 @@ __all__ = [
 E164 = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^\+[1-9][0-9]{6,14}$",
+        pattern=r"^\+[1-9][0-9]{6,14}$(?!\n)",
         description="A phone number in E.164 form, e.g. +12125550100",
         examples=["+12125550100"],
     ),
@@ -55,23 +55,23 @@ E164 = Annotated[
 Id = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$(?!\n)",
         description="An identifier: letters, digits, '.', '_', '@', '-'; up to 128 characters",
     ),
 ]
 Region = Annotated[
     str,
-    msgspec.Meta(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 region, e.g. US"),
+    msgspec.Meta(pattern=r"^[A-Z]{2}$(?!\n)", description="ISO 3166-1 alpha-2 region, e.g. US"),
 ]
 AreaCode = Annotated[
-    str, msgspec.Meta(pattern=r"^[0-9]{1,8}$", description="Leading digits of a national number")
+    str, msgspec.Meta(pattern=r"^[0-9]{1,8}$(?!\n)", description="Leading digits of a national number")
 ]
 CallingCode = Annotated[int, msgspec.Meta(ge=1, le=999, description="Country calling code")]
 Channels = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
 SipDomain = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$",
+        pattern=r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$(?!\n)",
         description="The account's SIP domain (lower case), the realm of its users' SIP "
         "credentials, e.g. acme.sip.example",
         examples=["acme.sip.example"],
@@ -80,14 +80,14 @@ SipDomain = Annotated[
 SipUsername = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$(?!\n)",
         description="A SIP username, unique in the account's SIP domain (ignoring case): "
         "letters, digits, '.', '_', '-'; up to 64 characters",
         examples=["ana.desk"],
     ),
 ]
-Md5Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$")]
-Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+Md5Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$(?!\n)")]
+Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$(?!\n)")]
 Name = Annotated[str, msgspec.Meta(max_length=200)]
 _NOT_AT_OR_SPACE = (
     r"[^@\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
@@ -98,7 +98,7 @@ which clients check with (U+001C to U+001F and U+0085 are white space to Python 
 to ECMA only). The set is Python's, so every email accepted before still is."""
 Email = Annotated[
     str,
-    msgspec.Meta(pattern=f"^{_NOT_AT_OR_SPACE}+@{_NOT_AT_OR_SPACE}+$", max_length=254),
+    msgspec.Meta(pattern=f"^{_NOT_AT_OR_SPACE}+@{_NOT_AT_OR_SPACE}+$(?!\\n)", max_length=254),
 ]
 NOBODY: Final = "nobody"
 """``User.supervised_groups`` of a user who sees no one's live calls."""

@@ -26,7 +26,7 @@ __all__ = [
 CallId = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$(?!\n)",
         description="Client call id (idempotency key): up to 128 of A-Z a-z 0-9 . _ : @ -",
     ),
 ]
@@ -35,7 +35,7 @@ Dialled = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=64,
-        pattern=r"^\s*\+?[0-9 ().\-/]*[0-9][0-9 ().\-/]*$",
+        pattern=r"^\s*\+?[0-9 ().\-/]*[0-9][0-9 ().\-/]*$(?!\n)",
         description="The destination as dialled: digits, an optional leading +, and the "
         "separators space ( ) . - /",
     ),

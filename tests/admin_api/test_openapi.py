@@ -256,3 +256,30 @@ async def test_an_audit_time_is_taken_by_the_document_and_the_server_alike(
         assert reply.status == 200, reply.body
     else:
         assert reply.status == 422 and reply.body["field"] == "since", reply.body
+
+
+@pytest.mark.parametrize("document", ["openapi", "account file"])
+def test_every_pattern_ends_where_the_value_ends_in_both_engines(document: str) -> None:
+    """In Python a pattern's ``$`` also matches before a final line feed (so ``"ann\\n"`` was
+    an id), in ECMA only at the end: every anchored pattern says ``$(?!\\n)``, which both
+    read alike."""
+    schema = DOCUMENT if document == "openapi" else configfile.json_schema()
+
+    loose = [p for p in _patterns(schema) if p.endswith("$")]
+
+    assert _patterns(schema) and not loose
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/users", {"id": "nina\n", "email": "nina@acme.example"}, "id"),
+    ("/users", {"id": "nina", "email": "nina@acme.example\n"}, "email"),
+    ("/numbers", {"number": "+12125550177\n"}, "number"),
+])
+async def test_a_value_with_a_trailing_line_feed_is_refused(
+    world: World, path: str, body: dict[str, Any], field: str
+) -> None:
+    version = await world.version()
+    reply = await world.api("olivia").post(path, body)
+    await refused(world, reply, 422, field, version)
+    validator = jsonschema_rs.validator_for({"type": "string", "pattern": r"^[a-z]+$(?!\n)"})
+    assert validator.is_valid("nina") and not validator.is_valid("nina\n")
