@@ -248,16 +248,21 @@ class TokenCache:
             self._touch(known, now)
         return record
 
-    async def _find(self, authorization: str | None) -> TokenRecord:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():  # schemes are case-insensitive
-            raise Unauthorized("send the token as `Authorization: Bearer <token>`")
+    def _digest(self, token: str) -> str:
+        """``token``'s hash, remembered (keyed as ``cached`` looks it up)."""
         digest = self._digests.get(token)
         if digest is None:
             digest = hash_token(token.strip())
             if len(self._digests) >= _DIGESTS_KEPT:
                 self._digests.clear()  # a flood of made-up tokens must not grow memory
-            self._digests[token] = digest  # keyed as ``cached`` looks it up
+            self._digests[token] = digest
+        return digest
+
+    async def _find(self, authorization: str | None) -> TokenRecord:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():  # schemes are case-insensitive
+            raise Unauthorized("send the token as `Authorization: Bearer <token>`")
+        digest = self._digest(token)
         now = self._clock()
         known = self._known.get(digest)
         if known is not None:
@@ -296,12 +301,13 @@ class TokenCache:
         if record is not None:
             return record
         scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip() if scheme.lower() == "bearer" else ""
+        if scheme.lower() != "bearer" or not token.strip():
+            token = ""
         if token and self._entry(token) is not None:
             return await self.record_for(authorization)
         now = self._clock()
         address = peer or "-"
-        presented = hash_token(token)[:16] if token else ""
+        presented = self._digest(token)[:16] if token else ""  # the one ``record_for`` uses
         asking = self._asking.setdefault(address, set())
         wait = max(self._by_address.ban_ends(address, now) or 0.0,
                    (self._by_token.ban_ends(presented, now) or 0.0) if presented else 0.0)

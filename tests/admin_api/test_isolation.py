@@ -9,29 +9,14 @@ from typing import Any
 
 from admin_api import OPERATIONS, PREFIX, openapi_document
 
-from .support import World
+from .support import VALID_BODIES, World
 
 
 B_IDS = {"user_id": "zoe", "department_id": "spare", "group_id": "team",
          "number": "+14155550133", "token_id": None}
 """Ids that exist in account B only (the token id is read from the store)."""
 
-BODIES: dict[str, Any] = {
-    "UserPatch": {"name": "x"},
-    "UserPermissions": {"extra_permissions_enabled": False},
-    "PresetApply": {"preset": "none"},
-    "MoveUser": {"department": "staff"},
-    "GeoConfig": {},
-    "GeoCopy": {"from_user": "ann"},
-    "DepartmentPatch": {"name": "x"},
-    "DepartmentPermissions": {"permissions": []},
-    "NumberPatch": {"name": "x"},
-    "GroupPatch": {"name": "x"},
-    "GroupMembers": {"members": []},
-    "SipLoginSet": {"username": "x"},
-    "SipPasswordSet": {},
-    "SipLoginPatch": {"enabled": False},
-}
+BODIES: dict[str, Any] = VALID_BODIES
 
 
 def _routes_with_ids() -> list[tuple[str, str, str | None]]:

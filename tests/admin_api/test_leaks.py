@@ -16,26 +16,11 @@ from admin_api import OPERATIONS
 from admin_api.context import Operation
 from callerid import Permission
 
-from .support import Reply, World
+from .support import VALID_BODIES, Reply, World
 
 DOMAIN = "acme.sip.example"
 
-BODIES: dict[str, Any] = {
-    "UserPatch": {"name": "x"},
-    "UserPermissions": {"extra_permissions_enabled": False},
-    "PresetApply": {"preset": "none"},
-    "MoveUser": {"department": "staff"},
-    "GeoConfig": {},
-    "GeoCopy": {"from_user": "bob"},
-    "DepartmentPatch": {"name": "x"},
-    "DepartmentPermissions": {"permissions": []},
-    "NumberPatch": {"name": "x"},
-    "GroupPatch": {"name": "x"},
-    "GroupMembers": {"members": []},
-    "SipLoginSet": {"username": "x"},
-    "SipPasswordSet": {},
-    "SipLoginPatch": {"enabled": False},
-}
+BODIES: dict[str, Any] = {**VALID_BODIES, "GeoCopy": {"from_user": "bob"}}
 """A valid body for each operation that takes one (so no 422 answers before the check)."""
 
 MISSING = {"user_id": "nobody", "department_id": "nowhere", "group_id": "nogroup",

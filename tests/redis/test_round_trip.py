@@ -232,3 +232,28 @@ async def test_live_calls_page_through_calls_with_one_lease_expiry(
     live = await store.live_calls("demo")
     assert sorted(c.call_id for c in live) == [f"same-{i:03d}" for i in range(450)]
     assert {c.lease_expires_ms for c in live} == {int(expiry)}
+
+
+async def test_an_undo_gives_back_the_channel_of_its_own_attempt_only(
+    setup: tuple[RedisStore, Engine], redis_server: RedisServer
+) -> None:
+    """What runs when an admission's answer was lost: the attempt's channel is given back and
+    its record dropped; an undo naming another attempt (a retry took the record over), or
+    run again, changes nothing."""
+    store, engine = setup
+    held = int(redis_server.cli("ZCARD", "cg:{demo}:channels"))
+    allowed = await engine.dial("demo", DialRequest(user="ana", to="+12125550100", call_id="u1"))
+    assert allowed.allowed
+    record = "cg:{demo}:call:u1"
+    head = redis_server.cli("EVAL", "return string.match(redis.call('GET', KEYS[1]), '^[^|]*')",
+                            "1", record)  # the fields before the answer (lua/record.lua)
+    nonce = head.split(" ")[6]
+    keys = (record, "cg:{demo}:channels", "cg:{demo}:held")
+    await store._undo(keys, "u1", "another-attempt", 0.0)
+    assert store.undone == 0 and redis_server.cli("EXISTS", record) == "1"
+    await store._undo(keys, "u1", nonce, 0.0)
+    assert store.undone == 1 and redis_server.cli("EXISTS", record) == "0"
+    assert int(redis_server.cli("ZCARD", "cg:{demo}:channels")) == held
+    assert redis_server.cli("HGET", "cg:{demo}:held", "ana") in ("", "0")
+    await store._undo(keys, "u1", nonce, 0.0)
+    assert store.undone == 1

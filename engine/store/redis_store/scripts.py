@@ -142,6 +142,7 @@ class UndoKeys(NamedTuple):
 
 
 class UndoArgs(NamedTuple):
+    skew_ms: int
     call_id: str
     nonce: str
 
@@ -282,7 +283,7 @@ class FeedArgs(NamedTuple):
 
 _RECORD = ("clock", "record")
 ADMIT = Script("admit", AdmitKeys, AdmitArgs, preludes=(*_RECORD, "leases"))
-UNDO_ADMIT = Script("undo_admit", UndoKeys, UndoArgs)
+UNDO_ADMIT = Script("undo_admit", UndoKeys, UndoArgs, preludes=(*_RECORD, "leases"))
 END = Script("end", EndKeys, EndArgs, preludes=(*_RECORD, "kept", "leases"))
 HEARTBEAT = Script("heartbeat", HeartbeatKeys, HeartbeatArgs, preludes=(*_RECORD, "kept"))
 PEEK = Script("peek", PeekKeys, PeekArgs, preludes=(*_RECORD, "leases"))

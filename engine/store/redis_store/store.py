@@ -744,7 +744,8 @@ class RedisStore:
         until = time.monotonic() + UNDO_FOR_S
         while True:
             try:
-                if await self._script(S.UNDO_ADMIT, keys, (call_id, nonce)):
+                if await self._script(S.UNDO_ADMIT, keys,
+                                      S.UndoArgs(self._skew_ms(), call_id, nonce)):
                     self.undone += 1
                     log.info("gave back the channel of call %r: its answer was lost", call_id)
                 return
