@@ -18,7 +18,7 @@ Modules, one idea each:
 * ``wrk``          driving Debian's ``wrk`` and reading its output
 * ``http``         ``/v1/dial`` against the baseline server under the same load
 * ``redis_baseline_app`` the Redis ceiling: ``baseline_app`` plus one EVALSHA per request
-* ``openloop``     a fixed-rate (open-loop) load generator, timing from scheduled send times
 * ``redis_http``   ``/v1/dial`` on the Redis store against the ceiling, 1 and 2 processes,
   round trips per dial counted on Redis, latency at half the peak under open-loop load
+  (``callgate loadtest --rate``, ``engine.loadtest``: the one load generator)
 """

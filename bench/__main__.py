@@ -5,11 +5,11 @@ store, the blocking check); ``http`` is ``/v1/dial`` under wrk on the embedded s
 is ``/v1/dial`` on the Redis store (a throwaway ``redis-server`` per run) against one EVALSHA
 behind aiohttp, one process and two, its round trips per dial counted on Redis, and latency
 at half its peak under an open-loop load, a burst of 1,000 dials released at once on 4 workers
-beside the ceiling app under the same burst, and the Redis memory a call in progress and a
-sticky caller ID take; ``sip`` is the highest INVITE->302 rate sipp gets
-with no failure and no retransmission, against a minimal UDP responder; ``loadtest`` is
-``callgate loadtest --max --concurrency 32`` on wrk's workload (context, no target);
-``instructions`` (not part of ``all``: it takes
+beside the ceiling app under the same burst, the Redis memory a call in progress and a sticky
+caller ID take, and Redis's instructions per dial under callgrind beside the ceiling's;
+``sip`` is the highest INVITE->302 rate sipp gets with no failure and no retransmission,
+against a minimal UDP responder; ``loadtest`` is ``callgate loadtest --max --concurrency 32``
+on wrk's workload (context, no target); ``instructions`` (not part of ``all``: it takes
 minutes) counts instructions per operation under callgrind. Progress goes to stderr, the table
 to stdout. The exit status is 0 whether targets are met or missed (this is a report); it is 1
 only when the harness itself fails.
@@ -37,6 +37,7 @@ from . import (
     micro,
     redis_burst,
     redis_http,
+    redis_instructions,
     redis_memory,
     sip,
 )
@@ -109,9 +110,10 @@ def _footnotes(sections: Sequence[Section], elapsed_s: float) -> list[str]:
             "  same wrk run as callgate's, each side on a fresh redis-server and fresh "
             "processes; 2 processes = N processes on one port (SO_REUSEPORT), for callgate "
             "`serve --workers 2`;",
-            "  open loop = bench/openloop.py: requests at fixed intervals over 64 keep-alive "
-            "connections, latency from each request's scheduled send time (no coordinated "
-            "omission); its note gives the same generator against aiohttp+msgspec (no Redis).",
+            "  open loop = callgate loadtest --rate (engine/loadtest): requests at fixed "
+            f"intervals over {redis_http.OPEN_LOOP_CONNECTIONS} keep-alive connections, latency "
+            "from each request's scheduled send time (no coordinated omission); its note gives "
+            "the same generator against aiohttp+msgspec (no Redis).",
         ]
     if sip.CEILING in ceilings:
         notes.append(
@@ -169,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print("Redis memory per call and per sticky caller ID ...", file=sys.stderr, flush=True)
             sections.append(("Redis memory (for sizing)", redis_memory.run()))
+            print("Redis instructions per dial under callgrind ...", file=sys.stderr, flush=True)
+            sections.append(("Redis instructions per dial (callgrind: steady where the clock "
+                             "is not)", redis_instructions.run()))
         if args.part in ("all", "sip"):
             print("SIP INVITE -> 302 under sipp ...", file=sys.stderr, flush=True)
             sections.append(

@@ -21,15 +21,17 @@ Round trips are counted on the Redis server, not trusted from the code:
   run): it marks script-internal commands ``[0 lua]``, so every command a client sent is
   seen, EVALSHA told apart by its script's SHA, and the dials counted by callgate's /metrics.
 
-The open-loop part runs ``bench.openloop`` (a fixed-rate generator timing each request from
-its scheduled send time) against callgate on one process at half of its median peak above,
-against the ceiling at the same rate, and against ``baseline_app`` (no Redis) to show what
-the generator and the machine alone leave in the tail; each on fresh processes and a fresh
-Redis, in alternating order.
+The open-loop part runs ``callgate loadtest --rate`` (``engine.loadtest``: requests at fixed
+intervals, each timed from its scheduled send time, no coordinated omission) as a process of
+its own, against callgate on one process at half of its median peak above, against the
+ceiling at the same rate, and against ``baseline_app`` (no Redis) to show what the generator
+and the machine alone leave in the tail; each on fresh processes and a fresh Redis, in
+alternating order.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import resource
@@ -47,12 +49,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import redis
 
 from engine import configfile
+from engine.loadtest import LATE_MS, Latency, Report
 from engine.store.redis_store import scripts
 
-from . import openloop, wrk
+from . import wrk
 from .http import (
     Server,
     Side,
@@ -65,16 +69,18 @@ from .http import (
     free_port,
     health,
 )
-from .openloop import OpenLoopResult
 from .report import Row, median, paired_ratio
-from .workload import BENCH_USER, bench_account
+from .workload import BENCH_USER, ROOT, bench_account
 
 __all__ = ["run"]
 
 RATIO_TARGET = 0.70
+REDIS_CPU_TARGET = 1.5
+"""Redis CPU per dial, at most this many times the ceiling's (issue 15)."""
 OPEN_LOOP_LOAD = 0.5
 """The open-loop rate, as a share of callgate's median peak on one process."""
 OPEN_LOOP_P99_MS = 5.0
+OPEN_LOOP_CONNECTIONS = 64
 CEILING = "aiohttp+EVALSHA"
 CALLGATE_URL_OPTIONS = ""
 """Query options of callgate's ``--redis-url`` (e.g. ``?timeout_ms=1000``): none, so the
@@ -111,18 +117,21 @@ class RedisServer:
 
 
 @contextmanager
-def redis_server(tmp: Path) -> Iterator[RedisServer]:
-    """A fresh, empty ``redis-server`` on a free port (no persistence), killed afterwards."""
+def redis_server(
+    tmp: Path, wrapper: tuple[str, ...] = (), startup_s: float = _STARTUP_S
+) -> Iterator[RedisServer]:
+    """A fresh, empty ``redis-server`` on a free port (no persistence), killed afterwards;
+    ``wrapper`` runs it under another program (valgrind)."""
     port = free_port()
     directory = Path(tempfile.mkdtemp(prefix="redis-", dir=tmp))
     process = subprocess.Popen(
-        [_REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        [*wrapper, _REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no", "--dir", str(directory), "--logfile", str(directory / "log")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
     try:
-        deadline = time.monotonic() + _STARTUP_S
+        deadline = time.monotonic() + startup_s
         while True:
             try:
                 client.ping()
@@ -379,13 +388,39 @@ def _monitor_window(server: Server, store: RedisServer, tmp: Path, census: Censu
 # -- open loop ----------------------------------------------------------------------------------
 
 
+_NO_LATENCY = Latency(p50_ms=math.nan, p90_ms=math.nan, p99_ms=math.nan, p999_ms=math.nan,
+                      max_ms=math.nan)
+
+
+def _latency(report: Report) -> Latency:
+    """A run's latency figures; NaN when nothing was answered (the row then shows it)."""
+    return report.latency or _NO_LATENCY
+
+
 @dataclass
 class OpenSide:
-    results: list[OpenLoopResult] = field(default_factory=list)
+    results: list[Report] = field(default_factory=list)
     unavailable: float = 0.0
 
-    def median(self, pick: Callable[[OpenLoopResult], float]) -> float:
+    def median(self, pick: Callable[[Report], float]) -> float:
         return median(pick(r) for r in self.results)
+
+
+def _open_loop(url: str, *, rate: float, seconds: int, token: str = "none") -> Report:
+    """``callgate loadtest`` at ``rate`` against the server at ``url``, as a process of its
+    own (no GIL shared with the harness): wrk's workload (user ``ana``, a new number per
+    dial, no end sent) over ``OPEN_LOOP_CONNECTIONS`` keep-alive connections, after a
+    second of warm-up it leaves out. Its report is read from its ``--json``."""
+    argv = [
+        sys.executable, "-m", "engine.loadtest", "--url", url, "--token", token,
+        "--rate", str(rate), "--duration", str(seconds), "--warmup", "1",
+        "--concurrency", str(OPEN_LOOP_CONNECTIONS), "--users", BENCH_USER,
+        "--repeat-share", "0", "--no-end", "--json",
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 90, cwd=ROOT)
+    if done.returncode not in (0, 1):  # 1: over --max-errors, which the note shows
+        raise RuntimeError(f"callgate loadtest failed ({done.returncode}):\n{done.stderr}")
+    return msgspec.json.decode(done.stdout.strip().splitlines()[-1], type=Report)
 
 
 def _open_ceiling(tmp: Path, rate: float, seconds: int, warmup: int, side: OpenSide) -> None:
@@ -394,9 +429,9 @@ def _open_ceiling(tmp: Path, rate: float, seconds: int, warmup: int, side: OpenS
         argv = [sys.executable, "-m", "bench.redis_baseline_app", "--port", str(port),
                 "--redis-url", store.url]
         with _server(argv, port) as server:
-            url = f"{server.url}/v1/dial"
-            wrk.run(url, _scripts(tmp, "open-ceiling", "none")[0], seconds=warmup)
-            side.results.append(openloop.run(url, rate=rate, seconds=seconds))
+            wrk.run(f"{server.url}/v1/dial", _scripts(tmp, "open-ceiling", "none")[0],
+                    seconds=warmup)
+            side.results.append(_open_loop(server.url, rate=rate, seconds=seconds))
 
 
 def _open_plain(tmp: Path, rate: float, seconds: int, warmup: int, side: OpenSide) -> None:
@@ -405,9 +440,8 @@ def _open_plain(tmp: Path, rate: float, seconds: int, warmup: int, side: OpenSid
     port = free_port()
     argv = [sys.executable, "-m", "bench.baseline_app", "--port", str(port)]
     with _server(argv, port) as server:
-        url = f"{server.url}/v1/dial"
-        wrk.run(url, _scripts(tmp, "open-plain", "none")[0], seconds=warmup)
-        side.results.append(openloop.run(url, rate=rate, seconds=seconds))
+        wrk.run(f"{server.url}/v1/dial", _scripts(tmp, "open-plain", "none")[0], seconds=warmup)
+        side.results.append(_open_loop(server.url, rate=rate, seconds=seconds))
 
 
 def _open_callgate(
@@ -416,10 +450,11 @@ def _open_callgate(
     with redis_server(tmp) as store:
         port = free_port()
         with _server(_callgate_argv(store, port, account, 1), port) as server:
-            url = f"{server.url}/v1/dial"
-            wrk.run(url, _scripts(tmp, "open-callgate", server.token)[0], seconds=warmup)
+            wrk.run(f"{server.url}/v1/dial", _scripts(tmp, "open-callgate", server.token)[0],
+                    seconds=warmup)
             before = _decisions(server.url)
-            side.results.append(openloop.run(url, rate=rate, seconds=seconds, token=server.token))
+            side.results.append(
+                _open_loop(server.url, rate=rate, seconds=seconds, token=server.token))
             after = _decisions(server.url)
             side.unavailable += after.get("unavailable", 0.0) - before.get("unavailable", 0.0)
 
@@ -455,6 +490,24 @@ def _throughput_rows(
             paired_ratio=paired_ratio(callgate.p50, ceiling.p50)),
         Row("  same: latency p99", median(callgate.p99), "ms", median(ceiling.p99), CEILING,
             paired_ratio=paired_ratio(callgate.p99, ceiling.p99)),
+    ]
+
+
+def _redis_cpu_rows(
+    one: RedisSide, two: RedisSide, c_one: RedisSide, c_two: RedisSide
+) -> list[Row]:
+    """Redis's CPU per dial beside the ceiling's (INFO cpu around each measured run): what one
+    dial's script costs the shared Redis, the resource every process of a fleet waits on."""
+    ratio_one = paired_ratio(one.redis_us, c_one.redis_us)
+    return [
+        Row("Redis CPU per dial, 1 process", median(one.redis_us), "µs", median(c_one.redis_us),
+            CEILING, f"<= {REDIS_CPU_TARGET}x ceiling", ratio_one <= REDIS_CPU_TARGET,
+            f"of it running the script: callgate {median(one.script_us):.0f} µs, ceiling "
+            f"{median(c_one.script_us):.0f} µs; per round: "
+            + ", ".join(f"{a / b:.2f}x" for a, b in zip(one.redis_us, c_one.redis_us, strict=True)),
+            ratio_one),
+        Row("  same, 2 processes", median(two.redis_us), "µs", median(c_two.redis_us), CEILING,
+            paired_ratio=paired_ratio(two.redis_us, c_two.redis_us)),
     ]
 
 
@@ -510,37 +563,37 @@ def _open_rows(rate: float, callgate: OpenSide, ceiling: OpenSide, plain: OpenSi
     def how(side: OpenSide) -> str:
         r = side.results
         return (
-            f"{sum(x.requests for x in r):,} requests, {sum(x.non_2xx for x in r)} not 2xx, "
-            f"{sum(x.errors for x in r)} unanswered, max {max(x.max_ms for x in r):.1f} ms, "
-            f"sent > {openloop.LATE_MS:.0f} ms late {sum(x.late for x in r):,} (of them "
-            f"{sum(x.late_waiting for x in r):,} waiting for a free connection)"
+            f"{sum(x.sent for x in r):,} requests, {sum(sum(x.http_errors.values()) for x in r)} "
+            f"not 200, {sum(sum(x.failures.values()) for x in r)} unanswered, max "
+            f"{max(_latency(x).max_ms for x in r):.1f} ms, sent > {LATE_MS:.0f} ms late: "
+            f"{sum(x.late for x in r):,} by the generator, {sum(x.waited for x in r):,} "
+            "waiting for a free connection"
         )
 
-    def row(
-        what: str, pick: Callable[[OpenLoopResult], float], unit: str = "ms", **judged: Any
-    ) -> Row:
+    def row(what: str, pick: Callable[[Report], float], unit: str = "ms", **judged: Any) -> Row:
         mine, theirs = [pick(r) for r in callgate.results], [pick(r) for r in ceiling.results]
         return Row(what, median(mine), unit, median(theirs), CEILING,
                    paired_ratio=paired_ratio(mine, theirs), **judged)
 
     calibration = (
         f"the generator against aiohttp+msgspec (no Redis) at the same rate: p50 "
-        f"{plain.median(lambda r: r.p50_ms):.2f} ms, p99 {plain.median(lambda r: r.p99_ms):.2f} "
-        f"ms, p99.9 {plain.median(lambda r: r.p999_ms):.2f} ms ({how(plain)})"
+        f"{plain.median(lambda r: _latency(r).p50_ms):.2f} ms, p99 "
+        f"{plain.median(lambda r: _latency(r).p99_ms):.2f} ms, p99.9 "
+        f"{plain.median(lambda r: _latency(r).p999_ms):.2f} ms ({how(plain)})"
     )
-    p99 = callgate.median(lambda r: r.p99_ms)
+    p99 = callgate.median(lambda r: _latency(r).p99_ms)
     return [
         row(
             f"open loop, {rate:,.0f} req/s ({OPEN_LOOP_LOAD}x callgate's peak): latency p99",
-            lambda r: r.p99_ms,
+            lambda r: _latency(r).p99_ms,
             target=f"< {OPEN_LOOP_P99_MS:.0f} ms",
             met=p99 < OPEN_LOOP_P99_MS,
             note=f"callgate: {how(callgate)}, {callgate.unavailable:.0f} store_unavailable; "
             f"ceiling: {how(ceiling)}; {calibration}",
         ),
-        row("  same: latency p50", lambda r: r.p50_ms),
-        row("  same: latency p99.9", lambda r: r.p999_ms),
-        row("  same: achieved rate", lambda r: r.achieved, "req/s"),
+        row("  same: latency p50", lambda r: _latency(r).p50_ms),
+        row("  same: latency p99.9", lambda r: _latency(r).p999_ms),
+        row("  same: achieved rate (answered)", lambda r: r.rate, "req/s"),
     ]
 
 
@@ -592,8 +645,9 @@ def run(
             print(
                 f"  open loop {n + 1}/{open_rounds} at {rate:,} req/s: "
                 + "; ".join(
-                    f"{k} p50 {s.results[-1].p50_ms:.2f} ms, p99 {s.results[-1].p99_ms:.2f} ms, "
-                    f"p99.9 {s.results[-1].p999_ms:.2f} ms" for k, s in opened.items()
+                    f"{k} p50 {_latency(s.results[-1]).p50_ms:.2f} ms, p99 "
+                    f"{_latency(s.results[-1]).p99_ms:.2f} ms, p99.9 "
+                    f"{_latency(s.results[-1]).p999_ms:.2f} ms" for k, s in opened.items()
                 ),
                 file=sys.stderr,
                 flush=True,
@@ -607,6 +661,7 @@ def run(
                             metrics)
     rows += _throughput_rows("same, 2 processes (--workers 2)", two, c_two, False)
     rows.append(_scaling_row(one, two, c_one, c_two))
+    rows += _redis_cpu_rows(one, two, c_one, c_two)
     rows += _round_trip_rows(one, two, c_one, c_two, census)
     rows += _open_rows(rate, opened["callgate"], opened["ceiling"], opened["no-redis"])
     return rows

@@ -41,11 +41,13 @@ from typing import IO, Any
 
 import msgspec
 
-from callerid import AccountConfig, Outcome, Rule
+from callerid import AccountConfig, Outcome
 
-from ..errors import Conflict, InvalidField, NotFound, PreconditionFailed, StoreUnavailable
+from ..errors import Conflict, InvalidField, PreconditionFailed, StoreUnavailable
 from ..wire import Decision, EndResult, rfc3339
+from .callstate import CallState, CallStatus, check_end, check_heartbeat, sticky_pair
 from .protocol import (
+    RETENTION_MS,
     AuditEntry,
     AuditQuery,
     Changes,
@@ -55,7 +57,6 @@ from .protocol import (
     Plan,
     Ticket,
     TokenRecord,
-    EMERGENCY_HEARTBEAT as _EMERGENCY,
     channel_denial,
     channel_refusal,
     number_taken,
@@ -63,17 +64,13 @@ from .protocol import (
 )
 from .sqlite import Rows, SqliteThread, Statement
 
-__all__ = ["EmbeddedStore", "RETENTION_MS"]
+__all__ = ["EmbeddedStore"]
 
 log = logging.getLogger("callgate.store")
 
 DEADLINE_S = 1.0
 """The embedded store answers from memory and commits locally, but a commit can still wait on
 a WAL checkpoint's fsync or on another process holding the database (``callgate import``)."""
-
-RETENTION_MS = 15 * 60 * 1000
-"""How long a call's record outlives its lease (or its denial): the window in which a retry
-with the same call id gets the same answer."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -122,6 +119,21 @@ class CallRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     outcome: Outcome | None = None
     retain_until_ms: int
     sticky_ttl_ms: int = _DEFAULT_STICKY_TTL_MS
+
+
+def _status(record: CallRecord | None, now: int) -> CallStatus:
+    """The state of the call ``record`` keeps (None: no record), in ``callstate``'s order."""
+    if record is None:
+        return CallStatus(state=CallState.MISSING)
+    if record.lease_expires_ms == 0:
+        return CallStatus(state=CallState.DENIED, denial=record.decision)
+    if record.outcome is not None:
+        return CallStatus(state=CallState.ENDED, outcome=record.outcome)
+    if not record.counted:
+        return CallStatus(state=CallState.EMERGENCY)
+    if record.lease_expires_ms <= now:
+        return CallStatus(state=CallState.EXPIRED)
+    return CallStatus(state=CallState.LIVE)
 
 
 _record_encoder = msgspec.msgpack.Encoder()
@@ -361,7 +373,7 @@ class EmbeddedStore:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self._exclusive:
             return
-        lock = open(self.data_dir / "lock", "wb")
+        lock = open(self.data_dir / "lock", "wb")  # noqa: SIM115 - held until close() unlocks
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -610,7 +622,8 @@ class EmbeddedStore:
         if held >= ticket.user_limit and now >= self._user_expiry.get((account_id, user_id), 0):
             held = self._purge_user(account_id, user_id, now)
             in_account = len(self._account_leases.get(account_id, ()))
-        if limit is not None and in_account >= limit and now >= self._account_expiry.get(account_id, 0):
+        if (limit is not None and in_account >= limit
+                and now >= self._account_expiry.get(account_id, 0)):
             in_account = self._purge_account(account_id, now)
             held = len(self._user_leases.get((account_id, user_id), ()))
         return channel_refusal(ticket, held, in_account)
@@ -754,30 +767,22 @@ class EmbeddedStore:
         key = (account_id, call_id)
         await self._settled(key)
         now = self._clock_ms()
-        record = self._live_record(key, now, user_id)
-        decision = record.decision
-        records_sticky = (
-            outcome.connected
-            and decision.rule is not Rule.EMERGENCY
-            and decision.caller_id is not None
-            and decision.to is not None
-        )
+        record = self._kept(key, now, user_id)
+        check_end(call_id, _status(record, now), outcome)
+        assert record is not None  # a missing call is refused
+        pair = sticky_pair(record.decision) if outcome.connected else None
+        result = EndResult(call_id=call_id, outcome=outcome, sticky_recorded=pair is not None)
         if record.outcome is not None:
-            if record.outcome is not outcome:
-                raise Conflict(
-                    f"call {call_id!r} already ended as {record.outcome}, not {outcome}",
-                    field="outcome",
-                )
-            return EndResult(call_id=call_id, outcome=outcome, sticky_recorded=records_sticky)
+            return result  # ended with this outcome already: the same answer again
         ended = msgspec.structs.replace(
             record, outcome=outcome, retain_until_ms=now + RETENTION_MS
         )
         sticky = None
-        if records_sticky:
-            assert decision.to is not None and decision.caller_id is not None
-            sticky = (decision.to, (decision.caller_id, now + record.sticky_ttl_ms))
+        if pair is not None:
+            contact, caller_id = pair
+            sticky = (contact, (caller_id, now + record.sticky_ttl_ms))
         await self._commit_call(key, ended, previous=record, now=now, sticky=sticky)
-        return EndResult(call_id=call_id, outcome=outcome, sticky_recorded=records_sticky)
+        return result
 
     async def heartbeat(
         self, account_id: str, call_id: str, ttl_ms: int, user_id: str | None = None
@@ -785,16 +790,9 @@ class EmbeddedStore:
         key = (account_id, call_id)
         await self._settled(key)
         now = self._clock_ms()
-        record = self._live_record(key, now, user_id)
-        if record.outcome is not None:
-            raise Conflict(f"call {call_id!r} has ended ({record.outcome})", field="call_id")
-        if not record.counted:
-            raise Conflict(_EMERGENCY % call_id, field="call_id")
-        if record.lease_expires_ms <= now:
-            raise Conflict(
-                f"the lease of call {call_id!r} expired; dial again for a new one",
-                field="call_id",
-            )
+        record = self._kept(key, now, user_id)
+        check_heartbeat(call_id, _status(record, now))
+        assert record is not None  # only a live call gets here
         expires = now + ttl_ms
         extended = msgspec.structs.replace(
             record,
@@ -805,19 +803,15 @@ class EmbeddedStore:
         await self._commit_call(key, extended, previous=record, now=now)
         return expires
 
-    def _live_record(self, key: Key, now: int, user_id: str | None = None) -> CallRecord:
+    def _kept(self, key: Key, now: int, user_id: str | None = None) -> CallRecord | None:
+        """The record of the call still kept (and, given ``user_id``, that user's), or None."""
         record = self._calls.get(key)
         if (
             record is None
             or record.retain_until_ms <= now
             or (user_id is not None and record.user_id != user_id)
         ):
-            raise NotFound(f"no call {key[1]!r} in this account", field="call_id")
-        if record.lease_expires_ms == 0:
-            raise Conflict(
-                f"call {key[1]!r} was denied ({record.decision.reason}); it holds no channel",
-                field="call_id",
-            )
+            return None
         return record
 
     async def peek(self, ticket: Ticket) -> Peek:

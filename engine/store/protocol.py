@@ -11,13 +11,13 @@ from typing import Any, Protocol
 
 import msgspec
 
-from callerid import AccountConfig, NumberStatus, Outcome, Reason, Rule
+from callerid import AccountConfig, NumberStatus, Outcome, Reason
 
 from ..wire import Decision, EndResult
 
 __all__ = [
     "AUDIT_PAGE_MAX",
-    "EMERGENCY_HEARTBEAT",
+    "RETENTION_MS",
     "AuditEntry",
     "AuditQuery",
     "Changes",
@@ -34,6 +34,11 @@ __all__ = [
     "owned_numbers",
     "refusal_detail",
 ]
+
+
+RETENTION_MS = 15 * 60 * 1000
+"""How long a call's record outlives its lease (or its denial), on every store: the window
+in which a retry with the same call id gets the same answer."""
 
 
 class Ticket(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -113,18 +118,6 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     def may_allow(self) -> bool:
         """Whether any sticky read could make this an allowed answer (else nothing is taken)."""
         return self.decision.allowed or self.sticky is not None
-
-    def sticky_pair(self, decision: Decision) -> tuple[str, str] | None:
-        """(contact, caller ID) that ``decision`` records as sticky if its call connects."""
-        if decision.rule is Rule.EMERGENCY or decision.caller_id is None or decision.to is None:
-            return None
-        return decision.to, decision.caller_id
-
-
-EMERGENCY_HEARTBEAT = (
-    "call %r is an emergency call: it holds no channel, so it has no lease to extend"
-)
-"""Why a heartbeat of an emergency call is refused (409); ending one is answered as usual."""
 
 
 def owned_numbers(config: AccountConfig) -> list[str]:

@@ -5,8 +5,9 @@ Each script's ``KEYS`` and ``ARGV`` are described once, by a ``NamedTuple`` here
 reads them by name (``K.leases``, ``A.deadline_ms``), and each name is replaced by its
 position (``KEYS[3]``, ``ARGV[2]``) when the source is built, so the Lua and the Python
 cannot disagree on a position, a misspelt name fails at import, and a call builds no table
-of names (on the dial path that was a tenth of the script's time). Every key a script touches is in ``KEYS`` (a Cluster proxy routes by them), and all
-of a call's keys share its account's hash tag. A trailing ``audit`` argument takes the rest
+of names (on the dial path that was a tenth of the script's time). Every key a script
+touches is in ``KEYS`` (a Cluster proxy routes by them), and all of a call's keys share its
+account's hash tag. A trailing ``audit`` argument takes the rest
 of ``ARGV``. Replies open with an integer code, listed at the top of each file and mirrored
 by an ``IntEnum`` here.
 
@@ -21,6 +22,8 @@ import hashlib
 import re
 from importlib import resources
 from typing import Any, NamedTuple
+
+from ..protocol import RETENTION_MS
 
 __all__ = [
     "ADD_TOKEN", "ADMIT", "ANNOUNCE", "AUDIT_KEPT", "CLAIM_NUMBERS", "END", "FEED", "HEARTBEAT",
@@ -49,17 +52,24 @@ class Script:
 
     def call_args(self, keys: tuple[Any, ...], args: tuple[Any, ...]) -> tuple[Any, ...]:
         """``EVALSHA``'s arguments after the SHA: the key count, the keys (trailing Nones
-        left out), the arguments (a trailing ``audit`` or ``numbers`` spread)."""
-        present = [k for k in keys if k is not None]
+        left out), the arguments (trailing Nones left out too: ``ARGV[i]`` is then nil; a
+        trailing ``audit`` or ``numbers`` spread)."""
+        present = list(keys)
+        while present and present[-1] is None:
+            present.pop()
         values = list(args)
         if self.args._fields and self.args._fields[-1] in _SPREAD:
             values[-1:] = list(values[-1])
+        while values and values[-1] is None:
+            values.pop()
+        if None in present or None in values:  # a gap would move every later position
+            raise ValueError(f"{self.name}: only trailing keys and arguments may be left out")
         return (len(present), *present, *values)
 
 
 def _read(name: str) -> str:
     text = resources.files(__package__).joinpath("lua", f"{name}.lua").read_text()
-    return text.replace("AUDIT_KEPT", str(AUDIT_KEPT))
+    return text.replace("AUDIT_KEPT", str(AUDIT_KEPT)).replace("RETENTION_MS", str(RETENTION_MS))
 
 
 _NAME = re.compile(r"\b([KA])\.([a-z_]+)\b")
@@ -97,33 +107,36 @@ def _positions(body: str, keys: type[Any], args: type[Any]) -> str:
 
 class AdmitKeys(NamedTuple):
     record: str
-    denied: str
     leases: str
     counts: str
+    denied: str | None = None
+    """When the dial remembers (a call id the client chose) or ``sticky`` is given."""
     sticky: str | None = None
     """Only when the plan may take a sticky caller ID."""
 
 
 class AdmitArgs(NamedTuple):
+    """What ADMIT reads (lua/admit.lua says which path reads what): each argument costs Redis
+    about a tenth of the script's own work, so the optional ones are left out at the end."""
+
     skew_ms: int
     deadline_ms: int
-    call_id: str
-    fingerprint: str
+    flags: str
+    """Three of '1'/'0': remember, counted, allowed."""
     user: str
-    remember: str
-    counted: str
+    call_id: str
     user_limit: int
     account_limit: int | str
     ttl_ms: int
-    retention_ms: int
-    sticky_ttl_ms: int
-    nonce: str
-    answer: bytes
-    allowed: str
     keep: str
-    contact: str
-    sticky_answer: bytes | str
-    sticky_ids: str
+    tail: str
+    """The call record's fields after ``k``: '<c> <n> <f> <u> <t> <l>|' (lua/record.lua)."""
+    answer: bytes
+    fingerprint: str | None = None
+    nonce: str | None = None
+    contact: str | None = None
+    sticky_answer: bytes | None = None
+    sticky_ids: str | None = None
 
 
 class AdmitCode(enum.IntEnum):
@@ -161,7 +174,6 @@ class EndArgs(NamedTuple):
     call_id: str
     outcome: str
     connected: str
-    retention_ms: int
     user: str
 
 
@@ -182,7 +194,6 @@ class HeartbeatArgs(NamedTuple):
     skew_ms: int
     call_id: str
     ttl_ms: int
-    retention_ms: int
     user: str
 
 

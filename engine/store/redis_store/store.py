@@ -49,13 +49,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import itertools
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import hiredis
 import msgspec
@@ -63,17 +64,16 @@ import msgspec
 from callerid import AccountConfig, CallSettings, Outcome, Permission, Reason, Rule
 
 from ...errors import (
-    Conflict,
     ConfigurationError,
+    Conflict,
     InvalidField,
-    NotFound,
     PreconditionFailed,
     StoreUnavailable,
 )
 from ...wire import Decision, EndResult, rfc3339
+from ..callstate import CallState, CallStatus, check_end, check_heartbeat, sticky_pair
 from ..protocol import (
     AUDIT_PAGE_MAX,
-    EMERGENCY_HEARTBEAT,
     AuditEntry,
     AuditQuery,
     Changes,
@@ -107,8 +107,6 @@ __all__ = ["RedisStore"]
 
 log = logging.getLogger("callgate.store.redis")
 
-RETENTION_MS = 15 * 60 * 1000
-"""How long a call's record outlives its lease (or its denial), as in the embedded store."""
 ADMIN_DEADLINE_S = 1.0
 """Configuration, tokens, audit and live calls are off the hot path: they may wait longer."""
 GRACE = 0.25
@@ -279,8 +277,17 @@ class _Call:
     not know it, following a cluster's ``MOVED`` once). ``late`` gets a reply its caller no
     longer waited for; ``lost`` is told when the connection broke before any reply."""
 
-    __slots__ = ("store", "script", "args", "future", "late", "lost", "release", "retries",
-                 "pipe")
+    __slots__ = (
+        "args",
+        "future",
+        "late",
+        "lost",
+        "pipe",
+        "release",
+        "retries",
+        "script",
+        "store",
+    )
 
     def __init__(
         self,
@@ -568,14 +575,15 @@ class RedisStore:
         call_id = ticket.call_id
         fallback, sticky = plan.decision, plan.sticky
         reads_sticky = sticky is not None and ticket.contact is not None
+        replays = ticket.remember or reads_sticky  # then K.denied, fingerprint and nonce go
         keys = S.AdmitKeys(
             record=account.call(call_id),
-            denied=account.denied(call_id),
             leases=account.leases,
             counts=account.counts,
+            denied=account.denied(call_id) if replays else None,
             sticky=account.sticky if reads_sticky else None,
         )
-        kept = plan.sticky_pair(fallback) if fallback.allowed else None
+        kept = sticky_pair(fallback) if fallback.allowed else None
         nonce = f"{_NONCE_PREFIX}{next(_attempts)}"
         fingerprint = _fingerprint(ticket)
         try:
@@ -608,27 +616,28 @@ class RedisStore:
             gate.release()
             raise
         script_deadline = deadline + self._deadline_s * BUSY
+        contact = ticket.contact or fallback.to or ""
+        counted = "1" if ticket.counted else "0"
         args = S.AdmitArgs(
             skew_ms=self._skew_ms(),
             deadline_ms=int(script_deadline * 1000 - TRANSIT_MS + node.offset_ms
                             + self._skew_ms()),
-            call_id=call_id,
-            fingerprint=fingerprint,
+            flags=("1" if ticket.remember else "0") + counted
+            + ("1" if fallback.allowed else "0"),
             user=ticket.user_id,
-            remember="1" if ticket.remember else "0",
-            counted="1" if ticket.counted else "0",
+            call_id=call_id,
             user_limit=ticket.user_limit,
             account_limit="" if ticket.account_limit is None else ticket.account_limit,
             ttl_ms=ticket.ttl_ms,
-            retention_ms=RETENTION_MS,
-            sticky_ttl_ms=ticket.sticky_ttl_ms,
-            nonce=nonce,
-            answer=_stored(fallback),
-            allowed="1" if fallback.allowed else "0",
             keep=kept[1] if kept is not None else "",
-            contact=ticket.contact or fallback.to or "",
-            sticky_answer=_stored(sticky) if sticky is not None and reads_sticky else "",
-            sticky_ids=self._id_list(plan.sticky_ids) if reads_sticky else "",
+            tail=f"{counted} {nonce} {fingerprint} {ticket.user_id} {contact} "
+            f"{ticket.sticky_ttl_ms}|",
+            answer=_stored(fallback),
+            fingerprint=fingerprint if replays else None,
+            nonce=nonce if replays else None,
+            contact=contact if reads_sticky else None,
+            sticky_answer=_stored(sticky) if sticky is not None and reads_sticky else None,
+            sticky_ids=self._id_list(plan.sticky_ids) if reads_sticky else None,
         )
         undo = (keys.record, keys.leases, keys.counts)
 
@@ -661,10 +670,8 @@ class RedisStore:
     async def _remeasure(self, node: Node) -> None:
         """A dial ran past its deadline by Redis's clock: if that clock stepped (NTP, a VM
         moved), every deadline would be wrong until the next measure. Measure it now."""
-        try:
+        with contextlib.suppress(Unreachable, TimeoutError, Lost, RedisError):
             await node.refresh_clock(force=True)
-        except (Unreachable, TimeoutError, Lost, RedisError):
-            pass
 
     async def _wait(self, call: _Call, pipe: Pipe, deadline: float) -> Any:
         """The reply of ``call``, waited for until ``GRACE`` after ``deadline``, and on until
@@ -767,23 +774,17 @@ class RedisStore:
             S.EndKeys(account.call(call_id), account.denied(call_id), account.leases,
                       account.counts, account.sticky, account.sticky_expiry),
             S.EndArgs(self._skew_ms(), call_id, outcome.value,
-                      "1" if outcome.connected else "0", RETENTION_MS, user_id or ""),
+                      "1" if outcome.connected else "0", user_id or ""),
         )
         code = reply[0]
-        if code == S.EndCode.ENDED:
-            ended = Outcome(_text(reply[1]))
-            if ended is not outcome:
-                raise Conflict(
-                    f"call {call_id!r} already ended as {ended}, not {outcome}", field="outcome"
-                )
-            return EndResult(call_id=call_id, outcome=outcome,
-                             sticky_recorded=bool(reply[2]) and outcome.connected)
         if code == S.EndCode.OK:
             self._leases[account_id] = int(reply[2])
             return EndResult(call_id=call_id, outcome=outcome,
                              sticky_recorded=bool(reply[1]) and outcome.connected)
-        self._not_live(call_id, code == S.EndCode.DENIED, reply)
-        raise AssertionError("unreachable")
+        check_end(call_id, self._status(call_id, self._END_STATES[code], reply), outcome)
+        # ended with this outcome already: the same answer again
+        return EndResult(call_id=call_id, outcome=outcome,
+                         sticky_recorded=bool(reply[2]) and outcome.connected)
 
     async def heartbeat(
         self, account_id: str, call_id: str, ttl_ms: int, user_id: str | None = None
@@ -792,24 +793,40 @@ class RedisStore:
         reply = await self._lifecycle(
             S.HEARTBEAT,
             S.HeartbeatKeys(account.call(call_id), account.denied(call_id), account.leases),
-            S.HeartbeatArgs(self._skew_ms(), call_id, ttl_ms, RETENTION_MS, user_id or ""),
+            S.HeartbeatArgs(self._skew_ms(), call_id, ttl_ms, user_id or ""),
         )
-        code = reply[0]
-        if code == S.HeartbeatCode.OK:
-            return int(reply[1])
-        if code == S.HeartbeatCode.ENDED:
-            raise Conflict(f"call {call_id!r} has ended ({_text(reply[1])})", field="call_id")
-        if code == S.HeartbeatCode.EMERGENCY:
-            raise Conflict(EMERGENCY_HEARTBEAT % call_id, field="call_id")
-        if code == S.HeartbeatCode.EXPIRED:
-            raise Conflict(
-                f"the lease of call {call_id!r} expired; dial again for a new one",
-                field="call_id",
-            )
-        self._not_live(call_id, code == S.HeartbeatCode.DENIED, reply)
-        raise AssertionError("unreachable")
+        check_heartbeat(call_id, self._status(call_id, self._HEARTBEAT_STATES[reply[0]], reply))
+        return int(reply[1])  # the new lease expiry: the call was live
 
-    async def _lifecycle(self, script: S.Script, keys: tuple[Any, ...], args: tuple[Any, ...]) -> Any:
+    _END_STATES: ClassVar[Mapping[S.EndCode, CallState]] = {
+        S.EndCode.MISSING: CallState.MISSING,
+        S.EndCode.DENIED: CallState.DENIED,
+        S.EndCode.ENDED: CallState.ENDED,
+    }
+    """The states END answers for without ending anything (OK: it ended the call)."""
+    _HEARTBEAT_STATES: ClassVar[Mapping[S.HeartbeatCode, CallState]] = {
+        S.HeartbeatCode.MISSING: CallState.MISSING,
+        S.HeartbeatCode.DENIED: CallState.DENIED,
+        S.HeartbeatCode.ENDED: CallState.ENDED,
+        S.HeartbeatCode.EMERGENCY: CallState.EMERGENCY,
+        S.HeartbeatCode.EXPIRED: CallState.EXPIRED,
+        S.HeartbeatCode.OK: CallState.LIVE,
+    }
+    """The state each HEARTBEAT reply stands for (OK: it was live, and is extended)."""
+
+    @staticmethod
+    def _status(call_id: str, state: CallState, reply: Sequence[Any]) -> CallStatus:
+        """``state`` with what a lifecycle script's ``reply`` says of it: the remembered
+        denial of a denied call, the outcome of an ended one."""
+        if state is CallState.DENIED:
+            return CallStatus(state=state, denial=_denial_answer(call_id, "", reply[1])[1])
+        if state is CallState.ENDED:
+            return CallStatus(state=state, outcome=Outcome(_text(reply[1])))
+        return CallStatus(state=state)
+
+    async def _lifecycle(
+        self, script: S.Script, keys: tuple[Any, ...], args: tuple[Any, ...]
+    ) -> Any:
         """End and heartbeat: the dial's deadline, on the dial connections (no queue: they
         give channels back, and never take one)."""
         loop = asyncio.get_running_loop()
@@ -825,16 +842,6 @@ class RedisStore:
             raise self._unavailable(exc, self._deadline_s * (1 + GRACE)) from None
         self._healthy = True
         return reply
-
-    @staticmethod
-    def _not_live(call_id: str, denied: bool, reply: Sequence[Any]) -> None:
-        if denied:
-            _, answer = _denial_answer(call_id, "", reply[1])
-            raise Conflict(
-                f"call {call_id!r} was denied ({answer.reason}); it holds no channel",
-                field="call_id",
-            )
-        raise NotFound(f"no call {call_id!r} in this account", field="call_id")
 
     async def peek(self, ticket: Ticket) -> Peek:
         account = self._account_keys(ticket.account_id)
@@ -907,7 +914,7 @@ class RedisStore:
             *(self._command(self._account_keys(a).config, "HGET", self._account_keys(a).config, "v")
               for a in ids)
         )
-        return {a: int(v) for a, v in zip(ids, versions) if v is not None}
+        return {a: int(v) for a, v in zip(ids, versions, strict=True) if v is not None}
 
     async def load_account(self, account_id: str) -> tuple[AccountConfig, int] | None:
         key = self._account_keys(account_id).config
@@ -1000,7 +1007,7 @@ class RedisStore:
         accounts: dict[str, int] = {}
         revoked: list[str] = []
         for fields in reply[2:]:
-            entry = dict(zip(fields[::2], fields[1::2]))
+            entry = dict(zip(fields[::2], fields[1::2], strict=True))
             if b"t" in entry:
                 revoked.append(_text(entry[b"t"]))
             else:
@@ -1137,7 +1144,9 @@ class RedisStore:
             for stream_id, fields in batch:
                 last = _text(stream_id)
                 scanned += 1
-                entry = _audit_decoder.decode(dict(zip(fields[::2], fields[1::2]))[b"e"])
+                entry = _audit_decoder.decode(
+                    dict(zip(fields[::2], fields[1::2], strict=True))[b"e"]
+                )
                 if query.matches(entry):
                     found.append(msgspec.structs.replace(entry, id=last))
                     if len(found) == query.limit:

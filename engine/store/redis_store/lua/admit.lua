@@ -6,9 +6,17 @@
 -- its caller has answered 503 already, so whatever Redis did for it would be a channel held
 -- for a call nobody placed. However long Redis was stalled, a late dial takes nothing.
 --
--- The record of an allowed call, K.record, is one string (lua/record.lua).
+-- The record of an allowed call, K.record, is one string (lua/record.lua); the fields
+-- after k come ready-made from the caller, in A.tail ('<c> <n> <f> <u> <t> <l>|').
 -- A remembered denial, K.denied (a string): '<r> <f> <user> <limits>|<answer>', limits being
 -- 'calls,account calls,user limit,account limit' for a channel-limit denial, else '-'.
+--
+-- Every argument costs Redis about a tenth of this script's own work, so a dial passes only
+-- what its path reads. A.flags is three characters, '1' or '0' each: remember (a call id the
+-- client chose: replay it, remember a denial), counted (takes a channel), allowed (the plan's
+-- answer allows the call). K.denied, A.fingerprint and A.nonce come when the dial remembers or
+-- may take a sticky caller ID; K.sticky, A.contact, A.sticky_answer and A.sticky_ids only for
+-- the latter (the contact's sticky caller ID, if one of A.sticky_ids, answers instead).
 --
 -- Returns {code, now, ...}:
 --   0 LATE     {0, now}: past the deadline; nothing read or written
@@ -16,11 +24,14 @@
 --   2 REPLAY_DENIAL  {2, now, denial}
 --   3 ALLOWED  {3, now, lease expiry, sticky caller ID taken or '', calls in the account
 --              (-1: not counted, the account having no limit)}
---   4 DENIED   {4, now}: the plan's own denial (remembered when A.remember is 1)
+--   4 DENIED   {4, now}: the plan's own denial (remembered when the dial remembers)
 --   5 LIMIT    {5, now, the user's calls, the account's calls}
 if now > tonumber(A.deadline_ms) then return {0, now} end
+local YES = 49  -- string.byte('1')
+local remember, counted, allowed = string.byte(A.flags, 1, 3)
+remember, counted, allowed = remember == YES, counted == YES, allowed == YES
 -- A call id the client chose may have been decided already; one callgate made up is new.
-if A.remember == '1' then
+if remember then
   local rec = get_record()
   if rec and rec.r > now then
     -- A retry owns the record from now on: an undo of an earlier attempt leaves it alone.
@@ -36,15 +47,14 @@ if A.remember == '1' then
     redis.call('DEL', K.denied)
   end
 end
-local retention = tonumber(A.retention_ms)
-local function remember(limits, answer)
-  if A.remember == '1' then
-    redis.call('SET', K.denied, (now + retention) .. ' ' .. A.fingerprint .. ' ' .. A.user
-      .. ' ' .. limits .. '|' .. answer, 'PX', retention)
+local function remember_denial(limits, answer)
+  if remember then
+    redis.call('SET', K.denied, string.format('%d ', now + RETENTION_MS) .. A.fingerprint .. ' '
+      .. A.user .. ' ' .. limits .. '|' .. answer, 'PX', 'RETENTION_MS')
   end
 end
-local answer, allowed, sticky, keep = A.answer, A.allowed == '1', '', A.keep
-if A.sticky_answer ~= '' and K.sticky then
+local answer, sticky, keep = A.answer, '', A.keep
+if K.sticky then
   local entry = redis.call('HGET', K.sticky, A.contact)
   if entry then
     local caller, expires = string.match(entry, '^(%S+) (%d+)$')
@@ -55,19 +65,18 @@ if A.sticky_answer ~= '' and K.sticky then
   end
 end
 if not allowed then
-  remember('-', answer)
+  remember_denial('-', answer)
   return {4, now}
 end
-local ttl = tonumber(A.ttl_ms)
-local expires = now + ttl
+local expires = now + tonumber(A.ttl_ms)
 local in_account = -1
-if A.counted == '1' then
+if counted then
   -- Counted first, checked after. A dial under its limits needs no exact count: expired
   -- leases only ever make the counts too high, so they are given back before any refusal,
   -- and otherwise now and then (about one dial in 16) so that they never pile up.
   if now % 16 == 0 then purge() end
   local user_limit, cap = tonumber(A.user_limit), tonumber(A.account_limit)
-  local held = redis.call('HINCRBY', K.counts, A.user, 1)
+  local held = redis.call('HINCRBY', K.counts, A.user, '1')
   if cap then in_account = redis.call('ZCARD', K.leases) end
   if held > user_limit or (cap and in_account >= cap) then
     purge()
@@ -76,16 +85,16 @@ if A.counted == '1' then
     if held > user_limit or (cap and in_account >= cap) then
       held = held - 1
       if held <= 0 then redis.call('HDEL', K.counts, A.user)
-      else redis.call('HINCRBY', K.counts, A.user, -1) end
-      remember(held .. ',' .. in_account .. ',' .. A.user_limit .. ',' .. A.account_limit, '')
+      else redis.call('HINCRBY', K.counts, A.user, '-1') end
+      remember_denial(held .. ',' .. in_account .. ',' .. A.user_limit .. ',' .. A.account_limit,
+                      '')
       return {5, now, held, in_account}
     end
   end
-  redis.call('ZADD', K.leases, expires, A.user .. '|' .. A.call_id)
+  redis.call('ZADD', K.leases, string.format('%d', expires), A.user .. '|' .. A.call_id)
   if in_account >= 0 then in_account = in_account + 1 end
 end
-local retain = expires + retention
-redis.call('SET', K.record, retain .. ' ' .. expires .. '  ' .. sticky .. ' ' .. keep
-  .. ' ' .. A.counted .. ' ' .. A.nonce .. ' ' .. A.fingerprint .. ' ' .. A.user .. ' '
-  .. A.contact .. ' ' .. A.sticky_ttl_ms .. '|' .. answer, 'PX', retain - now)
+local retain = expires + RETENTION_MS
+redis.call('SET', K.record, string.format('%d %d  ', retain, expires) .. sticky .. ' ' .. keep
+  .. ' ' .. A.tail .. answer, 'PX', string.format('%d', retain - now))
 return {3, now, expires, sticky, in_account}

@@ -12,12 +12,12 @@ local rec, reply = kept_call()
 if not rec then return reply end
 local records = rec.k ~= '' and rec.t ~= ''
 if rec.o ~= '' then return {2, rec.o, records and 1 or 0} end
-rec.o, rec.r = A.outcome, now + tonumber(A.retention_ms)
+rec.o, rec.r = A.outcome, now + RETENTION_MS
 write_record(rec)
 if redis.call('ZREM', K.leases, rec.u .. '|' .. A.call_id) == 1 then release(rec.u) end
 if records and A.connected == '1' then
   local ttl = tonumber(rec.l)
-  local expires = now + ttl
+  local expires = string.format('%d', now + ttl)
   redis.call('HSET', K.sticky, rec.t, rec.k .. ' ' .. expires)
   redis.call('ZADD', K.sticky_expiry, expires, rec.t)
   outlive(K.sticky, ttl)

@@ -10,7 +10,7 @@ if rec.o ~= '' then return {2, rec.o} end
 if rec.c ~= '1' then return {5} end
 if rec.x <= now then return {3} end
 local expires = now + tonumber(A.ttl_ms)
-rec.x, rec.r = expires, expires + tonumber(A.retention_ms)
+rec.x, rec.r = expires, expires + RETENTION_MS
 write_record(rec)
-redis.call('ZADD', K.leases, 'XX', expires, rec.u .. '|' .. A.call_id)
+redis.call('ZADD', K.leases, 'XX', string.format('%d', expires), rec.u .. '|' .. A.call_id)
 return {4, expires}

@@ -2,7 +2,7 @@
 -- channel, '<user>|<call id>', scored by its lease expiry (ms): the member names whose
 -- channel it is, so giving one back reads nothing else.
 local function release(user)
-  if redis.call('HINCRBY', K.counts, user, -1) <= 0 then redis.call('HDEL', K.counts, user) end
+  if redis.call('HINCRBY', K.counts, user, '-1') <= 0 then redis.call('HDEL', K.counts, user) end
 end
 -- Leases past their expiry give their channels back (each once: amortised O(1) a lease), at
 -- most 1,024 a call, so no script runs long (a backlog, say after a night without dials, goes

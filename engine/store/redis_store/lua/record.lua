@@ -22,7 +22,7 @@ local function get_record()
           t = t, l = l, d = d}
 end
 local function write_record(rec)
-  redis.call('SET', K.record, rec.r .. ' ' .. rec.x .. ' ' .. rec.o .. ' ' .. rec.s
+  redis.call('SET', K.record, string.format('%d %d ', rec.r, rec.x) .. rec.o .. ' ' .. rec.s
     .. ' ' .. rec.k .. ' ' .. rec.c .. ' ' .. rec.n .. ' ' .. rec.f .. ' ' .. rec.u .. ' '
-    .. rec.t .. ' ' .. rec.l .. '|' .. rec.d, 'PX', rec.r - now)
+    .. rec.t .. ' ' .. rec.l .. '|' .. rec.d, 'PX', string.format('%d', rec.r - now))
 end
