@@ -8,7 +8,7 @@ Two ways to load a server:
   coordinated omission. A request due when all ``--concurrency`` connections are busy waits
   for one, and the wait is in its latency. The generator itself can fall behind (it is Python,
   often on the server's machine): requests that started over ``LATE_MS`` after their time are
-  counted and shown.
+  counted and shown, apart from those that waited for a connection (the server was slow).
 * **closed loop** (``--max``): ``--concurrency`` workers, each sending its next dial as soon as
   its previous one is answered: the most the server answers at that concurrency, timed from
   each actual send.
@@ -22,22 +22,29 @@ and error statuses are counted and shown; the exit status says whether more than
 ``--max-errors`` of the requests failed. The first ``--warmup`` seconds are sent the same way
 and left out of the figures.
 
+The benchmarks (``python -m bench``) run it too, as a process, and read its ``--json``
+``Report``: their open-loop figures and an operator's come from one generator.
+
 The pure parts are plain functions and classes that the tests call directly, and none imports
 aiohttp: ``options`` (``add_arguments``, ``plan_from``), ``numbers`` (``NumberSource``: fresh
 valid numbers; ``Destinations``: fresh or repeated), ``stats`` (``Schedule``: open-loop pacing;
-``Histogram``: percentiles; ``Tally`` / ``summarise`` / ``render_table`` / ``progress_line``).
-This package exports them and nothing else, so that importing it (as every ``callgate``
-command does, for ``add_arguments``) loads no aiohttp. The I/O is ``preflight`` (what the
-server says about the token and the account) and ``run`` (``_Run``: two aiohttp client
-sessions, dials and ends; ``main``; ``standalone``), imported when a load test runs.
+``Histogram``: percentiles; ``Tally`` / ``summarise`` / ``Report`` / ``render_table`` /
+``progress_line``). This package exports them and nothing else, so that importing it (as every
+``callgate`` command does, for ``add_arguments``) loads no aiohttp. The I/O is ``connection``
+(``Connection``: the dials' lean HTTP/1.1, one keep-alive connection per sender, its answers
+read by the pure ``AnswerReader``), ``preflight`` (what the server says about the token and
+the account, on aiohttp) and ``run`` (``_Run``: the dials, and the ends on an aiohttp client
+session; ``main``; ``standalone``), imported when a load test runs.
 """
 
 from .numbers import Destinations, NumberSource
 from .options import Loop, add_arguments, plan_from, read_destinations
 from .stats import (
+    LATE_MS,
     Ends,
     Failure,
     Histogram,
+    Latency,
     Progress,
     Report,
     Schedule,
@@ -48,10 +55,12 @@ from .stats import (
 )
 
 __all__ = [
+    "LATE_MS",
     "Destinations",
     "Ends",
     "Failure",
     "Histogram",
+    "Latency",
     "Loop",
     "NumberSource",
     "Progress",

@@ -1,7 +1,7 @@
 """Before a run: who to dial as and what to dial (``prepare``), asking the server what the
 options leave open (the account, the token's own user, whether each user may be dialled as);
-and how a server's answers and failures are read, for the run as well (``problem_text``,
-``failure_of``, ``NETWORK_ERRORS``)."""
+and how a server's answers and failures are read, for the run as well, from aiohttp or from
+a dial ``Connection`` (``problem_text``, ``failure_of``, ``NETWORK_ERRORS``)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import msgspec
 
 from ..errors import ConfigurationError
 from ..wire import DialRequest
+from .connection import BadAnswer, ConnectFailed, Disconnected, HttpFailure
 from .numbers import Destinations, NumberSource
 from .options import Plan
 from .stats import Failure
@@ -67,6 +68,13 @@ def problem_text(status: int, body: bytes) -> str:
 def failure_of(exc: BaseException) -> Failure:
     if isinstance(exc, TimeoutError):
         return Failure.TIMEOUT
+    if isinstance(exc, ConnectFailed):
+        return Failure.REFUSED if isinstance(exc.__cause__, ConnectionRefusedError) \
+            else Failure.CONNECT
+    if isinstance(exc, Disconnected):
+        return Failure.DISCONNECTED
+    if isinstance(exc, BadAnswer):
+        return Failure.BAD_ANSWER
     if isinstance(exc, aiohttp.ClientConnectorError):
         return Failure.REFUSED if isinstance(exc.os_error, ConnectionRefusedError) \
             else Failure.CONNECT
@@ -75,7 +83,7 @@ def failure_of(exc: BaseException) -> Failure:
     return Failure.CONNECTION
 
 
-NETWORK_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
+NETWORK_ERRORS = (aiohttp.ClientError, HttpFailure, OSError, TimeoutError)
 
 
 @dataclass(frozen=True)

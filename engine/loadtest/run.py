@@ -1,11 +1,13 @@
 """The run itself (I/O): ``main`` reads the options, ``prepare``s, then ``_Run`` sends the dials
-(open or closed loop) on one aiohttp client session and the ends on another, with the live
-progress line, and ``main`` prints the report."""
+(open or closed loop), each sender on a ``Connection`` of its own, and the ends on an aiohttp
+client session, with the live progress line, and ``main`` prints the report."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import math
 import os
 import random
@@ -17,13 +19,13 @@ from collections.abc import Sequence
 
 import aiohttp
 import msgspec
-from yarl import URL
 
 from callerid import Outcome
 
 from ..errors import ConfigurationError
 from ..numbers import load_metadata
 from ..wire import DialRequest, EndRequest
+from .connection import Connection
 from .options import Plan, add_arguments, plan_from, read_destinations
 from .preflight import NETWORK_ERRORS, Setup, encode, failure_of, prepare, problem_text
 from .stats import (
@@ -54,7 +56,8 @@ queued longer than ``--timeout`` are dropped as timeouts when their turn comes.)
 
 class _Answer(msgspec.Struct):
     allowed: bool
-    call_id: str
+    call_id: str | None = None
+    """None from a server that is not callgate (the benchmarks' baselines): nothing to end."""
     rule: str | None = None
     reason: str | None = None
 
@@ -63,19 +66,17 @@ _END_BODY = encode(EndRequest(outcome=Outcome.ANSWERED))
 
 
 class _Run:
-    """One load test: the dials (open or closed loop) on one session of ``concurrency``
-    connections, the ends on another, and the live progress line."""
+    """One load test: the dials (open or closed loop) on ``concurrency`` connections, one per
+    sender, the ends on an aiohttp session, and the live progress line."""
 
-    def __init__(self, plan: Plan, setup: Setup, session: aiohttp.ClientSession,
-                 ends_session: aiohttp.ClientSession) -> None:
+    def __init__(self, plan: Plan, setup: Setup, ends_session: aiohttp.ClientSession) -> None:
         self.plan = plan
         self.setup = setup
-        self.session = session
         self.ends_session = ends_session
         self.loop = asyncio.get_running_loop()
         self.rng = random.Random(plan.seed)
-        self.dial_url = URL(f"{plan.url}/v1/dial")  # parsed once, not per request
-        self.timeout = aiohttp.ClientTimeout(total=plan.timeout_s)
+        self.idle_senders = 0
+        """Open loop: senders waiting for a request, each on a free connection."""
         self.everything = Tally()
         self.measured = Tally()
         self.window = Histogram()
@@ -116,9 +117,10 @@ class _Run:
 
     async def _open_loop(self, dials: asyncio.TaskGroup, schedule: Schedule) -> None:
         """Queue each request when it is due; ``concurrency`` senders, one per connection,
-        take them in order. (A task per request waiting on aiohttp's connection pool costs
-        the generator several times more once the server falls behind.)"""
-        queue: asyncio.Queue[tuple[float, bool] | None] = asyncio.Queue()
+        take them in order. (A task per request waiting for a free connection costs the
+        generator several times more once the server falls behind.) A request due while
+        every connection is busy is marked so, to tell its lateness from the generator's."""
+        queue: asyncio.Queue[tuple[float, bool, bool] | None] = asyncio.Queue()
         for _ in range(self.plan.concurrency):
             dials.create_task(self._sender(queue))
         first_measured = schedule.before(self.measure_from_s)
@@ -137,12 +139,13 @@ class _Run:
                     self.measured.late += 1
                     self.measured.worst_late_ms = max(self.measured.worst_late_ms,
                                                       (now - at) * 1e3)
-                if queue.qsize() >= BACKLOG:
+                waiting = queue.qsize()
+                if waiting >= BACKLOG:
                     for tally in self._tallies(measured):
                         tally.sent += 1
                         tally.failure(Failure.BACKLOG, f"over {BACKLOG:,} requests waiting")
                     continue
-                queue.put_nowait((at, measured))
+                queue.put_nowait((at, measured, waiting >= self.idle_senders))
             i = due
             await asyncio.sleep(0)
         if self.stopping:  # interrupted: what was never sent is not counted
@@ -151,35 +154,54 @@ class _Run:
         for _ in range(self.plan.concurrency):
             queue.put_nowait(None)
 
-    async def _sender(self, queue: asyncio.Queue[tuple[float, bool] | None]) -> None:
-        while (item := await queue.get()) is not None:
-            scheduled_s, measured = item
-            left_s = self.plan.timeout_s - (self.loop.time() - scheduled_s)
-            if left_s <= 0:
-                # It waited for a connection longer than the timeout: a timeout, as it would
-                # be for aiohttp, whose timeout counts that wait too; not sent.
-                for tally in self._tallies(measured):
-                    tally.sent += 1
-                    tally.failure(Failure.TIMEOUT, "waited longer than --timeout for a "
-                                  "connection")
-                continue
-            await self._dial(scheduled_s, measured, aiohttp.ClientTimeout(total=left_s))
+    def _connection(self) -> Connection:
+        return Connection(self.plan.url, "/v1/dial", self.plan.token)
+
+    async def _sender(self, queue: asyncio.Queue[tuple[float, bool, bool] | None]) -> None:
+        connection = self._connection()
+        try:
+            while True:
+                self.idle_senders += 1
+                item = await queue.get()
+                self.idle_senders -= 1
+                if item is None:
+                    return
+                scheduled_s, measured, busy = item
+                waited_s = self.loop.time() - scheduled_s
+                left_s = self.plan.timeout_s - waited_s
+                if left_s <= 0:
+                    # It waited for a connection longer than the timeout: a timeout, as the
+                    # request's deadline counts that wait too; not sent.
+                    for tally in self._tallies(measured):
+                        tally.sent += 1
+                        tally.failure(Failure.TIMEOUT, "waited longer than --timeout for a "
+                                      "connection")
+                    continue
+                if busy and measured and waited_s * 1e3 > LATE_MS:
+                    self.measured.waited += 1
+                await self._dial(connection, scheduled_s, measured, left_s)
+        finally:
+            connection.close()
 
     async def _worker(self) -> None:
-        while not self.stopping:
-            now = self.loop.time()
-            if now >= self.stop_s:
-                return
-            if now < self.start_s:
-                await asyncio.sleep(self.start_s - now)
-                continue
-            await self._dial(None, now >= self.measure_from_s)
+        connection = self._connection()
+        try:
+            while not self.stopping:
+                now = self.loop.time()
+                if now >= self.stop_s:
+                    return
+                if now < self.start_s:
+                    await asyncio.sleep(self.start_s - now)
+                    continue
+                await self._dial(connection, None, now >= self.measure_from_s)
+        finally:
+            connection.close()
 
     def _tallies(self, measured: bool) -> tuple[Tally, ...]:
         return (self.everything, self.measured) if measured else (self.everything,)
 
-    async def _dial(self, scheduled_s: float | None, measured: bool,
-                    timeout: aiohttp.ClientTimeout | None = None) -> None:
+    async def _dial(self, connection: Connection, scheduled_s: float | None, measured: bool,
+                    timeout_s: float | None = None) -> None:
         """One dial, timed from ``scheduled_s`` (open loop) or from its send."""
         tallies = self._tallies(measured)
         body = encode(DialRequest(user=self.rng.choice(self.setup.users),
@@ -189,22 +211,21 @@ class _Run:
         for tally in tallies:
             tally.sent += 1
         try:
-            async with self.session.post(self.dial_url, data=body,
-                                         timeout=timeout or self.timeout) as response:
-                status, payload = response.status, await response.read()
+            async with asyncio.timeout(timeout_s or self.plan.timeout_s):
+                reply = await connection.post(body)
         except NETWORK_ERRORS as exc:
             for tally in tallies:
                 tally.failure(failure_of(exc), str(exc) or type(exc).__name__)
             return
         ms = (self.loop.time() - since) * 1e3
         self.window.record(ms)
-        if status != 200:
-            detail = problem_text(status, payload)
+        if reply.status != 200:
+            detail = problem_text(reply.status, reply.body)
             for tally in tallies:
-                tally.http_error(ms, status, detail)
+                tally.http_error(ms, reply.status, detail)
             return
         try:
-            answer = _answer.decode(payload)
+            answer = _answer.decode(reply.body)
         except msgspec.DecodeError as exc:
             for tally in tallies:
                 tally.failure(Failure.BAD_ANSWER, str(exc))
@@ -214,9 +235,11 @@ class _Run:
             tally.decision(ms, answer.allowed, label)
         if answer.allowed:
             self.ends.allowed += 1
-            if self.plan.end_calls and self.plan.hold_s == 0 and self.ends_group is not None:
+            if not self.plan.end_calls or answer.call_id is None:
+                return
+            if self.plan.hold_s == 0 and self.ends_group is not None:
                 self.ends_group.create_task(self._end(answer.call_id))
-            elif self.plan.end_calls:
+            else:
                 self.held.append((self.loop.time() + self.plan.hold_s, answer.call_id))
                 self.held_wake.set()
 
@@ -302,30 +325,29 @@ def _session(plan: Plan) -> aiohttp.ClientSession:
 
 
 async def _load(plan: Plan, listed: Sequence[str]) -> Report:
-    # Ends have connections of their own: on the dials' pool, a closed loop's workers take
-    # each connection back the moment it is free and the ends would wait for ever, leaving
-    # every channel taken (and every dial a channel_limit).
-    async with _session(plan) as session, _session(plan) as ends_session:
+    # The session asks the preflight's questions, then sends the ends, on connections of
+    # their own: ends never wait behind dials, nor take a dial's connection.
+    async with _session(plan) as session:
         setup = await prepare(session, plan, listed, _say)
         how = (f"{plan.rate:,.0f} dials/s" if plan.rate is not None
                else f"as fast as {plan.concurrency} connections go")
         _say(f"{how} for {plan.duration_s:g} s (+{plan.warmup_s:g} s warm-up) against "
              f"{plan.url}, as {len(setup.users)} user(s), {setup.described}")
-        run = _Run(plan, setup, session, ends_session)
+        run = _Run(plan, setup, session)
+        # What is loaded by now (modules, the prefilled numbers) lives for the whole run: out
+        # of the collector's passes, a full collection during the run is no pause of note.
+        gc.freeze()
         loop = asyncio.get_running_loop()
-        try:
+        # Not the main thread, or no signals here: Ctrl-C then stops it cold.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGINT, run.stop)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread, or no signals here: Ctrl-C then stops it cold
         cpu_s, wall_s = time.process_time(), loop.time()
         try:
             await run.run()
         finally:
             cpu_s, wall_s = time.process_time() - cpu_s, loop.time() - wall_s
-            try:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGINT)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
     measured_s = max(0.0, min(run.stopped_s, run.stop_s) - run.measure_from_s)
     return summarise(run.measured, run.ends, plan, measured_s=measured_s, users=setup.users,
                      destinations=setup.described, run_s=wall_s, generator_cpu_s=cpu_s,

@@ -119,6 +119,7 @@ class Tally:
         """The first detail seen per error, to show what went wrong."""
         self.late = 0
         self.worst_late_ms = 0.0
+        self.waited = 0
 
     @property
     def errors(self) -> int:
@@ -171,8 +172,13 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     failures: dict[str, int]
     examples: dict[str, str]
     late: int
-    """Open loop: measured requests that started over ``LATE_MS`` after their time."""
+    """Open loop: measured requests that started over ``LATE_MS`` after their time because
+    the generator fell behind its schedule."""
     worst_late_ms: float
+    waited: int = 0
+    """Open loop: measured requests due while every connection was busy, sent over
+    ``LATE_MS`` after their time: the server, not the generator, held them back (the wait
+    is in their latency)."""
     errors: int
     ends_sent: int
     ends_ok: int
@@ -214,7 +220,7 @@ def summarise(tally: Tally, ends: Ends, plan: Plan, *, measured_s: float,
         http_errors=dict(sorted(tally.http_errors.items())),
         failures={str(k): v for k, v in tally.failures.most_common()},
         examples=dict(tally.examples), late=tally.late,
-        worst_late_ms=tally.worst_late_ms, errors=tally.errors,
+        worst_late_ms=tally.worst_late_ms, waited=tally.waited, errors=tally.errors,
         ends_sent=ends.sent, ends_ok=ends.ok, ends_failed=dict(ends.failed),
         left_up=ends.allowed - ends.ok, run_s=run_s, generator_cpu_s=generator_cpu_s,
         interrupted=interrupted,
@@ -250,8 +256,11 @@ def render_table(report: Report) -> str:
     out.append(f"{'answered':<24}{r.answered:>12,}")
     if r.late:
         worst = _ms(r.worst_late_ms)
-        out.append(f"{f'started over {LATE_MS:g} ms late':<24}{r.late:>12,}   (worst {worst} ms: the "
-                   "generator fell behind)")
+        out.append(f"{f'started over {LATE_MS:g} ms late':<24}{r.late:>12,}   (worst {worst} ms: "
+                   "the generator fell behind)")
+    if r.waited:
+        out.append(f"{'waited for a connection':<24}{r.waited:>12,}   (over {LATE_MS:g} ms, all "
+                   f"{r.concurrency} busy: the server was slow)")
     if r.run_s > 0:
         busy = r.generator_cpu_s / r.run_s
         out.append(f"{'generator CPU':<24}{busy:>11.0%}    of one core"

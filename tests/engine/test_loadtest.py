@@ -8,8 +8,11 @@ import math
 import os
 import random
 import re
+import socketserver
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +39,7 @@ from engine.loadtest import (
     render_table,
     summarise,
 )
+from engine.loadtest.connection import Answer, AnswerReader, BadAnswer
 from engine.loadtest.run import main, standalone
 
 from ..conftest import CALLGATE, ROOT, Server, free_port
@@ -89,7 +93,7 @@ def test_bad_option_is_a_configuration_error_naming_it(argv: tuple[str, ...], me
 
 
 def test_no_token_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigurationError, match="--token .*CALLGATE_TOKEN"):
+    with pytest.raises(ConfigurationError, match=r"--token .*CALLGATE_TOKEN"):
         plan_from(parse("--max"), {})
 
 
@@ -126,6 +130,51 @@ def test_schedule_makes_every_overdue_request_due_at_once() -> None:
     assert schedule.due(0.25) == 251
 
 
+# -- answers read off a dial's connection ----------------------------------------------------
+
+
+ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n"
+          b"Date: Thu, 03 Dec 2026 10:00:00 GMT\r\n\r\n" b'{"allowed":true}')
+
+
+def test_answers_split_anywhere_are_read_whole_and_in_order() -> None:
+    stream = ANSWER + ANSWER.replace(b"200 OK", b"429 Too Many Requests")
+    for cut in range(len(stream) + 1):
+        reader = AnswerReader()
+        answers = []
+        for part in (stream[:cut], stream[cut:]):
+            reader.feed(part)
+            while (answer := reader.next_answer()) is not None:
+                answers.append(answer)
+        assert answers == [Answer(200, b'{"allowed":true}', False),
+                           Answer(429, b'{"allowed":true}', False)], cut
+
+
+def test_chunked_answer_interim_answer_and_connection_close() -> None:
+    reader = AnswerReader()
+    reader.feed(b"HTTP/1.1 100 Continue\r\n\r\n"
+                b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n"
+                b"Connection: close\r\n\r\n5;x=1\r\nhello\r\n6\r\n world\r\n0\r\n")
+    assert reader.next_answer() is None  # the chunked body's end is not in yet
+    reader.feed(b"\r\n")
+    assert reader.next_answer() == Answer(503, b"hello world", True)
+    reader.feed(b"HTTP/1.0 204 No Content\r\n\r\n")
+    assert reader.next_answer() == Answer(204, b"", True)  # HTTP/1.0: closed unless kept
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "not an HTTP/1.x status line"),
+    (b"HTTP/1.1 200 OK\r\n\r\n{}", "neither Content-Length nor chunked"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length is not a number"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "not a chunk size"),
+])
+def test_unreadable_answer_is_a_bad_answer_naming_what_is_wrong(data: bytes, message: str) -> None:
+    reader = AnswerReader()
+    reader.feed(data)
+    with pytest.raises(BadAnswer, match=message):
+        reader.next_answer()
+
+
 # -- statistics ------------------------------------------------------------------------------
 
 
@@ -159,7 +208,7 @@ def test_histogram_of_few_samples() -> None:
 
 @pytest.mark.parametrize("region", ["US", "CA", "GB", "FR", "IT", "DE", "AG"])
 def test_generated_numbers_are_valid_distinct_and_diallable(region: str) -> None:
-    numbers = [n for n, _ in zip(NumberSource([region], seed=1), range(300))]
+    numbers = [n for n, _ in zip(NumberSource([region], seed=1), range(300), strict=False)]
     assert len(set(numbers)) == len(numbers)
     for number in numbers:
         parsed = phonenumbers.parse(number, None)
@@ -172,14 +221,14 @@ def test_generated_numbers_are_valid_distinct_and_diallable(region: str) -> None
 
 
 def test_generated_numbers_take_each_region_in_turn() -> None:
-    numbers = [n for n, _ in zip(NumberSource(["US", "GB"], seed=1), range(10))]
+    numbers = [n for n, _ in zip(NumberSource(["US", "GB"], seed=1), range(10), strict=False)]
     assert [n.startswith("+44") for n in numbers] == [False, True] * 5
     assert all(n.startswith("+1") for n in numbers[::2])
 
 
 def test_seeded_number_sources_agree_and_unseeded_ones_differ() -> None:
     def first(seed: int | None) -> list[str]:
-        return [n for n, _ in zip(NumberSource(["US"], seed=seed), range(5))]
+        return [n for n, _ in zip(NumberSource(["US"], seed=seed), range(5), strict=False)]
 
     assert first(3) == first(3)
     assert first(None) != first(None)
@@ -251,6 +300,16 @@ def test_table_shows_rate_latency_and_every_outcome_with_its_share() -> None:
     assert lines[header].split()[2:] == ["p50", "p90", "p99", "p99.9", "max"]
     p50, p90, p99, p999, worst = map(float, lines[header + 1].split())
     assert p50 <= p90 <= p99 <= p999 <= worst == 2.0
+
+
+def test_table_tells_waiting_for_a_connection_from_the_generator_falling_behind() -> None:
+    report = msgspec.structs.replace(sample_report(), late=3, worst_late_ms=4.5, waited=120)
+    table = render_table(report)
+    assert re.search(r"^started over 1 ms late\s+3\s+\(worst 4\.50 ms: the generator fell "
+                     r"behind\)$", table, re.M), table
+    assert re.search(r"^waited for a connection\s+120\s+\(over 1 ms, all 32 busy: the server "
+                     r"was slow\)$", table, re.M), table
+    assert "waited for a connection" not in render_table(sample_report())
 
 
 def test_report_errors_are_http_errors_and_failures() -> None:
@@ -351,3 +410,75 @@ def test_closed_port_counts_connection_errors_without_a_traceback() -> None:
     assert done.returncode == 1  # every request failed: over --max-errors
     assert re.search(r"^  connection refused\s+100\s+100\.0%$", done.stdout, re.M), done.stdout
     assert "over --max-errors 1%" in done.stderr
+
+
+class _SlowDialHandler(socketserver.StreamRequestHandler):
+    """A server slower than the rate it is sent: each dial answered after ``DELAY_S``, as a
+    benchmark's baseline app answers (a decision with no call id); any other path a 404."""
+
+    DELAY_S = 0.02
+
+    def handle(self) -> None:
+        while head := self.rfile.readline():
+            request_line, length = head, 0
+            while (line := self.rfile.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            self.rfile.read(length)
+            if request_line.startswith(b"POST /v1/dial "):
+                time.sleep(self.DELAY_S)
+                status, body = b"200 OK", b'{"allowed":true,"user":"ana"}'
+            else:
+                status, body = b"404 Not Found", b"404: Not Found"
+            self.wfile.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: %d\r\n\r\n"
+                             % len(body) + body)
+
+
+def test_requests_waiting_for_a_busy_connection_are_counted_apart_from_the_generators_lateness(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One connection, answers every 20 ms, a request due every 10 ms: half the requests
+    wait for the connection: their wait is in their latency, and they are counted as having
+    waited. The allowed calls, with no call id, are not ended."""
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SlowDialHandler) as server:
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            args = parse("--url", f"http://127.0.0.1:{server.server_address[1]}", "--token",
+                         "t", "--rate", "100", "--duration", "1", "--warmup", "0",
+                         "--concurrency", "1", "--users", "ana", "--timeout", "30", "--json")
+            assert main(args) == 0
+        finally:
+            server.shutdown()
+    report = msgspec.json.decode(capsys.readouterr().out, type=Report)
+    assert report.sent == report.answered == report.allowed["?"] == 100
+    assert report.waited > 80
+    assert report.latency is not None and report.latency.max_ms > 500  # ~1 s of backlog
+    assert report.ends_sent == 0 and report.left_up == 100
+
+
+class _HangUpHandler(socketserver.StreamRequestHandler):
+    """Reads a request's head and hangs up without an answer."""
+
+    def handle(self) -> None:
+        while self.rfile.readline() not in (b"\r\n", b""):
+            pass
+
+
+def test_server_hanging_up_counts_as_disconnected_and_the_next_dial_reconnects(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _HangUpHandler) as server:
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            args = parse("--url", f"http://127.0.0.1:{server.server_address[1]}", "--token",
+                         "t", "--rate", "20", "--duration", "1", "--warmup", "0",
+                         "--concurrency", "1", "--users", "ana", "--json")
+            assert main(args) == 1  # every dial failed: over --max-errors
+        finally:
+            server.shutdown()
+    report = msgspec.json.decode(capsys.readouterr().out, type=Report)
+    assert report.failures == {"server disconnected": 20}
+    assert report.examples["server disconnected"].startswith("the server closed the connection")
