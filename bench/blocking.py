@@ -2,7 +2,8 @@
 
 The decision API is served in this process (``engine.http.build_app`` over the embedded store)
 and driven over loopback with many dials in flight, while blockbuster watches every call made
-from ``engine`` and ``callerid`` code on the loop (file and socket I/O, sleeps, SQLite, ...).
+from callgate's own packages (``callgate.PACKAGES``) on the loop (file and socket I/O, sleeps,
+SQLite, ...).
 A blocking call raises ``BlockingError`` there, which the API answers with a 500 and logs; both
 are counted. The run lasts longer than the token cache's revalidation interval, so the token
 lookup through the store is on the path too.
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from callgate import PACKAGES
 from engine.http import build_app
 from engine.numbers import load_metadata
 from engine.tokens import issue_token
@@ -98,7 +100,7 @@ async def _check(seconds: float) -> Findings:
                 url = str(server.make_url("")).rstrip("/")
                 numbers = FreshNumbers(seed=3).take(int(seconds * 5000))
                 stop = asyncio.Event()
-                with blockbuster_ctx(["engine", "callerid"]):
+                with blockbuster_ctx(list(PACKAGES)):
                     watcher = asyncio.create_task(_watch_stalls(findings, stop))
                     await _drive(url, token, numbers, seconds, findings)
                     stop.set()

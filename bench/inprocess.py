@@ -27,14 +27,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
-
 from callerid import AccountConfig, Reason
+from callgate.assembly import assemble
 from engine.decide import Engine
 from engine.errors import StoreUnavailable
 from engine.metrics import Metrics
 from engine.numbers import load_metadata, normalise
-from engine.service import AccountService
 from engine.store import EmbeddedStore
 from engine.wire import DialRequest
 
@@ -58,16 +56,16 @@ class Stack:
 
 @asynccontextmanager
 async def bench_engine(config: AccountConfig) -> AsyncIterator[Stack]:
-    """An engine over a new embedded store in a temporary directory, as the test fixtures
-    and ``callgate serve`` build it (metrics included: the server pays for them too)."""
+    """An engine over a new embedded store in a temporary directory, assembled as the test
+    fixtures and ``callgate serve`` assemble it (metrics included: the server pays for them
+    too)."""
     with tempfile.TemporaryDirectory(prefix="callgate-bench-") as tmp:
         store = EmbeddedStore(Path(tmp) / "data", exclusive=True)
         await store.open()
         try:
-            metrics = Metrics(CollectorRegistry(), store.lease_counts)
-            engine = Engine(store, metrics=metrics)
-            await AccountService(store, on_saved=engine.install).put(config)
-            yield Stack(engine, store, metrics)
+            parts = assemble(store)
+            await parts.service.put(config)
+            yield Stack(parts.engine, store, parts.metrics)
         finally:
             await store.close()
 
@@ -228,7 +226,8 @@ def run(rounds: int = 5, per_round: int = 10_000, seq_per_round: int = 2_000) ->
             _deadline_note(s.flight, "all in-flight dials, fresh and repeated"),
         ),
         row("  fresh: event-loop thread CPU/decision", s.fresh_cpu),
-        row("  fresh, one at a time: median latency", s.fresh_seq, note=_deadline_note(s.seq, "all one-at-a-time dials")),
+        row("  fresh, one at a time: median latency", s.fresh_seq,
+            note=_deadline_note(s.seq, "all one-at-a-time dials")),
         row(
             f"dial, repeated dest, {IN_FLIGHT} in flight: wall/decision",
             s.repeat_flight,

@@ -16,34 +16,36 @@ callgate cannot answer with a decision::
     │   ├── UnsupportedMediaType  415  a body whose Content-Type is not JSON
     │   └── TooManyRequests       429  too many failed attempts from this caller: wait
     │                                  ``retry_after_s`` (it rides on the instance)
-    ├── SipMessageError           a SIP peer sent what we cannot take; its SIP status rides on
-    │                                  the instance (400, or 416, ...), as h11's
-    │                                  ``error_status_hint`` does; ``None`` when the message is
-    │                                  too broken to answer at all (it is dropped)
     ├── StoreUnavailable          503  the store cannot be reached or did not answer in time
     └── ConfigurationError        (start-up) a bad setting or configuration file; exit status 2
 
+A SIP peer that sends what cannot be taken as a message is at fault in SIP's own terms:
+``sip.errors.SipMessageError`` (sip owns its protocol error, as h11 owns ``ProtocolError``),
+whose SIP status rides on the instance (400, or 416, ...; ``None`` when the message is too
+broken to answer at all, and it is dropped).
+
 Two tables map each class to a status: ``HTTP_STATUS`` for the HTTP APIs, ``SIP_STATUS`` for
-the SIP front end (``sip_status`` prefers a status carried by the instance). Every message
-names the field or entry, the value and what was expected.
+the SIP front end (``sip_status`` prefers the status a ``SipMessageError`` carries). Every
+message names the field or entry, the value and what was expected.
 """
 
 from __future__ import annotations
 
+from sip.errors import SipMessageError
+
 __all__ = [
-    "CallgateError",
-    "Conflict",
-    "ConfigurationError",
-    "Forbidden",
     "HTTP_STATUS",
+    "SIP_STATUS",
+    "CallgateError",
+    "ConfigurationError",
+    "Conflict",
+    "Forbidden",
     "InvalidField",
     "MalformedRequest",
     "NotFound",
     "PayloadTooLarge",
     "PreconditionFailed",
     "RequestError",
-    "SIP_STATUS",
-    "SipMessageError",
     "StoreUnavailable",
     "TooManyRequests",
     "Unauthorized",
@@ -112,18 +114,6 @@ class TooManyRequests(RequestError):
         self.retry_after_s = retry_after_s
 
 
-class SipMessageError(CallgateError):
-    """A SIP message callgate cannot take. ``status`` is the SIP status to answer with, or
-    None when the message is too broken to answer: no Via header, no request or status line,
-    too many header lines, or a stream that cannot be framed."""
-
-    title = "Bad SIP message"
-
-    def __init__(self, detail: str, *, status: int | None = 400, field: str | None = None) -> None:
-        super().__init__(detail, field=field)
-        self.status = status
-
-
 class StoreUnavailable(CallgateError):
     title = "Store unavailable"
 
@@ -143,7 +133,6 @@ HTTP_STATUS: dict[type[CallgateError], int] = {
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
     TooManyRequests: 429,
-    SipMessageError: 400,
     StoreUnavailable: 503,
     ConfigurationError: 500,
 }
@@ -159,7 +148,6 @@ SIP_STATUS: dict[type[CallgateError], int] = {
     PayloadTooLarge: 513,
     UnsupportedMediaType: 400,  # not raised by the SIP front end: a SIP body is not ours to type
     TooManyRequests: 503,  # SIP has no 429; a banned SIP peer is not answered at all
-    SipMessageError: 400,
     StoreUnavailable: 503,
     ConfigurationError: 500,
 }
@@ -178,9 +166,9 @@ def http_status(error: CallgateError) -> int:
     return _row(HTTP_STATUS, error)
 
 
-def sip_status(error: CallgateError) -> int | None:
-    """The SIP status for ``error``: the one it carries, else its class's row; None: do not
-    answer."""
+def sip_status(error: CallgateError | SipMessageError) -> int | None:
+    """The SIP status for ``error``: the one a SIP message error carries, else its class's
+    row; None: do not answer."""
     if isinstance(error, SipMessageError):
         return error.status
     return _row(SIP_STATUS, error)

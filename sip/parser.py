@@ -24,8 +24,6 @@ import functools
 import re
 from urllib.parse import unquote
 
-from engine.errors import SipMessageError
-
 from .abnf import (
     HEADER_NAME,
     REQUEST_LINE,
@@ -37,6 +35,7 @@ from .abnf import (
     param_pairs,
     split_unquoted,
 )
+from .errors import SipMessageError
 from .message import NameAddr, Request, Response, Uri, Via
 
 __all__ = [
@@ -213,10 +212,8 @@ def ack_via(data: bytes) -> Via | None:
 
 def _head_lines(head: str) -> tuple[str, list[str]]:
     """The start line and the header lines, folded lines joined (section 7.3.1)."""
-    if head.count("\n") == head.count("\r\n"):  # CRLF only, as RFC 3261 writes it
-        lines = head.split("\r\n")
-    else:
-        lines = _LINE_END.split(head)
+    # Split on CRLF when that is the only line end, as RFC 3261 writes it; else on any.
+    lines = head.split("\r\n") if head.count("\n") == head.count("\r\n") else _LINE_END.split(head)
     while len(lines) > 1 and not lines[-1]:
         lines.pop()  # a head that ends in its own CRLF, with no empty line after it
     start = lines[0]

@@ -33,6 +33,7 @@ from callerid import Outcome
 from engine.decide import Engine
 from engine.errors import CallgateError, ConfigurationError
 
+from .errors import SipMessageError
 from .message import Address
 from .parser import Keepalive, StreamFramer
 from .redirect import Dial, EndCall, Redirector, Reply, SipSettings
@@ -386,7 +387,7 @@ class _Stream(asyncio.Protocol):
         self._touch()
         try:
             pieces = self._framer.feed(data)
-        except CallgateError as exc:
+        except SipMessageError as exc:
             log.info("SIP/%s: closing the connection from %s:%d: %s", self._kind.upper(),
                      *self._peer, exc.detail)
             self._server.redirector.count("dropped:unframeable")

@@ -22,14 +22,14 @@ from typing import Any
 
 import yaml
 
-from engine.cli import main as callgate_main
+from callgate.cli import main as callgate_main
 from tests.conftest import CALLGATE, ROOT
 
 __all__ = [
     "DEPLOY",
     "OTHER_TOOLS_FLAGS",
-    "Selector",
     "TARGET_LABELS",
+    "Selector",
     "callgate_command_lines",
     "callgate_commands",
     "config_show",

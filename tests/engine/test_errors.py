@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine import errors
+from sip.errors import SipMessageError
 
 
 def leaves(cls: type) -> list[type]:
@@ -19,8 +20,8 @@ def test_every_leaf_error_has_a_status_row(cls: type[errors.CallgateError]) -> N
 
 
 def test_a_sip_message_error_answers_with_the_status_it_carries() -> None:
-    assert errors.sip_status(errors.SipMessageError("bad version", status=505)) == 505
-    assert errors.sip_status(errors.SipMessageError("no Via", status=None)) is None
+    assert errors.sip_status(SipMessageError("bad version", status=505)) == 505
+    assert errors.sip_status(SipMessageError("no Via", status=None)) is None
     assert errors.sip_status(errors.NotFound("no user")) == 404
 
 

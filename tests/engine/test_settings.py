@@ -9,10 +9,14 @@ import os
 import subprocess
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from engine import settings
+from callgate import settings
 from engine.errors import ConfigurationError
+from engine.tokens import AuthLimits
+from sip.digest import ALGORITHMS
+from sip.redirect import SipSettings
 
 from ..conftest import CALLGATE
 
@@ -110,6 +114,15 @@ def test_defaults_apply_when_nothing_is_given() -> None:
     values = settings.resolve("serve", {}, {})
     assert values["port"].value == 8080 and values["port"].source == "default"
     assert values["sip"].value is None and values["sip_trusted"].value == ()
+
+
+def test_the_defaults_are_the_settings_structures_own() -> None:
+    values = settings.resolve("serve", {"sip": "127.0.0.1:5060"}, {})
+    serve = settings.serve_settings(values)
+    assert serve.sip is not None and serve.sip.redirect == SipSettings()
+    assert serve.auth_limits == AuthLimits()
+    assert msgspec.structs.replace(serve, sip=None) == settings.ServeSettings()
+    assert values["sip_digest"].value == ALGORITHMS
 
 
 def test_an_unknown_callgate_variable_is_warned_about() -> None:

@@ -3,6 +3,7 @@ datagrams at a running server leave it answering OPTIONS."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import SipMessageError
+from sip.errors import SipMessageError
 from sip.parser import StreamFramer, parse_message
 from sip.redirect import Dial, EndCall, Redirector, Reply, SipSettings, TrustedPeer
 
@@ -53,14 +54,10 @@ messages = st.one_of(mutated(), st.binary(max_size=2000))
           suppress_health_check=[HealthCheck.too_slow])
 @given(messages)
 def test_the_parser_never_raises_anything_but_its_own_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(SipMessageError):
         parse_message(data)
-    except SipMessageError:
-        pass
-    try:
+    with contextlib.suppress(SipMessageError):
         StreamFramer().feed(data)
-    except SipMessageError:
-        pass
 
 
 REDIRECTOR = Redirector(
@@ -97,7 +94,7 @@ def test_random_datagrams_leave_the_server_answering(sip_service: SipService) ->
             try:
                 while sock.recv(65536):
                     pass
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 pass
     sock.close()
     client = sip_service.client()

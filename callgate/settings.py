@@ -8,6 +8,13 @@ One naming rule: the key is the flag without its dashes, ``-`` becoming ``_``; t
 Every value is read at start by its setting's parser; the first bad one stops the command
 with one line naming the setting, the value and where it came from (``ConfigurationError``,
 exit status 2). ``callgate config show`` prints them all with their sources, secrets masked.
+
+A default is written once, on the structure that owns the value: ``ServeSettings`` (below)
+for the server's, ``AuthLimits`` for HTTP authentication bans, ``SipSettings`` for the SIP
+redirect (whose digest algorithms are ``sip.digest.ALGORITHMS``). The table here reads each
+from there, so ``--help``, ``config show`` and a server built without this module agree.
+``serve_settings`` turns the resolved values into the ``ServeSettings`` that ``callgate
+serve`` runs with.
 """
 
 from __future__ import annotations
@@ -22,7 +29,13 @@ from typing import Any
 
 import msgspec
 
-from .errors import ConfigurationError
+from engine.errors import ConfigurationError
+from engine.store.redis_store import RedisSettings, parse_redis_url
+from engine.sync import POLL_S
+from engine.tokens import AuthLimits
+from sip.digest import ALGORITHMS
+from sip.redirect import SipSettings, TrustedPeer
+from sip.server import Listen, SipServeSettings
 
 __all__ = [
     "CONFIG",
@@ -30,11 +43,13 @@ __all__ = [
     "LOG_LEVELS",
     "SETTINGS",
     "Resolved",
+    "ServeSettings",
     "Setting",
     "add_arguments",
     "mask",
     "read_file",
     "resolve",
+    "serve_settings",
     "warn_unknown",
 ]
 
@@ -45,6 +60,37 @@ OTHER_VARIABLES = frozenset({"CALLGATE_URL", "CALLGATE_TOKEN", "CALLGATE_DETECT_
 and token, and the test suite's switch."""
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("json", "text")
+
+
+class ServeSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``callgate serve`` runs with. Its defaults are the settings' defaults: the table
+    below reads them from here."""
+
+    data_dir: Path = Path(".callgate")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    demo: Path | None = None
+    """Import this account on first start (empty store) and print a fresh token."""
+    redis: RedisSettings | None = None
+    """Serve on this Redis store instead of the embedded one."""
+    workers: int = 1
+    poll_s: float = POLL_S
+    """How often each process checks the stored configuration versions."""
+    sip: SipServeSettings | None = None
+    """Run the SIP redirect front end too."""
+    drain_s: float = 5.0
+    """After SIGTERM: answering still, /healthz saying not ready, for this long."""
+    shutdown_timeout_s: float = 10.0
+    """Then: how long requests in flight may take to finish."""
+    log_level: str = "info"
+    log_format: str = "json"
+    auth_limits: AuthLimits = AuthLimits()
+    """Failed HTTP authentications that get an address or a token refused for a while."""
+
+
+_SERVE = ServeSettings()
+_SIP = SipSettings()
+"""The structures' own defaults, which the settings table below reads."""
 
 
 class Setting(msgspec.Struct, frozen=True, kw_only=True):
@@ -126,18 +172,14 @@ def _path(text: str) -> Path:
     return Path(_text(text))
 
 
-def _redis_url(text: str) -> Any:
-    from .store.redis_store import parse_redis_url
-
+def _redis_url(text: str) -> RedisSettings:
     try:
         return parse_redis_url(_text(text))
     except ValueError as exc:
         raise ValueError(f"is not a usable Redis URL: {exc}") from None
 
 
-def _listen(text: str) -> Any:
-    from sip.server import Listen
-
+def _listen(text: str) -> Listen:
     host, sep, port = text.strip().rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -145,9 +187,7 @@ def _listen(text: str) -> Any:
     return Listen(host, int(port))
 
 
-def _trusted(text: str) -> Any:
-    from sip.redirect import TrustedPeer
-
+def _trusted(text: str) -> TrustedPeer:
     network, _, account = text.strip().partition("=")
     try:
         ipaddress.ip_network(network, strict=False)
@@ -158,8 +198,6 @@ def _trusted(text: str) -> Any:
 
 
 def _digest(text: str) -> tuple[str, ...]:
-    from sip.digest import ALGORITHMS
-
     chosen = tuple(a.strip().upper() for a in text.split(",") if a.strip())
     if not chosen or len(set(chosen)) != len(chosen) or set(chosen) - set(ALGORITHMS):
         raise ValueError(f"is not some of {', '.join(ALGORITHMS)}, comma-separated")
@@ -174,37 +212,43 @@ CONFIG = Setting(key="config", parse=_path, metavar="FILE", commands=("*",),
 
 SETTINGS: tuple[Setting, ...] = (
     CONFIG,
-    Setting(key="data", parse=_path, default=Path(".callgate"), metavar="DIR", commands=_STORE,
+    Setting(key="data", parse=_path, default=_SERVE.data_dir, metavar="DIR", commands=_STORE,
             help="data directory of the embedded store"),
     Setting(key="redis_url", parse=_redis_url, metavar="URL", secret=True, commands=_STORE,
             help="use the Redis store at this URL instead of the embedded store: redis://, "
             "rediss:// or unix://, with the options cluster=yes, sentinel=<master>, pool=<n>, "
             "inflight=<n>, timeout_ms=<n>"),
-    Setting(key="log_level", parse=_choice(LOG_LEVELS), default="info", commands=("*",),
-            metavar="LEVEL", help=f"{', '.join(LOG_LEVELS)}: debug logs every decision"),
-    Setting(key="log_format", parse=_choice(LOG_FORMATS), default="json", commands=("*",),
-            metavar="FORMAT", help="json (one object a line) or text"),
-    Setting(key="host", parse=_text, default="127.0.0.1", help="address of the HTTP APIs"),
-    Setting(key="port", parse=_port, default=8080, help="port of the HTTP APIs"),
-    Setting(key="workers", parse=_int_range(1, 256, "a number of processes"), default=1,
-            metavar="N", help="worker processes sharing the ports (SO_REUSEPORT); more than 1 "
-            "needs the Redis store"),
-    Setting(key="config_poll", parse=_seconds(0.05, 3600), default=1.0, metavar="SECONDS",
+    Setting(key="log_level", parse=_choice(LOG_LEVELS), default=_SERVE.log_level,
+            commands=("*",), metavar="LEVEL",
+            help=f"{', '.join(LOG_LEVELS)}: debug logs every decision"),
+    Setting(key="log_format", parse=_choice(LOG_FORMATS), default=_SERVE.log_format,
+            commands=("*",), metavar="FORMAT", help="json (one object a line) or text"),
+    Setting(key="host", parse=_text, default=_SERVE.host, help="address of the HTTP APIs"),
+    Setting(key="port", parse=_port, default=_SERVE.port, help="port of the HTTP APIs"),
+    Setting(key="workers", parse=_int_range(1, 256, "a number of processes"),
+            default=_SERVE.workers, metavar="N",
+            help="worker processes sharing the ports (SO_REUSEPORT); more than 1 needs the "
+            "Redis store"),
+    Setting(key="config_poll", parse=_seconds(0.05, 3600), default=_SERVE.poll_s,
+            metavar="SECONDS",
             help="how often each process checks for configuration changes it was not told of"),
-    Setting(key="drain", parse=_seconds(0, 3600), default=5.0, metavar="SECONDS",
+    Setting(key="drain", parse=_seconds(0, 3600), default=_SERVE.drain_s, metavar="SECONDS",
             help="after SIGTERM, how long to keep answering while /healthz says not ready, so "
             "load balancers move away first"),
-    Setting(key="shutdown_timeout", parse=_seconds(0, 3600), default=10.0, metavar="SECONDS",
+    Setting(key="shutdown_timeout", parse=_seconds(0, 3600),
+            default=_SERVE.shutdown_timeout_s, metavar="SECONDS",
             help="then, how long requests in flight may take to finish"),
     Setting(key="demo", parse=_path, metavar="FILE",
             help="import this account when the store is empty, and print a fresh token for it"),
     Setting(key="http_ban_after", parse=_int_range(1, 100_000, "a number of failures"),
-            default=20, metavar="N",
+            default=_SERVE.auth_limits.failures, metavar="N",
             help="failed authentications (a missing, unknown or revoked token) from one "
             "address, or with one token from anywhere, that refuse it with 429..."),
-    Setting(key="http_ban_window", parse=_seconds(1, 86400), default=60.0, metavar="SECONDS",
+    Setting(key="http_ban_window", parse=_seconds(1, 86400),
+            default=_SERVE.auth_limits.window_s, metavar="SECONDS",
             help="...within this many seconds"),
-    Setting(key="http_ban_for", parse=_seconds(1, 86400), default=60.0, metavar="SECONDS",
+    Setting(key="http_ban_for", parse=_seconds(1, 86400),
+            default=_SERVE.auth_limits.ban_s, metavar="SECONDS",
             help="how long; a token this process knows is never refused"),
     Setting(key="sip", parse=_listen, metavar="HOST:PORT",
             help="listen for SIP over UDP and TCP here, e.g. 0.0.0.0:5060 (default: no SIP)"),
@@ -216,24 +260,28 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(key="sip_key", parse=_path, metavar="FILE", help="PEM private key for --sip-tls"),
     Setting(key="sip_gateway", parse=_text, metavar="HOST[:PORT]",
             help="where a 302 sends the call (its Contact host); default: the Request-URI's host"),
-    Setting(key="sip_trusted", parse=_trusted, many=True, default=(), metavar="CIDR[=ACCOUNT]",
+    Setting(key="sip_trusted", parse=_trusted, many=True, default=_SIP.trusted,
+            metavar="CIDR[=ACCOUNT]",
             help="a trusted peer network (a PBX that authenticates its own users): its INVITEs "
             "name the user instead of passing digest auth; repeat for more"),
-    Setting(key="sip_user_header", parse=_text, default="X-Callgate-User", metavar="HEADER",
+    Setting(key="sip_user_header", parse=_text, default=_SIP.user_header, metavar="HEADER",
             help="how a trusted peer names the user: this header, or 'From' for the From "
             "URI's user part"),
-    Setting(key="sip_digest", parse=_digest, default=("MD5", "SHA-256"), metavar="ALGORITHMS",
+    Setting(key="sip_digest", parse=_digest, default=_SIP.digest_algorithms,
+            metavar="ALGORITHMS",
             help="digest algorithms every challenge offers, in this order (clients that read "
             "only the first challenge mostly know only MD5)"),
-    Setting(key="sip_nonce_ttl", parse=_seconds(1, 86400), default=300.0, metavar="SECONDS",
-            help="how long a digest nonce stays valid"),
+    Setting(key="sip_nonce_ttl", parse=_seconds(1, 86400), default=_SIP.nonce_ttl_s,
+            metavar="SECONDS", help="how long a digest nonce stays valid"),
     Setting(key="sip_ban_after", parse=_int_range(1, 10_000, "a number of failures"),
-            default=10, metavar="N",
+            default=_SIP.ban_after, metavar="N",
             help="failed digest answers for one login at one address that ban that login "
             "there (or for as many different usernames, that ban the address)..."),
-    Setting(key="sip_ban_window", parse=_seconds(1, 86400), default=60.0, metavar="SECONDS",
+    Setting(key="sip_ban_window", parse=_seconds(1, 86400),
+            default=_SIP.ban_window_s, metavar="SECONDS",
             help="...within this many seconds"),
-    Setting(key="sip_ban_for", parse=_seconds(1, 86400), default=300.0, metavar="SECONDS",
+    Setting(key="sip_ban_for", parse=_seconds(1, 86400),
+            default=_SIP.ban_s, metavar="SECONDS",
             help="how long a banned login or address gets no answer at all"),
 )
 
@@ -269,7 +317,9 @@ def read_file(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text())
     except OSError as exc:
-        raise ConfigurationError(f"--config {path}: cannot read it ({exc.strerror or exc})") from None
+        raise ConfigurationError(
+            f"--config {path}: cannot read it ({exc.strerror or exc})"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"--config {path}: not TOML ({exc})") from None
     known = {s.key for s in SETTINGS} - {CONFIG.key}
@@ -330,6 +380,36 @@ def resolve(
             value = tuple(parsed) if setting.many else parsed[0]
         out[setting.key] = Resolved(setting=setting, value=value, source=source)
     return out
+
+
+def serve_settings(values: Mapping[str, Resolved]) -> ServeSettings:
+    """What ``callgate serve`` runs with, from its resolved settings; ``ConfigurationError``
+    for a combination no single value shows wrong (a certificate without TLS)."""
+
+    def get(key: str) -> Any:
+        return values[key].value
+
+    sip = None
+    if get("sip") is not None or get("sip_tls") is not None:
+        sip = SipServeSettings(
+            listen=get("sip"), tls=get("sip_tls"), cert=get("sip_cert"), key=get("sip_key"),
+            redirect=SipSettings(
+                gateway=get("sip_gateway"), trusted=get("sip_trusted"),
+                user_header=get("sip_user_header"), nonce_ttl_s=get("sip_nonce_ttl"),
+                digest_algorithms=get("sip_digest"), ban_after=get("sip_ban_after"),
+                ban_window_s=get("sip_ban_window"), ban_s=get("sip_ban_for"),
+            ),
+        )
+    elif get("sip_cert") is not None or get("sip_key") is not None:
+        raise ConfigurationError("settings sip_cert and sip_key are for sip_tls, which is not set")
+    return ServeSettings(
+        data_dir=get("data"), host=get("host"), port=get("port"), demo=get("demo"),
+        redis=get("redis_url"), workers=get("workers"), poll_s=get("config_poll"),
+        drain_s=get("drain"), shutdown_timeout_s=get("shutdown_timeout"), sip=sip,
+        log_level=get("log_level"), log_format=get("log_format"),
+        auth_limits=AuthLimits(failures=get("http_ban_after"), window_s=get("http_ban_window"),
+                               ban_s=get("http_ban_for")),
+    )
 
 
 def warn_unknown(environ: Mapping[str, str]) -> None:

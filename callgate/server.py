@@ -1,5 +1,8 @@
 """Start-up and shutdown of a callgate server: one process, or N worker processes sharing one
-port (``SO_REUSEPORT``) and one Redis store, under a parent that restarts any that dies."""
+port (``SO_REUSEPORT``) and one Redis store, under a parent that restarts any that dies.
+
+Each process opens its store, wires itself with ``callgate.assembly.assemble`` and runs what
+that built: the HTTP APIs, and the SIP front end when configured."""
 
 from __future__ import annotations
 
@@ -18,60 +21,33 @@ from pathlib import Path
 
 import msgspec
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
-from admin_api import PREFIX, build_admin_app
-from sip.server import SipServeSettings, SipServer, tls_context
+from engine import configfile, logs
+from engine.errors import CallgateError, ConfigurationError
+from engine.http import Lifecycle
+from engine.numbers import load_metadata, load_numbering_plans
+from engine.store import open_store
+from engine.sync import refresh_once
+from engine.tokens import issue_token
+from sip.server import SipServer, tls_context
 
-from . import configfile
-from .decide import Engine
-from .errors import CallgateError, ConfigurationError
-from . import logs
-from .http import TOKENS, Lifecycle, build_app
-from .metrics import Metrics
-from .numbers import load_metadata, load_numbering_plans
-from .service import AccountService
-from .store import Store, open_store
-from .store.redis_store import RedisSettings
-from .sync import POLL_S, refresh_once
-from .tokens import AuthLimits, issue_token
+from . import PACKAGES
+from .assembly import Assembly, assemble
+from .settings import ServeSettings
 
-__all__ = ["ServeSettings", "serve", "serve_workers"]
+__all__ = ["serve", "serve_workers"]
 
 log = logging.getLogger("callgate")
 
 
-
-class ServeSettings(msgspec.Struct, frozen=True, kw_only=True):
-    data_dir: Path
-    host: str = "127.0.0.1"
-    port: int = 8080
-    demo: Path | None = None
-    """Import this account on first start (empty store) and print a fresh token."""
-    redis: RedisSettings | None = None
-    """Serve on this Redis store instead of the embedded one."""
-    workers: int = 1
-    poll_s: float = POLL_S
-    """How often each process checks the stored configuration versions."""
-    sip: SipServeSettings | None = None
-    """Run the SIP redirect front end too."""
-    drain_s: float = 5.0
-    """After SIGTERM: answering still, /healthz saying not ready, for this long."""
-    shutdown_timeout_s: float = 10.0
-    """Then: how long requests in flight may take to finish."""
-    log_level: str = "info"
-    log_format: str = "json"
-    auth_limits: AuthLimits = AuthLimits()
-    """Failed HTTP authentications that get an address or a token refused for a while."""
-
-
-async def _demo(store: Store, engine: Engine, path: Path) -> tuple[str, str]:
+async def _demo(parts: Assembly, path: Path) -> tuple[str, str]:
     """Import the demo account unless the store has accounts already; a new demo token."""
+    store = parts.store
     config = configfile.decode(
         await asyncio.to_thread(path.read_bytes), configfile.format_for(path), source=str(path)
     )
     if not await store.account_versions():
-        await AccountService(store, on_saved=engine.install).put(config)
+        await parts.service.put(config)
         log.info("imported the demo account %r from %s", config.id, path)
     await store.revoke_token(config.id, "demo")
     token = await issue_token(store, config.id, "demo")
@@ -106,25 +82,15 @@ def _detect_blocking() -> None:
     runs its servers so; needs the ``blockbuster`` package of the test extra)."""
     from blockbuster import BlockBuster
 
-    BlockBuster(scanned_modules=["engine", "callerid"]).activate()
+    BlockBuster(scanned_modules=list(PACKAGES)).activate()
     log.info("blocking calls on the event loop will raise")
 
 
-def _admin(store: Store, engine: Engine) -> Callable[[web.Application], None]:
-    def mount(app: web.Application) -> None:
-        app.add_subapp(PREFIX, build_admin_app(store, engine, app[TOKENS]))
-
-    return mount
-
-
-async def _start_sip(
-    settings: ServeSettings, engine: Engine, registry: CollectorRegistry
-) -> SipServer | None:
-    if settings.sip is None:
+async def _start_sip(settings: ServeSettings, server: SipServer | None) -> SipServer | None:
+    """Start ``server`` listening where ``settings`` say; the server once it listens."""
+    if settings.sip is None or server is None:
         return None
     context = await tls_context(settings.sip)
-    server = SipServer(engine, settings.sip.redirect, registry=registry,
-                       reuse_port=settings.workers > 1)
     await server.start(settings.sip.listen, settings.sip.tls, context)
     return server
 
@@ -157,16 +123,11 @@ async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = N
     store = open_store(settings.data_dir, settings.redis, serving=True)
     await store.open()
     try:
-        registry = CollectorRegistry()
-        metrics = Metrics(registry, store.lease_counts)
-        engine = Engine(store, metrics=metrics)
-        demo = await _demo(store, engine, settings.demo) if settings.demo else None
-        await refresh_once(store, engine)
-        lifecycle = Lifecycle()
-        app = build_app(store, engine, metrics, poll_s=settings.poll_s,
-                        mount=_admin(store, engine), lifecycle=lifecycle,
-                        auth_limits=settings.auth_limits)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout_s)
+        parts = assemble(store, settings)
+        demo = await _demo(parts, settings.demo) if settings.demo else None
+        await refresh_once(store, parts.engine)
+        runner = web.AppRunner(parts.app, access_log=None,
+                               shutdown_timeout=settings.shutdown_timeout_s)
         await runner.setup()
         sip: SipServer | None = None
         try:
@@ -179,7 +140,7 @@ async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = N
                     f"--host {settings.host} --port {settings.port}: cannot listen there "
                     f"({exc.strerror or exc})"
                 ) from None
-            sip = await _start_sip(settings, engine, registry)
+            sip = await _start_sip(settings, parts.sip)
             # Before anyone is told we listen: a SIGTERM from then on drains.
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -196,7 +157,7 @@ async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = N
                 print(_banner(settings, demo), flush=True)
             await stop.wait()
             stop.clear()
-            await _drain(settings, lifecycle, stop)
+            await _drain(settings, parts.lifecycle, stop)
         finally:
             if sip is not None:
                 await sip.close()
@@ -241,7 +202,7 @@ async def _prepare(settings: ServeSettings) -> tuple[str, str] | None:
     store = open_store(settings.data_dir, settings.redis, serving=True)
     await store.open()
     try:
-        return await _demo(store, Engine(store), settings.demo)
+        return await _demo(assemble(store, settings), settings.demo)
     finally:
         await store.close()
 

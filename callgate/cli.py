@@ -1,6 +1,6 @@
 """The ``callgate`` command line.
 
-Settings (the store, the server's ports, SIP, logs...) are ``engine.settings``: each a flag,
+Settings (the store, the server's ports, SIP, logs...) are ``callgate.settings``: each a flag,
 a ``CALLGATE_*`` variable and a config-file key, resolved and checked before any command
 runs. A bad one is one line on stderr and exit status 2.
 """
@@ -19,16 +19,15 @@ from typing import Any
 import msgspec
 
 from callerid import User
-from sip.redirect import SipSettings
-from sip.server import SipServeSettings
+from engine import changes, configfile, loadtest, logs
+from engine.errors import CallgateError, ConfigurationError, NotFound, RequestError
+from engine.service import AccountService
+from engine.store import AuditEntry, Store, open_store
+from engine.store.redis_store import RedisSettings
+from engine.tokens import described, issue_token
+from engine.wire import rfc3339
 
-from . import changes, configfile, loadtest, logs, settings
-from .errors import CallgateError, ConfigurationError, NotFound, RequestError
-from .service import AccountService
-from .store import AuditEntry, Store, open_store
-from .store.redis_store import RedisSettings
-from .tokens import AuthLimits, described, issue_token
-from .wire import rfc3339
+from . import settings
 
 __all__ = ["main"]
 
@@ -98,35 +97,6 @@ def _parser() -> argparse.ArgumentParser:
     revoke_p.add_argument("account")
     revoke_p.add_argument("name")
     return parser
-
-
-def _serve_settings(values: Mapping[str, settings.Resolved]) -> Any:
-    from .server import ServeSettings  # aiohttp loads only for the server
-
-    def get(key: str) -> Any:
-        return values[key].value
-
-    sip = None
-    if get("sip") is not None or get("sip_tls") is not None:
-        sip = SipServeSettings(
-            listen=get("sip"), tls=get("sip_tls"), cert=get("sip_cert"), key=get("sip_key"),
-            redirect=SipSettings(
-                gateway=get("sip_gateway"), trusted=get("sip_trusted"),
-                user_header=get("sip_user_header"), nonce_ttl_s=get("sip_nonce_ttl"),
-                digest_algorithms=get("sip_digest"), ban_after=get("sip_ban_after"),
-                ban_window_s=get("sip_ban_window"), ban_s=get("sip_ban_for"),
-            ),
-        )
-    elif get("sip_cert") is not None or get("sip_key") is not None:
-        raise ConfigurationError("settings sip_cert and sip_key are for sip_tls, which is not set")
-    return ServeSettings(
-        data_dir=get("data"), host=get("host"), port=get("port"), demo=get("demo"),
-        redis=get("redis_url"), workers=get("workers"), poll_s=get("config_poll"),
-        drain_s=get("drain"), shutdown_timeout_s=get("shutdown_timeout"), sip=sip,
-        log_level=get("log_level"), log_format=get("log_format"),
-        auth_limits=AuthLimits(failures=get("http_ban_after"), window_s=get("http_ban_window"),
-                               ban_s=get("http_ban_for")),
-    )
 
 
 def _show(values: Mapping[str, settings.Resolved], fmt: str) -> int:
@@ -249,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             return _show(values, args.show_format)
         if args.command == "loadtest":
-            from .loadtest.run import main as run_loadtest  # aiohttp loads only for a run
+            from engine.loadtest.run import main as run_loadtest  # aiohttp loads only for a run
 
             return run_loadtest(args)
         if args.command == "schema":
@@ -259,9 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print()
             return 0
         if args.command == "serve":
-            from .server import serve, serve_workers
+            from .server import serve, serve_workers  # the servers load only to serve
 
-            serve_settings = _serve_settings(values)
+            serve_settings = settings.serve_settings(values)
             if serve_settings.workers > 1:
                 serve_workers(serve_settings)
             else:
@@ -274,16 +244,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "import":
             return asyncio.run(_with_store(data, redis, lambda s: _import(s, Path(args.file))))
         if args.command == "export":
-            return asyncio.run(
-                _with_store(data, redis, lambda s: _export(s, args.account, args.format, args.output))
-            )
+            return asyncio.run(_with_store(
+                data, redis, lambda s: _export(s, args.account, args.format, args.output)))
         if args.token_command == "create":
             return asyncio.run(_with_store(
                 data, redis,
                 lambda s: _token_create(s, args.account, args.name, args.user, args.expires_in)))
         if args.token_command == "list":
             return asyncio.run(_with_store(data, redis, lambda s: _token_list(s, args.account)))
-        return asyncio.run(_with_store(data, redis, lambda s: _token_revoke(s, args.account, args.name)))
+        return asyncio.run(
+            _with_store(data, redis, lambda s: _token_revoke(s, args.account, args.name))
+        )
     except (ConfigurationError, RequestError) as exc:
         print(f"callgate: error: {exc.detail}", file=sys.stderr)
         return 2
