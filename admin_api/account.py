@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import msgspec
 from msgspec import UNSET
 
-from callerid import AccountConfig, DepartmentsMode, Permission
+from callerid import AccountConfig, Permission
 from engine import changes
-from engine.errors import Conflict
 from engine.store import AuditEntry
 
 from .context import Call, Operation, Reply, tagged, versioned
@@ -50,35 +49,15 @@ async def get_account(call: Call) -> Reply:
     return _reply(config)
 
 
-def _enforce_departments(
-    config: AccountConfig, actor: Actor
-) -> AccountConfig:
-    """Legacy -> enforced: every user outside a department moves into the default one,
-    keeping what they held as extra permissions."""
-    new = _replace(config, departments_mode=DepartmentsMode.ENFORCED)
+def _check_moved(actor: Actor, config: AccountConfig, new: AccountConfig) -> None:
+    """Each user the change from ``config`` to ``new`` moved into a department (the switch to
+    enforced mode) is one the actor may leave holding what they hold there."""
+    after = {u.id: u for u in new.users}
     for user in config.users:
-        if user.id != config.owner and user.department is None:
-            moved_config = changes.move_user(user.id, config.default_department)(new)
-            moved = next(u for u in moved_config.users if u.id == user.id)
-            check_permission_change(actor, config, user, effective(moved_config, moved),
+        moved = after.get(user.id)
+        if moved is not None and moved.department != user.department:
+            check_permission_change(actor, config, user, effective(new, moved),
                                     field="departments_mode")
-            new = moved_config
-    return new
-
-
-def _check_domain_change(
-    config: AccountConfig, domain: str | None, claimed_by: Callable[[str], list[str]]
-) -> None:
-    with_sip = [u.id for u in config.users if u.sip is not None]
-    if with_sip:
-        raise Conflict(
-            f"{len(with_sip)} users have SIP credentials in {config.sip_domain!r} (their "
-            f"password digests are made over the domain), e.g. {with_sip[0]!r}: remove their "
-            "credentials before changing the domain",
-            field="sip_domain",
-        )
-    if domain is not None and [a for a in claimed_by(domain) if a != config.id]:
-        raise Conflict(f"SIP domain {domain!r} belongs to another account", field="sip_domain")
 
 
 async def update_account(call: Call) -> Reply:
@@ -88,16 +67,9 @@ async def update_account(call: Call) -> Reply:
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         require(actor, P.ACCOUNT_SETTINGS)
         call.check_match(account_out(config).etag)
-        # ``fields`` is read, never changed: the edit runs again after a concurrent save.
-        mode = fields.get("departments_mode", config.departments_mode)
-        if fields.get("sip_domain", config.sip_domain) != config.sip_domain:
-            _check_domain_change(config, fields["sip_domain"], call.engine.domain_claimed_by)
-        new = _replace(config, **{f: v for f, v in fields.items() if f != "departments_mode"})
-        if mode is not config.departments_mode:
-            if mode is DepartmentsMode.LEGACY:
-                raise Conflict("an account moves from legacy to enforced departments mode, "
-                               "never back", field="departments_mode")
-            new = _enforce_departments(new, actor)
+        change = changes.update_account(fields, domain_claimed_by=call.engine.domain_claimed_by)
+        new = change(config)
+        _check_moved(actor, config, new)
         # The users the switch moved into the default department: an entry each.
         moved = changed_users(call, actor, "account.update", config, new)
         return new, [*moved, call.audit(actor, "account.update", f"account:{config.id}",

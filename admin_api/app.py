@@ -20,7 +20,7 @@ from aiohttp import web
 
 from engine.decide import Engine
 from engine.errors import Forbidden, NotFound
-from engine.http import _unrouted, answers_problems, json_body
+from engine.http import answer_unrouted, answers_problems, json_body
 from engine.service import AccountService
 from engine.store import Store
 from engine.tokens import TokenCache
@@ -163,5 +163,5 @@ def build_admin_app(store: Store, engine: Engine, token_cache: TokenCache) -> we
 
     app.router.add_get("/docs/assets/{name}", answers_problems(asset))
     # [\s\S], not ".": a path may hold an encoded line feed, and it gets our 404 too
-    app.router.add_route("*", r"/{path:[\s\S]*}", answers_problems(_unrouted, any_query=True))
+    app.router.add_route("*", r"/{path:[\s\S]*}", answers_problems(answer_unrouted, any_query=True))
     return app

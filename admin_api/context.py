@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -51,14 +50,15 @@ from engine.errors import (
     CallgateError,
     Conflict,
     InvalidField,
-    MalformedRequest,
     NotFound,
     PreconditionFailed,
     Unauthorized,
 )
+from engine.invariants import violations_of
 from engine.service import AccountService
 from engine.store import AuditEntry, Store, TokenRecord
 from engine.tokens import TokenCache
+from engine.validation import convert, parse_json, path_text
 
 from .rules import Actor, actor_for
 from .schemas import Page
@@ -70,9 +70,6 @@ log = logging.getLogger("callgate.admin")
 T = TypeVar("T")
 S = TypeVar("S", bound=msgspec.Struct)
 _encoder = msgspec.json.Encoder()
-_FIELD = re.compile(r"at `\$\.([A-Za-z_][\w.]*)|field `([^`]+)`")
-_CONFIG_PATH = re.compile(r"^(?:users|departments|numbers|groups)\[\d+\](?: \([^)]*\))?\.?")
-"""How the invariants name a place in the account: ``users[3] (ann).default_caller_id``."""
 
 
 def etag(answer: msgspec.Struct) -> str:
@@ -122,11 +119,6 @@ def _whole_numbers(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _whole_numbers(v) for k, v in value.items()}
     return value
-
-
-def _invalid(exc: msgspec.ValidationError) -> InvalidField:
-    found = _FIELD.search(str(exc))
-    return InvalidField(str(exc), field=(found.group(1) or found.group(2)) if found else None)
 
 
 @dataclass(frozen=True)
@@ -193,23 +185,13 @@ class Call:
         as JSON Schema has it (the OpenAPI document's ``integer``), wherever it is."""
         # Its Content-Type was checked before the operation ran (``json_body``, app.py).
         raw = await self.request.read()
-        try:
-            sent = msgspec.json.decode(raw or b"null")
-        except msgspec.DecodeError as exc:
-            raise MalformedRequest(f"the body is not valid JSON: {exc}") from None
-        try:
-            return msgspec.convert(_whole_numbers(sent), kind)
-        except msgspec.ValidationError as exc:
-            raise _invalid(exc) from None
+        return convert(_whole_numbers(parse_json(raw or b"null")), kind)
 
     def query(self, kind: type[S]) -> S:
         """The query string as ``kind``: an unknown parameter is a 422 like an unknown body
         field. (A repeated one never gets here: ``answers_problems`` refuses it on every
         route, operations without a query schema included.)"""
-        try:
-            return msgspec.convert(dict(self.request.query), kind, strict=False)
-        except msgspec.ValidationError as exc:
-            raise _invalid(exc) from None
+        return convert(dict(self.request.query), kind, strict=False)
 
     def actor(self, config: AccountConfig) -> Actor:
         found = actor_for(config, self.user_id)
@@ -310,18 +292,17 @@ class Call:
         log.info("admin write", extra={"fields": fields})
 
     def _in_request_terms(self, error: CallgateError) -> CallgateError:
-        """``error`` naming the request's field where it names a place in the account (the
-        invariants' ``users[3] (ann).default_caller_id`` is the ``default_caller_id`` the
-        client sent); no field when the request has none that matches."""
-        if error.field is None or not _CONFIG_PATH.match(error.field):
+        """``error`` naming the request's field where the invariants found it in an entry of
+        the account (their ``users[3] (ann).default_caller_id`` is the ``default_caller_id``
+        the client sent); no field when the request has none that matches."""
+        found = violations_of(error)
+        if not found or found[0].entry is None:
             return error
-        rest = _CONFIG_PATH.sub("", error.field, count=1)
+        path = found[0].path
         sent = set(getattr(self.operation.body, "__struct_fields__", ()))
-        parts = rest.split(".") if rest else []
         # The body may be a part of the resource (``/geo`` sends the user's ``geo``): skip
         # the leading names the body does not have.
-        field = next((".".join(parts[i:]) for i in range(len(parts))
-                      if parts[i].split("[", 1)[0] in sent), None)
+        field = next((path_text(path[i:]) for i, step in enumerate(path) if step in sent), None)
         return type(error)(error.detail, field=field)
 
     @staticmethod

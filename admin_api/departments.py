@@ -11,7 +11,6 @@ from msgspec import UNSET
 
 from callerid import AccountConfig, Department, Permission
 from engine import changes
-from engine.errors import NotFound
 from engine.store import AuditEntry
 
 from .context import Call, Operation, Reply, find, matching, page, tagged, versioned
@@ -31,7 +30,6 @@ from .users import changed_users
 __all__ = ["OPERATIONS"]
 
 P = Permission
-_replace = msgspec.structs.replace
 
 
 def department_out(config: AccountConfig, department: Department) -> DepartmentOut:
@@ -56,15 +54,6 @@ def _as_department(config: AccountConfig, department_id: str) -> Reply:
     return tagged(department_out(config, _department(config, department_id)))
 
 
-def _replaced(
-    call: Call, config: AccountConfig, actor: Actor, before: Department, after: Department,
-    action: str,
-) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-    departments = tuple(after if d.id == before.id else d for d in config.departments)
-    new = _replace(config, departments=departments)
-    return new, [call.audit(actor, action, f"department:{before.id}", before, after)]
-
-
 def _with_permissions(
     call: Call, config: AccountConfig, actor: Actor, before: Department,
     chosen: frozenset[Permission], action: str, *, field: str,
@@ -72,11 +61,12 @@ def _with_permissions(
     """``before`` holding ``chosen`` instead: the actor holds what it newly grants, and each
     member's new permissions are ones the actor could give them alone (rules 1-3). Each
     member whose permissions change gets an entry of their own."""
-    new, entries = _replaced(call, config, actor, before,
-                             _replace(before, permissions=tuple(sorted(chosen))), action)
+    new = changes.set_department_permissions(before.id, chosen)(config)
     check_edit_department(actor, config, new, before.id, field=field)
     check_grant(actor, chosen - set(before.permissions), field=field)
-    return new, [*changed_users(call, actor, action, config, new), *entries]
+    after = _department(new, before.id)
+    return new, [*changed_users(call, actor, action, config, new),
+                 call.audit(actor, action, f"department:{before.id}", before, after)]
 
 
 async def list_departments(call: Call) -> Reply:
@@ -98,12 +88,9 @@ async def create_department(call: Call) -> Reply:
             # Choosing what a department grants is setting permissions: as for
             # PUT /departments/{id}/permissions.
             require(actor, P.USERS_SETTINGS)
-        if body.template is not None and all(d.id != body.template for d in config.departments):
-            raise NotFound(f"no department {body.template!r} to copy", field="template")
         department = Department(
             id=body.id, name=body.name, description=body.description,
-            default_caller_id=body.default_caller_id,
-            permissions=tuple(sorted(set(body.permissions))),
+            default_caller_id=body.default_caller_id, permissions=body.permissions,
         )
         new = changes.create_department(department, template=body.template)(config)
         created = _department(new, body.id)
@@ -129,8 +116,9 @@ async def update_department(call: Call) -> Reply:
         require(actor, P.USERS_MANAGE)
         before = _department(config, department_id)
         call.check_match(_version(config, before))
-        return _replaced(call, config, actor, before, _replace(before, **fields),
-                         "department.update")
+        new = changes.update_department(department_id, fields)(config)
+        return new, [call.audit(actor, "department.update", f"department:{department_id}",
+                                before, _department(new, department_id))]
 
     return _as_department(await call.write(edit), department_id)
 

@@ -10,9 +10,8 @@ from collections.abc import Sequence
 import msgspec
 from msgspec import UNSET
 
-from callerid import AccountConfig, Group, Permission, User
-from callerid.model import NOBODY
-from engine.errors import Conflict
+from callerid import AccountConfig, Group, Permission
+from engine import changes
 from engine.store import AuditEntry
 
 from .context import Call, Operation, Reply, find, matching, page, tagged, versioned
@@ -23,7 +22,6 @@ from .users import changed_users
 __all__ = ["OPERATIONS"]
 
 P = Permission
-_replace = msgspec.structs.replace
 
 
 def group_out(group: Group) -> GroupOut:
@@ -38,30 +36,12 @@ def _as_group(config: AccountConfig, group_id: str) -> Reply:
     return tagged(group_out(_group(config, group_id)))
 
 
-def _members(config: AccountConfig, members: Sequence[str]) -> tuple[str, ...]:
-    """``members`` as a group holds them; each must be a user (the invariants would say so
-    too, but naming ``groups[i]`` rather than the request's field)."""
-    users = {u.id for u in config.users}
-    unknown = sorted(set(members) - users)
-    if unknown:
-        raise Conflict(f"member {unknown[0]!r} is not a user of this account", field="members")
-    return tuple(sorted(set(members)))
-
-
-def _replaced(
-    call: Call, config: AccountConfig, actor: Actor, before: Group, after: Group, action: str
+def _changed(
+    call: Call, actor: Actor, config: AccountConfig, new: AccountConfig, group_id: str,
+    action: str,
 ) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-    new = _replace(config, groups=tuple(after if g.id == before.id else g for g in config.groups))
-    return new, [call.audit(actor, action, f"group:{before.id}", before, after)]
-
-
-def _unsupervised(user: User, group_id: str) -> User:
-    """``user`` no longer supervising ``group_id``: a view limited to it alone becomes a view
-    of no one (an empty list would mean everyone)."""
-    scope = user.supervision
-    if scope is None or group_id not in scope:
-        return user
-    return _replace(user, supervised_groups=tuple(g for g in scope if g != group_id) or NOBODY)
+    before, after = _group(config, group_id), _group(new, group_id)
+    return new, [call.audit(actor, action, f"group:{group_id}", before, after)]
 
 
 async def list_groups(call: Call) -> Reply:
@@ -79,12 +59,11 @@ async def create_group(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         require(actor, P.USERS_MANAGE)
-        if any(g.id == body.id for g in config.groups):
-            raise Conflict(f"group {body.id!r} already exists", field="id")
-        group = Group(id=body.id, name=body.name, members=_members(config, body.members))
-        check_edit_group(actor, config, group.id, group.members, field="members")
-        new = _replace(config, groups=(*config.groups, group))
-        return new, [call.audit(actor, "group.create", f"group:{group.id}", None, group)]
+        group = Group(id=body.id, name=body.name, members=body.members)
+        new = changes.create_group(group)(config)
+        created = _group(new, body.id)
+        check_edit_group(actor, config, created.id, created.members, field="members")
+        return new, [call.audit(actor, "group.create", f"group:{created.id}", None, created)]
 
     config = await call.write(edit)
     return tagged(group_out(_group(config, body.id)), 201)
@@ -98,13 +77,14 @@ async def get_group(call: Call) -> Reply:
 async def update_group(call: Call) -> Reply:
     body = await call.body(GroupPatch)
     group_id = call.param("group_id")
-    fields = {f: v for f in body.__struct_fields__ if (v := getattr(body, f)) is not UNSET}
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         require(actor, P.USERS_MANAGE)
-        before = _group(config, group_id)
-        call.check_match(group_out(before).etag)
-        return _replaced(call, config, actor, before, _replace(before, **fields), "group.update")
+        call.check_match(group_out(_group(config, group_id)).etag)
+        if body.name is UNSET:
+            return config, []
+        new = changes.rename_group(group_id, body.name)(config)
+        return _changed(call, actor, config, new, group_id, "group.update")
 
     return _as_group(await call.write(edit), group_id)
 
@@ -119,10 +99,10 @@ async def set_group_members(call: Call) -> Reply:
         # Not a group the actor supervises (no members changed yet: that rule alone).
         check_edit_group(actor, config, group_id, (), field="members")
         call.check_match(group_out(before).etag)
-        after = _replace(before, members=_members(config, body.members))
-        changed = set(before.members) ^ set(after.members)
+        new = changes.set_group_members(group_id, body.members)(config)
+        changed = set(before.members) ^ set(_group(new, group_id).members)
         check_edit_group(actor, config, group_id, changed, field="members")
-        return _replaced(call, config, actor, before, after, "group.members")
+        return _changed(call, actor, config, new, group_id, "group.members")
 
     return _as_group(await call.write(edit), group_id)
 
@@ -133,14 +113,13 @@ async def delete_group(call: Call) -> Reply:
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         require(actor, P.USERS_MANAGE)
         before = _group(config, group_id)
-        users = tuple(_unsupervised(u, group_id) for u in config.users)
-        supervisors = {u.id for u, now in zip(config.users, users) if now is not u}
+        new = changes.delete_group(group_id)(config)
+        after = {u.id: u for u in new.users}
+        supervisors = {u.id for u in config.users if after[u.id] != u}
         # Its members leave it, its supervisors see less: changes to each of them.
         check_edit_group(actor, config, group_id, {*before.members, *supervisors},
                          field="group_id")
         call.check_match(group_out(before).etag)
-        new = _replace(config, groups=tuple(g for g in config.groups if g.id != group_id),
-                       users=users)
         action = "group.delete"
         return new, [*changed_users(call, actor, action, config, new),
                      call.audit(actor, action, f"group:{group_id}", before, None)]

@@ -10,7 +10,6 @@ from msgspec import UNSET
 
 from callerid import AccountConfig, Permission, PhoneNumber
 from engine import changes
-from engine.errors import Conflict
 from engine.store import AuditEntry
 
 from .context import Call, Operation, Reply, find, page, tagged, versioned
@@ -20,7 +19,6 @@ from .schemas import NumberCreate, NumberOut, NumberParams, NumberPatch, Page
 __all__ = ["OPERATIONS"]
 
 P = Permission
-_replace = msgspec.structs.replace
 
 
 def number_out(number: PhoneNumber) -> NumberOut:
@@ -35,20 +33,12 @@ def _as_number(config: AccountConfig, number: str) -> Reply:
     return tagged(number_out(_number(config, number)))
 
 
-def _check_pool(config: AccountConfig, department: str | None) -> None:
-    """The pool a number is put in is a department of the account (the invariants would say
-    so too, but naming ``numbers[i]`` rather than the request's field)."""
-    if department is not None and all(d.id != department for d in config.departments):
-        raise Conflict(f"no department {department!r} in this account", field="department")
-
-
-def _replaced(
-    call: Call, config: AccountConfig, actor: Actor, before: PhoneNumber, after: PhoneNumber,
+def _changed(
+    call: Call, actor: Actor, config: AccountConfig, new: AccountConfig, number: str,
     action: str,
 ) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-    new = _replace(config, numbers=tuple(after if n.number == before.number else n
-                                         for n in config.numbers))
-    return new, [call.audit(actor, action, f"number:{before.number}", before, after)]
+    before, after = _number(config, number), _number(new, number)
+    return new, [call.audit(actor, action, f"number:{number}", before, after)]
 
 
 async def list_numbers(call: Call) -> Reply:
@@ -69,7 +59,6 @@ async def add_number(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         require(actor, P.NUMBERS_MANAGE)
-        _check_pool(config, body.department)
         number = PhoneNumber(**msgspec.structs.asdict(body))
         new = changes.add_number(number)(config)
         return new, [call.audit(actor, "number.create", f"number:{number.number}", None,
@@ -91,12 +80,13 @@ async def update_number(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         require(actor, P.NUMBERS_MANAGE)
-        before = _number(config, number)
-        call.check_match(number_out(before).etag)
-        # A released number joining a pool is refused by the invariants (as in an import).
-        _check_pool(config, fields.get("department"))
-        return _replaced(call, config, actor, before, _replace(before, **fields),
-                         "number.update")
+        call.check_match(number_out(_number(config, number)).etag)
+        settings = {f: v for f, v in fields.items() if f != "department"}
+        new = changes.update_number(number, settings)(config)
+        if "department" in fields:
+            # A released number joining a pool is refused by the invariants (as in an import).
+            new = changes.assign_number(number, fields["department"])(new)
+        return _changed(call, actor, config, new, number, "number.update")
 
     return _as_number(await call.write(edit), number)
 
@@ -106,11 +96,9 @@ async def release_number(call: Call) -> Reply:
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         require(actor, P.NUMBERS_MANAGE)
-        before = _number(config, number)
-        call.check_match(number_out(before).etag)
+        call.check_match(number_out(_number(config, number)).etag)
         new = changes.release_number(number)(config)
-        return new, [call.audit(actor, "number.release", f"number:{number}", before,
-                                _number(new, number))]
+        return _changed(call, actor, config, new, number, "number.release")
 
     return _as_number(await call.write(edit), number)
 

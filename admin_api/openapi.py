@@ -73,7 +73,7 @@ def document(operations: Sequence[Operation], *, version: str) -> dict[str, Any]
         extra = getattr(kind, "json_schema_extra", None)
         if extra:
             schemas[kind.__name__].update(extra)
-    ref_of = dict(zip(map(repr, types), refs))
+    ref_of = dict(zip(map(repr, types), refs, strict=True))
     problem = ref_of[repr(Problem)]
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:

@@ -26,7 +26,6 @@ from collections.abc import Iterable
 import msgspec
 
 from callerid import AccountConfig, Permission, User, effective_permissions
-
 from engine.errors import Forbidden
 
 __all__ = [
@@ -186,5 +185,5 @@ def check_edit_group(
         )
     users = {u.id: u for u in config.users}
     for user_id in sorted(set(changed)):
-        if user_id in users:  # an unknown id: the caller (groups._members) refuses it
+        if user_id in users:  # an unknown id: the change itself refuses it (Conflict)
             check_edit_user(actor, config, users[user_id], field=field)

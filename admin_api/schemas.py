@@ -64,8 +64,8 @@ __all__ = [
     "MoveUser",
     "NumberCreate",
     "NumberOut",
-    "NumberPatch",
     "NumberParams",
+    "NumberPatch",
     "Page",
     "PresetApply",
     "PresetOut",
@@ -141,15 +141,15 @@ class AccountPatch(_Request, frozen=True):
     name: Name | UnsetType = UNSET
     default_region: Region | UnsetType = UNSET
     plan_countries: Annotated[tuple[Region, ...], msgspec.Meta(max_length=300)] | UnsetType = UNSET
-    default_caller_id: E164 | None | UnsetType = UNSET
+    default_caller_id: E164 | UnsetType | None = UNSET
     call_settings: CallSettings | UnsetType = UNSET
     pro: bool | UnsetType = UNSET
-    sip_domain: SipDomain | None | UnsetType = UNSET
+    sip_domain: SipDomain | UnsetType | None = UNSET
     """Cannot change while users have SIP credentials: their digests are made over it."""
     departments_mode: DepartmentsMode | UnsetType = UNSET
     """Only ``legacy`` -> ``enforced``: users without a department move into the default one,
     keeping what they held as extra permissions."""
-    max_channels: Channels | None | UnsetType = UNSET
+    max_channels: Channels | UnsetType | None = UNSET
     lease_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=7 * 86400)] | UnsetType = UNSET
     sip_lease_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=7 * 86400)] | UnsetType = UNSET
     """The lease of a call decided over SIP (a 302); the shorter of it and ``lease_ttl_s``
@@ -209,10 +209,10 @@ class UserPatch(_Request, frozen=True):
 
     email: Email | UnsetType = UNSET
     name: Name | UnsetType = UNSET
-    default_caller_id: E164 | None | UnsetType = UNSET
+    default_caller_id: E164 | UnsetType | None = UNSET
     available_caller_ids: AvailableCallerIds | UnsetType = UNSET
     custom_caller_ids: tuple[E164, ...] | UnsetType = UNSET
-    call_settings: CallSettings | None | UnsetType = UNSET
+    call_settings: CallSettings | UnsetType | None = UNSET
     max_channels: Channels | UnsetType = UNSET
     supervised_groups: SupervisedGroups | UnsetType = UNSET
     """The groups whose live calls the user sees; ``[]`` for every user's, ``"nobody"`` for
@@ -299,7 +299,7 @@ class DepartmentParams(ListParams, frozen=True):
 class DepartmentPatch(_Request, frozen=True):
     name: Name | UnsetType = UNSET
     description: Description | UnsetType = UNSET
-    default_caller_id: E164 | None | UnsetType = UNSET
+    default_caller_id: E164 | UnsetType | None = UNSET
 
 
 class DepartmentPermissions(_Request, frozen=True):
@@ -325,7 +325,7 @@ class NumberPatch(_Request, frozen=True):
     name: Name | UnsetType = UNSET
     voice: bool | UnsetType = UNSET
     sms: bool | UnsetType = UNSET
-    department: Id | None | UnsetType = UNSET
+    department: Id | UnsetType | None = UNSET
     """The department pool the number belongs to; null for none."""
 
 

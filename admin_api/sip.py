@@ -16,15 +16,15 @@ from msgspec import UNSET, UnsetType
 from callerid import AccountConfig, Permission, User
 from callerid.model import SipUsername
 from engine import changes
-from engine.errors import Conflict, Forbidden, NotFound
+from engine.errors import Forbidden, NotFound
 from engine.store import AuditEntry
-from sip.credentials import check_password, generate_password, make_credential
+from sip.credentials import generate_password
 
 from .context import Call, Operation, Reply, tagged
 from .rules import Actor, require
 from .schemas import SipLoginOut
-from .users import find_user as _user
 from .users import check_below, may_see, sip_login_out
+from .users import find_user as _user
 
 __all__ = ["OPERATIONS"]
 
@@ -79,30 +79,15 @@ def _may_administer(actor: Actor, user_id: str) -> None:
             "you can; you may read it and rotate its password", field="user_id")
 
 
-def _domain(config: AccountConfig) -> str:
-    if config.sip_domain is None:
-        raise Conflict("the account has no sip_domain: set it (PATCH /account) before giving "
-                       "users SIP credentials", field="sip_domain")
-    return config.sip_domain
-
-
-def _with_login(config: AccountConfig, user: User, username: str, chosen: str | None,
-                generated: str | None, enabled: bool) -> User:
-    """``user`` with a login of ``username`` and the ``chosen`` password (checked), or else
-    the ``generated`` one."""
-    domain = _domain(config)
-    if chosen is not None:
-        check_password(chosen, username=username, realm=domain)
-    password = chosen if chosen is not None else generated
-    assert password is not None
-    login = make_credential(username, domain, password, now_ms=_now_ms(), enabled=enabled)
-    return msgspec.structs.replace(user, sip=login)
-
-
-def _saved(call: Call, config: AccountConfig, before: User, after: User, action: str,
-           actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-    new = changes.update_user(after)(config)
-    return new, [call.audit(actor, action, f"user:{before.id}", before.sip, after.sip)]
+def _saved(
+    call: Call, actor: Actor, config: AccountConfig, change: changes.Change, user_id: str,
+    action: str,
+) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+    """``change`` applied, with an ``action`` entry showing the login before and after (the
+    audit log drops its digests)."""
+    new = change(config)
+    before, after = _user(config, user_id), _user(new, user_id)
+    return new, [call.audit(actor, action, f"user:{user_id}", before.sip, after.sip)]
 
 
 def _now_ms() -> int:
@@ -120,7 +105,8 @@ async def set_sip(call: Call) -> Reply:
     body = await call.body(SipLoginSet)
     user_id = call.param("user_id")
     # Drawn once: the edit may run again after a concurrent save, and the answer shows this one.
-    generated = generate_password() if body.password is None else None
+    generated = body.password is None
+    password = generate_password() if body.password is None else body.password
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         _may_administer(actor, user_id)
@@ -130,19 +116,20 @@ async def set_sip(call: Call) -> Reply:
             call.check_match(_login(config, before).etag)
         else:
             call.check_absent()
-        after = _with_login(config, before, body.username, body.password, generated,
-                            body.enabled)
+        change = changes.set_sip_login(user_id, body.username, password, enabled=body.enabled,
+                                       now_ms=_now_ms(), generated=generated)
         action = "user.sip.create" if before.sip is None else "user.sip.replace"
-        return _saved(call, config, before, after, action, actor)
+        return _saved(call, actor, config, change, user_id, action)
 
     config = await call.write(edit)
-    return _answer(config, user_id, generated)
+    return _answer(config, user_id, password if generated else None)
 
 
 async def rotate_sip_password(call: Call) -> Reply:
     body = await call.body(SipPasswordSet)
     user_id = call.param("user_id")
-    generated = generate_password() if body.password is None else None  # as in set_sip
+    generated = body.password is None  # drawn once, as in set_sip
+    password = generate_password() if body.password is None else body.password
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         if user_id != actor.user_id:  # anyone may change their own SIP password
@@ -150,13 +137,12 @@ async def rotate_sip_password(call: Call) -> Reply:
         before = _user(config, user_id)
         check_below(actor, config, before)
         call.check_match(_login(config, before).etag)
-        assert before.sip is not None
-        after = _with_login(config, before, before.sip.username, body.password, generated,
-                            before.sip.enabled)
-        return _saved(call, config, before, after, "user.sip.rotate", actor)
+        change = changes.set_sip_password(user_id, password, now_ms=_now_ms(),
+                                          generated=generated)
+        return _saved(call, actor, config, change, user_id, "user.sip.rotate")
 
     config = await call.write(edit)
-    return _answer(config, user_id, generated)
+    return _answer(config, user_id, password if generated else None)
 
 
 async def update_sip(call: Call) -> Reply:
@@ -168,12 +154,10 @@ async def update_sip(call: Call) -> Reply:
         before = _user(config, user_id)
         check_below(actor, config, before)
         call.check_match(_login(config, before).etag)
-        assert before.sip is not None
-        login = before.sip
-        if body.enabled is not UNSET:
-            login = msgspec.structs.replace(login, enabled=body.enabled)
-        after = msgspec.structs.replace(before, sip=login)
-        return _saved(call, config, before, after, "user.sip.update", actor)
+        if body.enabled is UNSET:
+            return config, []
+        change = changes.set_sip_enabled(user_id, body.enabled)
+        return _saved(call, actor, config, change, user_id, "user.sip.update")
 
     config = await call.write(edit)
     login = _login(config, _user(config, user_id))
@@ -188,8 +172,8 @@ async def delete_sip(call: Call) -> Reply:
         before = _user(config, user_id)
         check_below(actor, config, before)
         call.check_match(_login(config, before).etag)
-        after = msgspec.structs.replace(before, sip=None)
-        return _saved(call, config, before, after, "user.sip.delete", actor)
+        change = changes.remove_sip_login(user_id)
+        return _saved(call, actor, config, change, user_id, "user.sip.delete")
 
     await call.write(edit)
     return Reply(status=204)

@@ -71,7 +71,7 @@ async def revoke_tokens_of(call: Call, actor: Actor, user_id: str) -> None:
 
 async def list_tokens(call: Call) -> Reply:
     params = call.query(TokenParams)
-    config, actor = await call.read()
+    _, actor = await call.read()
     records = await call.store.list_tokens(call.account_id)
     if not _sees_every_token(actor):
         records = [r for r in records if r.user_id == actor.user_id]
@@ -85,7 +85,7 @@ async def list_tokens(call: Call) -> Reply:
 
 async def create_token(call: Call) -> Reply:
     body = await call.body(TokenCreate)
-    config, actor = await call.read()
+    _, actor = await call.read()
     if body.kind is TokenKind.SERVICE:
         require(actor, P.ACCOUNT_SETTINGS)
     user = actor.user_id if body.kind is TokenKind.USER else None

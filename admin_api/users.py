@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 import msgspec
 from msgspec import UNSET
 
-from callerid import AccountConfig, DepartmentsMode, GeoConfig, Permission, User
+from callerid import AccountConfig, GeoConfig, Permission, User
 from engine import changes
-from engine.errors import Forbidden, NotFound
+from engine.errors import Forbidden
 from engine.store import AuditEntry
 from engine.wire import rfc3339
 
@@ -22,11 +22,11 @@ from .context import Call, Operation, Reply, find, matching, page, tagged, versi
 from .presets import with_preset
 from .rules import Actor, check_edit_user, check_grant, check_permission_change, effective, require
 from .schemas import (
-    SipLoginOut,
     GeoCopy,
     MoveUser,
     Page,
     PresetApply,
+    SipLoginOut,
     UserCreate,
     UserOut,
     UserParams,
@@ -38,7 +38,6 @@ from .tokens import revoke_tokens_of
 __all__ = ["OPERATIONS", "changed_users", "check_below", "user_out"]
 
 P = Permission
-_replace = msgspec.structs.replace
 
 
 def sip_login_out(config: AccountConfig, user: User) -> SipLoginOut | None:
@@ -124,11 +123,25 @@ def check_below(actor: Actor, config: AccountConfig, target: User) -> None:
 
 
 def _changed(
-    call: Call, config: AccountConfig, before: User, after: User, action: str
+    call: Call, actor: Actor, config: AccountConfig, change: changes.Change, user_id: str,
+    action: str,
 ) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-    actor = call.actor(config)
-    new = changes.update_user(after)(config)
-    return new, [call.audit(actor, action, f"user:{before.id}", before, find_user(new, before.id))]
+    """``change`` applied, with an ``action`` entry for user ``user_id``."""
+    new = change(config)
+    before, after = find_user(config, user_id), find_user(new, user_id)
+    return new, [call.audit(actor, action, f"user:{user_id}", before, after)]
+
+
+def _with_permissions(
+    call: Call, actor: Actor, config: AccountConfig, change: changes.Change, user_id: str,
+    action: str,
+) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+    """``_changed``, for a change to what user ``user_id`` holds: one the actor may make
+    (``check_permission_change`` on the permissions it leaves them)."""
+    new = change(config)
+    before, after = find_user(config, user_id), find_user(new, user_id)
+    check_permission_change(actor, config, before, effective(new, after))
+    return new, [call.audit(actor, action, f"user:{user_id}", before, after)]
 
 
 async def list_users(call: Call) -> Reply:
@@ -146,11 +159,12 @@ async def list_users(call: Call) -> Reply:
 async def create_user(call: Call) -> Reply:
     body = await call.body(UserCreate)
     config, actor = await call.read()
-    if actor.is_owner or P.USERS_MANAGE in actor.permissions:
-        if all(u.id != body.id for u in config.users):
-            # Tokens left by an earlier user of this id (one removed by `callgate import`, or
-            # whose revocation failed) must not act as the new one.
-            await revoke_tokens_of(call, actor, body.id)
+    if (actor.is_owner or P.USERS_MANAGE in actor.permissions) and all(
+        u.id != body.id for u in config.users
+    ):
+        # Tokens left by an earlier user of this id (one removed by `callgate import`, or
+        # whose revocation failed) must not act as the new one.
+        await revoke_tokens_of(call, actor, body.id)
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
         require(actor, P.USERS_MANAGE)
@@ -185,7 +199,8 @@ async def update_user(call: Call) -> Reply:
         before = find_user(config, user_id)
         check_below(actor, config, before)
         call.check_match(_version(config, before))
-        return _changed(call, config, before, _replace(before, **fields), "user.update")
+        return _changed(call, actor, config, changes.update_user_settings(user_id, fields),
+                        user_id, "user.update")
 
     return _as_user(await call.write(edit), user_id)
 
@@ -230,18 +245,13 @@ async def set_user_permissions(call: Call) -> Reply:
         before = find_user(config, user_id)
         check_edit_user(actor, config, before)
         call.check_match(_version(config, before))
-        if before.department is not None and body.permissions:
-            raise Forbidden("a user in a department holds the department's permissions plus "
-                            "extra_permissions; `permissions` is for legacy users outside "
-                            "every department", field="permissions")
-        after = _replace(
-            before,
+        change = changes.set_user_permissions(
+            user_id,
+            permissions=body.permissions,
+            extra_permissions=body.extra_permissions,
             extra_permissions_enabled=body.extra_permissions_enabled,
-            extra_permissions=tuple(sorted(set(body.extra_permissions))),
-            permissions=tuple(sorted(set(body.permissions))),
         )
-        check_permission_change(actor, config, before, effective(config, after))
-        return _changed(call, config, before, after, "user.permissions")
+        return _with_permissions(call, actor, config, change, user_id, "user.permissions")
 
     return _as_user(await call.write(edit), user_id)
 
@@ -256,17 +266,8 @@ async def apply_user_preset(call: Call) -> Reply:
         before = find_user(config, user_id)
         check_edit_user(actor, config, before)
         call.check_match(_version(config, before))
-        if before.department is None and config.departments_mode is DepartmentsMode.LEGACY:
-            after = _replace(before, permissions=tuple(sorted(
-                with_preset(frozenset(before.permissions), body.preset))))
-        else:
-            extras = frozenset(before.extra_permissions if before.extra_permissions_enabled
-                               else ())
-            chosen = with_preset(extras, body.preset)
-            after = _replace(before, extra_permissions=tuple(sorted(chosen)),
-                             extra_permissions_enabled=bool(chosen))
-        check_permission_change(actor, config, before, effective(config, after))
-        return _changed(call, config, before, after, "user.preset")
+        change = changes.edit_own_permissions(user_id, lambda held: with_preset(held, body.preset))
+        return _with_permissions(call, actor, config, change, user_id, "user.preset")
 
     return _as_user(await call.write(edit), user_id)
 
@@ -298,7 +299,7 @@ async def set_user_geo(call: Call) -> Reply:
         before = find_user(config, user_id)
         check_below(actor, config, before)
         call.check_match(_version(config, before))
-        return _changed(call, config, before, _replace(before, geo=body), "user.geo")
+        return _changed(call, actor, config, changes.set_geo(user_id, body), user_id, "user.geo")
 
     return _as_user(await call.write(edit), user_id)
 
@@ -312,10 +313,8 @@ async def copy_user_geo(call: Call) -> Reply:
         before = find_user(config, user_id)
         check_below(actor, config, before)
         call.check_match(_version(config, before))
-        source = next((u for u in config.users if u.id == body.from_user), None)
-        if source is None:
-            raise NotFound(f"no user {body.from_user!r} to copy from", field="from_user")
-        return _changed(call, config, before, _replace(before, geo=source.geo), "user.geo")
+        return _changed(call, actor, config, changes.copy_geo(body.from_user, user_id), user_id,
+                        "user.geo")
 
     return _as_user(await call.write(edit), user_id)
 

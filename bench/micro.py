@@ -12,7 +12,7 @@ from time import perf_counter
 import phonenumbers
 
 from callerid import AccountSnapshot, Destination, compile_account, resolve
-from engine.decide import _decide
+from engine.decide import decide
 from engine.numbers import load_metadata, normalise
 
 from .report import Row, median, paired_ratio
@@ -87,8 +87,8 @@ def _decide_cost_us(snapshot: AccountSnapshot, numbers: Sequence[str], *, cached
         for raw in numbers:
             normalise(raw, region)
     start = perf_counter()
-    for raw, call_id in zip(numbers, call_ids):
-        decision = _decide(snapshot, user, raw, normalise(raw, region), None, call_id, None)
+    for raw, call_id in zip(numbers, call_ids, strict=True):
+        decision = decide(snapshot, user, raw, normalise(raw, region), None, call_id, None)
     elapsed = perf_counter() - start
     if not decision.allowed:
         raise RuntimeError(f"bench: {BENCH_USER} -> {numbers[-1]} was denied: {decision.detail}")
@@ -107,7 +107,7 @@ def run(rounds: int = 5, per_round: int = 10_000) -> list[Row]:
     for n in range(rounds):
         numbers = fresh.take(per_round)
 
-        def callgate() -> None:
+        def callgate(numbers: list[str]) -> None:
             for case in RESOLUTION_CASES:
                 resolution[case].append(_resolution_cost_us(snapshot, *case))
             norm.append(_normalise_cost_us(numbers, snapshot.default_region))
@@ -117,9 +117,9 @@ def run(rounds: int = 5, per_round: int = 10_000) -> list[Row]:
         # Alternate which side runs first, so drift within a round favours neither.
         if n % 2 == 0:
             baseline.append(phonenumbers_cost_us(numbers))
-            callgate()
+            callgate(numbers)
         else:
-            callgate()
+            callgate(numbers)
             baseline.append(phonenumbers_cost_us(numbers))
         print(
             f"  micro round {n + 1}/{rounds}: phonenumbers {baseline[-1]:.1f} µs, "

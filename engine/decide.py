@@ -47,13 +47,13 @@ from .store import Plan, Store, Ticket
 from .store.protocol import channel_denial, channel_refusal
 from .wire import Decision, DialRequest, EndResult, HeartbeatResult, rfc3339
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "decide"]
 
 log = logging.getLogger("callgate.engine")
 
 
 
-def _decide(
+def decide(
     account: AccountSnapshot,
     user: UserView,
     dialled: str,
@@ -78,16 +78,16 @@ def _decide(
         )
     if trace is not None:
         what = "emergency number" if dest.emergency else f"{dest.kind} in {dest.region}"
-        trace.append(
-            TraceStep(step=Step.NORMALISE, result=StepResult.OK, detail=f"{dialled!r} is {dest.e164} ({what})")
-        )
+        trace.append(TraceStep(step=Step.NORMALISE, result=StepResult.OK,
+                               detail=f"{dialled!r} is {dest.e164} ({what})"))
     if dest.emergency:
         resolution = resolve_emergency(account, user, trace)
     else:
         denial = check_destination(account, user, dest)
         if denial is not None:
             if trace is not None:
-                trace.append(TraceStep(step=Step.POLICY, result=StepResult.DENIED, detail=denial.detail))
+                trace.append(TraceStep(step=Step.POLICY, result=StepResult.DENIED,
+                                       detail=denial.detail))
             return Decision(
                 allowed=False,
                 call_id=call_id,
@@ -97,7 +97,8 @@ def _decide(
                 to=dest.e164,
             )
         if trace is not None:
-            trace.append(TraceStep(step=Step.POLICY, result=StepResult.OK, detail="destination permitted"))
+            trace.append(TraceStep(step=Step.POLICY, result=StepResult.OK,
+                                   detail="destination permitted"))
         resolution = resolve(account, user, dest, requested=requested, sticky=sticky, trace=trace)
     if resolution.reason is not None:
         return Decision(
@@ -218,7 +219,7 @@ class Engine:
         redirect never says when the call ends; a heartbeat extends it like any lease."""
         started = time.perf_counter()
         account, user, dest, ticket = self._ticket(account_id, request, sip=sip)
-        fallback = _decide(
+        fallback = decide(
             account, user, request.to, dest, request.caller_id, ticket.call_id, None
         )
         plan = Plan(decision=fallback)
@@ -268,7 +269,7 @@ class Engine:
             )
             return msgspec.structs.replace(peek.known, trace=(replayed,))
         trace: list[TraceStep] = []
-        decision = _decide(
+        decision = decide(
             account, user, request.to, dest, request.caller_id, ticket.call_id, peek.sticky,
             trace=trace,
         )

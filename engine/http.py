@@ -17,7 +17,7 @@ import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -30,7 +30,6 @@ from .errors import (
     CallgateError,
     Forbidden,
     InvalidField,
-    MalformedRequest,
     PayloadTooLarge,
     TooManyRequests,
     Unauthorized,
@@ -42,10 +41,11 @@ from .metrics import Metrics
 from .store import Store, TokenRecord
 from .sync import POLL_S, follow, refresh_forever
 from .tokens import AuthLimits, TokenCache
+from .validation import decode
 from .wire import DialRequest, EndRequest, HeartbeatRequest, Problem
 
 __all__ = ["BODY_LIMIT_BYTES", "ENGINE", "LIFECYCLE", "STORE", "TOKENS", "Lifecycle",
-           "answers_problems", "build_app", "finish", "json_body"]
+           "answer_unrouted", "answers_problems", "build_app", "finish", "json_body"]
 
 log = logging.getLogger("callgate.http")
 
@@ -69,14 +69,12 @@ class Lifecycle:
 
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 
-T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _encoder = msgspec.json.Encoder()
 _dial_decoder = msgspec.json.Decoder(DialRequest)
 _end_decoder = msgspec.json.Decoder(EndRequest)
 _heartbeat_decoder = msgspec.json.Decoder(HeartbeatRequest)
-_FIELD = re.compile(r"at `\$\.([A-Za-z_][\w.]*)|field `([^`]+)`")
 # application/json or a structured-syntax suffix type (RFC 6839): application/merge-patch+json.
 # aiohttp hands the media type over lower-cased, without its parameters (; charset=...).
 _JSON_MEDIA_TYPE = re.compile(r"application/(?:[^\s/;]+\+)?json")
@@ -171,7 +169,7 @@ def answers_problems(handler: Handler, *, any_query: bool = False) -> Handler:
     return answered
 
 
-async def _unrouted(request: web.Request) -> web.Response:
+async def answer_unrouted(request: web.Request) -> web.Response:
     """Every request no route takes: 405 (with ``Allow``) on a known path, else 404."""
     allowed: set[str] = set()
     for resource in request.app.router.resources():
@@ -208,17 +206,6 @@ async def json_body(request: web.Request) -> bytes:
     return body
 
 
-def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
-    try:
-        return decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        found = _FIELD.search(str(exc))
-        field = (found.group(1) or found.group(2)) if found else None
-        raise InvalidField(str(exc), field=field) from None
-    except msgspec.DecodeError as exc:
-        raise MalformedRequest(f"the body is not valid JSON: {exc}") from None
-
-
 async def _token(request: web.Request) -> TokenRecord:
     """The caller's token; a user's token only while the user exists (one left behind by a
     user an import removed is refused like a revoked one)."""
@@ -244,20 +231,20 @@ def _dialling_as(token: TokenRecord, body: DialRequest) -> str:
 
 async def dial(request: web.Request) -> web.Response:
     token = await _token(request)
-    body = _decode(_dial_decoder, await json_body(request))
+    body = decode(_dial_decoder, await json_body(request))
     decision = await request.app[ENGINE].dial(_dialling_as(token, body), body)
     return _json(decision, 503 if decision.reason is Reason.STORE_UNAVAILABLE else 200)
 
 
 async def explain(request: web.Request) -> web.Response:
     token = await _token(request)
-    body = _decode(_dial_decoder, await json_body(request))
+    body = decode(_dial_decoder, await json_body(request))
     return _json(await request.app[ENGINE].explain(_dialling_as(token, body), body))
 
 
 async def end(request: web.Request) -> web.Response:
     token = await _token(request)
-    body = _decode(_end_decoder, await json_body(request))
+    body = decode(_end_decoder, await json_body(request))
     result = await request.app[ENGINE].end(
         token.account_id, request.match_info["call_id"], body.outcome, token.user_id
     )
@@ -266,7 +253,7 @@ async def end(request: web.Request) -> web.Response:
 
 async def heartbeat(request: web.Request) -> web.Response:
     token = await _token(request)
-    _decode(_heartbeat_decoder, await json_body(request) or b"{}")
+    decode(_heartbeat_decoder, await json_body(request) or b"{}")
     return _json(await request.app[ENGINE].heartbeat(
         token.account_id, request.match_info["call_id"], token.user_id
     ))
@@ -345,6 +332,6 @@ def build_app(
         mount(app)
     # last: what no route above takes
     # [\s\S], not ".": a path may hold an encoded line feed, and it gets our 404 too
-    app.router.add_route("*", r"/{path:[\s\S]*}", answers_problems(_unrouted, any_query=True))
+    app.router.add_route("*", r"/{path:[\s\S]*}", answers_problems(answer_unrouted, any_query=True))
     app.cleanup_ctx.append(_background(poll_s))
     return app

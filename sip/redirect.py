@@ -23,10 +23,13 @@ For each request (``Redirector.receive``):
    and each failing login towards a ban of the whole address (``sip.throttle``); a banned
    login's INVITEs get nothing.
 5. The caller, the Request-URI's number and the caller ID asked for in
-   ``P-Preferred-Identity`` (RFC 3325) become a ``Dial``: the engine's decision, the same as
-   over HTTP, with a call id derived from the Call-ID and From tag so a resent INVITE gets
-   the same decision and no second channel. ``Redirector.decided`` turns the decision into a
-   302 whose Contact is the normalised number at the gateway and whose
+   ``P-Preferred-Identity`` (RFC 3325) become a ``DialRequest`` through the decision API's
+   own conversion (``engine.validation``), limits included: a destination that type refuses
+   (none, too long, no digits) gets 484, another refused field (a caller ID that is not
+   E.164) 400 naming it in a Warning. The request becomes a ``Dial``: the engine's decision,
+   the same as over HTTP, with a call id derived from the Call-ID and From tag so a resent
+   INVITE gets the same decision and no second channel. ``Redirector.decided`` turns the
+   decision into a 302 whose Contact is the normalised number at the gateway and whose
    P-Asserted-Identity is the chosen caller ID, or into the denial's SIP status.
 
 An unknown user, a wrong password, a user without credentials and an unknown domain all get
@@ -44,11 +47,13 @@ from typing import Protocol
 import msgspec
 
 from callerid import AccountSnapshot, Reason, SipCredential
-from engine.errors import CallgateError, SipMessageError, sip_status
+from engine.errors import CallgateError, InvalidField, sip_status
+from engine.validation import convert
 from engine.wire import Decision, DialRequest
 
-from .digest import ALGORITHMS, Nonces, Verdict, challenge_headers, parse_authorization, verify
 from .abnf import split_unquoted
+from .digest import ALGORITHMS, Nonces, Verdict, challenge_headers, parse_authorization, verify
+from .errors import SipMessageError
 from .message import Address, Request, Response, Uri, build_response, response_address
 from .parser import ack_via, parse_message, parse_name_addr, parse_uri
 from .throttle import AuthThrottle
@@ -97,7 +102,10 @@ REASON_PHRASES = {
     505: "Version Not Supported",
     513: "Message Too Large",
 }
-_DIALLED_MAX = 64
+
+
+_ASKED_MAX = 64
+"""The longest preferred identity that is not a number passed on to be refused by name."""
 
 
 class TrustedPeer(msgspec.Struct, frozen=True, kw_only=True):
@@ -322,15 +330,29 @@ class Redirector:
         if isinstance(caller, list):  # refused or challenged
             return caller
         account, user_id = caller
-        to = _without_params(request.request_uri.user or "")
-        if not to or len(to) > _DIALLED_MAX:
-            return self._final(transaction, request, 484, now_s)
-        dial = DialRequest(
-            user=user_id,
-            to=to,
-            caller_id=_preferred_identity(request),
-            call_id=self._call_id(request),
-        )
+        fields = {
+            "user": user_id,
+            "to": _without_params(request.request_uri.user or ""),
+            "caller_id": _preferred_identity(request),
+            "call_id": self._call_id(request),
+        }
+        try:
+            # The decision API's type and limits: what it refuses, this refuses too.
+            dial = convert(fields, DialRequest)
+        except InvalidField as refused:
+            if refused.field == "to":  # no destination, or not one a number can be read from
+                return self._final(transaction, request, 484, now_s)
+            if refused.field != "caller_id":
+                return self._final(transaction, request, sip_status(refused) or 400, now_s,
+                                   (_warning(refused.detail),))
+            # A PBX may prefer an identity no number is (an extension, 1001): the engine
+            # judges it as any caller ID asked for, so it is refused (caller_id_not_allowed)
+            # except on an emergency call, which always goes through with the user's default.
+            asked = fields["caller_id"]
+            dial = msgspec.structs.replace(
+                convert({**fields, "caller_id": None}, DialRequest),
+                caller_id=asked[:_ASKED_MAX] if asked else None,
+            )
         return [Dial(account=account, request=dial, sip=request, transaction=transaction)]
 
     # -- who is calling ----------------------------------------------------------------------
@@ -517,6 +539,6 @@ def _preferred_identity(request: Request) -> str | None:
     try:
         uri = parse_uri(parse_name_addr(split_unquoted(value, ",")[0]).uri)
     except ValueError:
-        return value.strip()[:64]  # not a URI: the engine refuses it as a caller ID
+        return value.strip()  # not a URI: the engine refuses it as a caller ID
     user = uri.user if uri is not None else None
-    return _without_params((user or value.strip())[:64])
+    return _without_params(user or value.strip())

@@ -69,8 +69,11 @@ async def test_new_account_has_owner_outside_departments_and_full_default_depart
     assert set(default.permissions) == set(Permission)
 
 
-async def test_new_user_lands_in_default_department_in_enforced_mode(service: AccountService) -> None:
-    config, _ = await service.apply("demo", changes.add_user(User(id="newbie", email="n@demo.example")))
+async def test_new_user_lands_in_default_department_in_enforced_mode(
+    service: AccountService,
+) -> None:
+    newbie = User(id="newbie", email="n@demo.example")
+    config, _ = await service.apply("demo", changes.add_user(newbie))
     assert user(config, "newbie").department == config.default_department
 
 
@@ -84,7 +87,9 @@ async def test_owner_cannot_be_deleted(service: AccountService) -> None:
         await service.apply("demo", changes.delete_user("olivia"))
 
 
-async def test_default_department_undeletable_until_another_is_default(service: AccountService) -> None:
+async def test_default_department_undeletable_until_another_is_default(
+    service: AccountService,
+) -> None:
     with pytest.raises(Conflict, match="make another department the default"):
         await service.apply("demo", changes.delete_department("sales"))
     await service.apply("demo", changes.make_default_department("support"))
@@ -125,7 +130,8 @@ async def test_legacy_user_moved_into_department_keeps_missing_permissions_as_ex
 async def test_legacy_user_keeps_own_permissions_until_moved(
     service: AccountService, engine: Engine, demo: AccountConfig,
 ) -> None:
-    legacy = legacy_with(demo, User(id="old", email="old@demo.example", permissions=(P.DIAL_SPECIAL_NUMBERS,)))
+    legacy = legacy_with(demo, User(id="old", email="old@demo.example",
+                                    permissions=(P.DIAL_SPECIAL_NUMBERS,)))
     await service.put(legacy)
     view = engine.snapshot("demo").users["old"]
     assert view.permissions == {P.DIAL_SPECIAL_NUMBERS}
@@ -149,7 +155,9 @@ async def test_copy_geo_replaces_whole_configuration(service: AccountService) ->
     assert user(config, "ana").geo == user(config, "gina").geo
 
 
-async def test_reference_to_unknown_number_rejected_and_nothing_written(service: AccountService) -> None:
+async def test_reference_to_unknown_number_rejected_and_nothing_written(
+    service: AccountService,
+) -> None:
     before = await service.get("demo")
     bad = msgspec.structs.replace(user(before[0], "ana"), default_caller_id="+12125559999")
     with pytest.raises(Conflict, match=r"users\[\d\] \(ana\).default_caller_id"):
@@ -189,14 +197,15 @@ async def test_concurrent_changes_do_not_lose_updates(service: AccountService) -
     results = await asyncio.gather(*(add(n) for n in numbers))
     config, _ = await service.get("demo")
     stored = {n.number for n in config.numbers}
-    assert {n for n, ok in zip(numbers, results) if ok} <= stored
-    assert all(n in stored for n, ok in zip(numbers, results) if ok)
-    assert not any(n in stored for n, ok in zip(numbers, results) if not ok)
+    assert {n for n, ok in zip(numbers, results, strict=True) if ok} <= stored
+    assert all(n in stored for n, ok in zip(numbers, results, strict=True) if ok)
+    assert not any(n in stored for n, ok in zip(numbers, results, strict=True) if not ok)
 
 
 async def test_change_applies_to_next_decision(service: AccountService, engine: Engine) -> None:
     ana = user((await service.get("demo"))[0], "ana")
-    await service.apply("demo", changes.update_user(msgspec.structs.replace(ana, default_caller_id="+13125550120")))
+    changed = msgspec.structs.replace(ana, default_caller_id="+13125550120")
+    await service.apply("demo", changes.update_user(changed))
     decision = await engine.dial("demo", DialRequest(user="ana", to="(212) 555-0187"))
     assert decision.caller_id == "+13125550120"
 
@@ -210,8 +219,9 @@ async def test_release_keeps_number_on_record(service: AccountService) -> None:
 async def test_legacy_move_does_not_switch_on_extras_that_were_off(
     service: AccountService, demo: AccountConfig,
 ) -> None:
-    legacy = legacy_with(demo, User(id="old", email="old@demo.example", permissions=(P.USERS_MANAGE,),
-                                 extra_permissions_enabled=False, extra_permissions=(P.BILLING_TOPUP,)))
+    legacy = legacy_with(demo, User(id="old", email="old@demo.example",
+                                    permissions=(P.USERS_MANAGE,), extra_permissions_enabled=False,
+                                    extra_permissions=(P.BILLING_TOPUP,)))
     await service.put(legacy)
     config, _ = await service.apply("demo", changes.move_user("old", "support"))
     old = user(config, "old")
@@ -221,7 +231,8 @@ async def test_legacy_move_does_not_switch_on_extras_that_were_off(
 async def test_update_that_moves_a_legacy_user_applies_the_migration(
     service: AccountService, engine: Engine, demo: AccountConfig,
 ) -> None:
-    legacy = legacy_with(demo, User(id="old", email="old@demo.example", permissions=(P.USERS_MANAGE,)))
+    legacy = legacy_with(demo, User(id="old", email="old@demo.example",
+                                    permissions=(P.USERS_MANAGE,)))
     await service.put(legacy)
     moved = msgspec.structs.replace(user(legacy, "old"), department="support", name="Old Timer")
     config, _ = await service.apply("demo", changes.update_user(moved))

@@ -78,7 +78,8 @@ def _dial(outputs: list[object]) -> Dial:
 
 
 def _authenticated(r: Redirector, *, password: str = ANA_PASSWORD, username: str = "ana",
-                   now: float = 0.0, call_id: str = "call-1@192.0.2.10", **kw: object) -> list[object]:
+                   now: float = 0.0, call_id: str = "call-1@192.0.2.10",
+                   **kw: object) -> list[object]:
     challenge = _one_reply(r.receive(invite(call_id=call_id, **kw), PEER, reliable=False,
                                      now_s=now))
     assert status_of(challenge) == 401
@@ -306,6 +307,30 @@ def test_p_preferred_identity_asks_for_a_caller_id(redirector: Redirector, ident
     extra = ("X-Callgate-User: chris", f"P-Preferred-Identity: {identity}")
     dial = _dial(redirector.receive(invite(extra=extra), PBX, reliable=False, now_s=0.0))
     assert dial.request.caller_id == "+13105550110"
+
+
+@pytest.mark.parametrize(("to", "status"), [
+    ("1" * 64, None), ("1" * 65, 484), ("alice", 484), ("-", 484),
+], ids=["at the limit", "over the limit", "a name", "no digits"])
+def test_a_destination_is_held_to_the_decision_apis_type(
+    redirector: Redirector, to: str, status: int | None
+) -> None:
+    sent = invite(to=to, extra=("X-Callgate-User: gina",))
+    outputs = redirector.receive(sent, PBX, reliable=False, now_s=0.0)
+    if status is None:
+        assert _dial(outputs).request.to == to
+    else:
+        assert status_of(_one_reply(outputs)) == status
+
+
+def test_a_preferred_identity_that_is_not_a_number_is_asked_for_as_it_is(
+    redirector: Redirector,
+) -> None:
+    # Not refused before the engine: it denies the caller ID (caller_id_not_allowed) unless
+    # the call is an emergency one, which always goes through (tests/sip/test_server.py).
+    extra = ("X-Callgate-User: chris", "P-Preferred-Identity: <sip:1001@pbx.example>")
+    dial = _dial(redirector.receive(invite(extra=extra), PBX, reliable=False, now_s=0.0))
+    assert dial.request.caller_id == "1001"
 
 
 def test_voip_switched_off_refuses_the_user_a_trusted_peer_names(redirector: Redirector) -> None:
