@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -103,10 +104,8 @@ def _banner(host: str, port: int, workers: int) -> None:
 def _worker(
     host: str, port: int, redis_url: str, pipe: multiprocessing.connection.Connection
 ) -> None:
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(host, port, redis_url, reuse_port=True, ready=lambda: pipe.send("ok")))
-    except KeyboardInterrupt:
-        pass
 
 
 def _serve_workers(host: str, port: int, redis_url: str, workers: int) -> None:

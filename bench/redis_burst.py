@@ -60,7 +60,7 @@ async def _burst(url: str, token: str) -> tuple[Counter[str], float]:
                 return "503", elapsed
             if status != 200:
                 return str(status), elapsed
-            if not isinstance(answer, dict) or "reason" not in answer and "rule" not in answer:
+            if not isinstance(answer, dict) or ("reason" not in answer and "rule" not in answer):
                 return "decided", elapsed  # the ceiling's answer
             return ("allowed" if answer["allowed"] else answer.get("reason", "denied")), elapsed
 
@@ -74,7 +74,9 @@ async def _burst(url: str, token: str) -> tuple[Counter[str], float]:
 
 def _answered(outcomes: Counter[str]) -> int:
     """Requests answered 200 (whatever the answer said)."""
-    return sum(n for kind, n in outcomes.items() if kind not in ("503", "error") and not kind.isdigit())
+    return sum(
+        n for kind, n in outcomes.items() if kind not in ("503", "error") and not kind.isdigit()
+    )
 
 
 def _round(tmp: Path, account: Path, which: str) -> tuple[Counter[str], float]:

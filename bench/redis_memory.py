@@ -81,9 +81,13 @@ async def _measure(url: str, client: object) -> tuple[float, float, float, float
 
 
 def run() -> list[Row]:
-    with tempfile.TemporaryDirectory(prefix="bench-redis-memory-") as tmp:
-        with redis_server(Path(tmp)) as redis:
-            per_call, per_record, per_sticky, per_denial = asyncio.run(_measure(redis.url, redis.client))
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-redis-memory-") as tmp,
+        redis_server(Path(tmp)) as redis,
+    ):
+        per_call, per_record, per_sticky, per_denial = asyncio.run(
+            _measure(redis.url, redis.client)
+        )
     note = f"{CALLS:,} calls of one user, INFO used_memory before and after"
     return [
         Row("Redis memory per call in progress (lease + record)", per_call, "bytes", note=note),

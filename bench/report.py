@@ -93,7 +93,9 @@ def format_table(title: str, sections: Sequence[Section], footnotes: Sequence[st
     out = [title, "", line(header), "  ".join("-" * w for w in widths)]
     for c in cells[1:]:
         out.append(f"[{c}]" if isinstance(c, str) else line(c))
-    notes = [f"  {row.what.strip()}: {row.note}" for _, rows in sections for row in rows if row.note]
+    notes = [
+        f"  {row.what.strip()}: {row.note}" for _, rows in sections for row in rows if row.note
+    ]
     if notes:
         out += ["", "Notes:", *notes]
     if footnotes:

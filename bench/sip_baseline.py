@@ -9,6 +9,7 @@ that, no transactions, no decision. ``python -m bench.sip_baseline HOST PORT``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sys
 from typing import Any
@@ -52,7 +53,5 @@ async def main(host: str, port: int) -> None:
 
 
 if __name__ == "__main__":
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main(sys.argv[1], int(sys.argv[2])))
-    except KeyboardInterrupt:
-        pass

@@ -11,7 +11,7 @@ import phonenumbers
 from callerid import AccountConfig
 from engine import configfile
 
-__all__ = ["BENCH_USER", "DEMO", "ROOT", "bench_account", "demo_config", "FreshNumbers"]
+__all__ = ["BENCH_USER", "DEMO", "ROOT", "FreshNumbers", "bench_account", "demo_config"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo.toml"

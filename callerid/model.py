@@ -19,6 +19,8 @@ import msgspec
 from .permissions import Permission
 
 __all__ = [
+    "E164",
+    "NOBODY",
     "AccountConfig",
     "AreaCodeRule",
     "AvailableCallerIds",
@@ -26,12 +28,10 @@ __all__ = [
     "CountryRule",
     "Department",
     "DepartmentsMode",
-    "E164",
     "Email",
     "GeoConfig",
     "Group",
     "Id",
-    "NOBODY",
     "NumberStatus",
     "Outcome",
     "PhoneNumber",
@@ -64,7 +64,8 @@ Region = Annotated[
     msgspec.Meta(pattern=r"^[A-Z]{2}$(?!\n)", description="ISO 3166-1 alpha-2 region, e.g. US"),
 ]
 AreaCode = Annotated[
-    str, msgspec.Meta(pattern=r"^[0-9]{1,8}$(?!\n)", description="Leading digits of a national number")
+    str,
+    msgspec.Meta(pattern=r"^[0-9]{1,8}$(?!\n)", description="Leading digits of a national number"),
 ]
 CallingCode = Annotated[int, msgspec.Meta(ge=1, le=999, description="Country calling code")]
 Channels = Annotated[int, msgspec.Meta(ge=0, le=100_000)]

@@ -129,7 +129,8 @@ def resolve(
     elif sticky not in available:
         _note(trace, Rule.STICKY, StepResult.SKIPPED, _unavailable(user, sticky), sticky)
     else:
-        _note(trace, Rule.STICKY, StepResult.CHOSEN, "last number connected with this contact", sticky)
+        _note(trace, Rule.STICKY, StepResult.CHOSEN, "last number connected with this contact",
+              sticky)
         return Resolution(caller_id=sticky, rule=Rule.STICKY)
 
     if user.geo is None:
@@ -177,8 +178,10 @@ def resolve_emergency(
     the trunk's own number and ``caller_id`` is None."""
     for number in (user.default_caller_id, user.department_default, account.account_default):
         if number is not None and number in account.active_numbers:
-            _note(trace, Rule.EMERGENCY, StepResult.CHOSEN, "emergency call: default caller ID", number)
+            _note(trace, Rule.EMERGENCY, StepResult.CHOSEN, "emergency call: default caller ID",
+                  number)
             return Resolution(caller_id=number, rule=Rule.EMERGENCY)
     fallback = user.available_sorted[0] if user.available_sorted else None
-    _note(trace, Rule.EMERGENCY, StepResult.CHOSEN, "emergency call: no default caller ID set", fallback)
+    _note(trace, Rule.EMERGENCY, StepResult.CHOSEN, "emergency call: no default caller ID set",
+          fallback)
     return Resolution(caller_id=fallback, rule=Rule.EMERGENCY)

@@ -28,7 +28,9 @@ def format_for(path: Path) -> Format:
         return "toml"
     if suffix == ".json":
         return "json"
-    raise ConfigurationError(f"{path}: expected a .toml or .json file, not {suffix or 'no suffix'!r}")
+    raise ConfigurationError(
+        f"{path}: expected a .toml or .json file, not {suffix or 'no suffix'!r}"
+    )
 
 
 def decode(data: bytes, fmt: Format, *, source: str = "configuration") -> AccountConfig:

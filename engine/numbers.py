@@ -504,7 +504,7 @@ class _Pattern(NamedTuple):
         return self.accept in states and (self.lengths is None or length in self.lengths)
 
 
-@functools.lru_cache(maxsize=None)  # one entry per pattern phonenumbers has, ~1,200
+@functools.cache  # one entry per pattern phonenumbers has, ~1,200
 def _automaton(pattern: str) -> tuple[_Automaton, frozenset[int], int]:
     automaton = _Automaton()
     start = automaton.state()
@@ -540,7 +540,7 @@ class _Plan(NamedTuple):
     """A national number of the country, for the message."""
 
 
-@functools.lru_cache(maxsize=None)  # one entry per calling code, ~215
+@functools.cache  # one entry per calling code, ~215
 def _plan(country_code: int) -> _Plan:
     regions: list[_Region] = []
     trunks: list[str] = []
@@ -593,7 +593,7 @@ def _completion(region: _Region, prefix: str) -> str | None:
             return None
         seen.add((len(digits), states))
         if region.general.accepts(states[0], len(digits)) and any(
-            p.accepts(s, len(digits)) for p, s in zip(region.types, states[1:])
+            p.accepts(s, len(digits)) for p, s in zip(region.types, states[1:], strict=True)
         ):
             return digits
         if len(digits) >= region.longest:
@@ -613,7 +613,7 @@ def _completion(region: _Region, prefix: str) -> str | None:
 def _step(
     patterns: tuple[_Pattern, ...], states: tuple[frozenset[int], ...], digit: str
 ) -> tuple[frozenset[int], ...]:
-    return tuple(p.automaton.step(s, digit) for p, s in zip(patterns, states))
+    return tuple(p.automaton.step(s, digit) for p, s in zip(patterns, states, strict=True))
 
 
 def is_calling_code(country_code: int) -> bool:

@@ -14,7 +14,7 @@ import msgspec
 from callerid import AccountSnapshot, Destination, Permission, UserView
 from callerid.geo import NumberKind
 
-__all__ = ["PolicyDenial", "SPECIAL_KINDS", "check_destination"]
+__all__ = ["SPECIAL_KINDS", "PolicyDenial", "check_destination"]
 
 SPECIAL_KINDS = frozenset({NumberKind.PREMIUM_RATE, NumberKind.SHARED_COST})
 

@@ -69,7 +69,8 @@ async def follow(
             if await _install_newer(store, engine, {account_id: version}):
                 log.info("account %r reloaded (version %d, notified)", account_id, version)
         except CallgateError as exc:
-            log.warning("reloading %r failed: %s; the periodic check will retry", account_id, exc.detail)
+            log.warning("reloading %r failed: %s; the periodic check will retry",
+                        account_id, exc.detail)
 
     await store.watch(changed, forget_token)
 

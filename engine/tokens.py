@@ -7,6 +7,7 @@ and the lookup by hash gives no timing hint about any stored token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import secrets
@@ -80,7 +81,7 @@ class AuthLimits(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _Known:
-    __slots__ = ("record", "checked", "used", "touched")
+    __slots__ = ("checked", "record", "touched", "used")
 
     def __init__(self, record: TokenRecord, now: float) -> None:
         self.record = record
@@ -361,7 +362,5 @@ class TokenCache:
         every = self.FEED_RECHECK_S if self._store.feeds_revocations else self.RECHECK_S
         while True:
             await asyncio.sleep(every)
-            try:
+            with contextlib.suppress(StoreUnavailable):
                 await self.recheck()
-            except StoreUnavailable:
-                pass

@@ -45,8 +45,8 @@ from .abnf import split_unquoted
 
 __all__ = [
     "ALGORITHMS",
-    "DigestResponse",
     "HASHES",
+    "DigestResponse",
     "Nonces",
     "Verdict",
     "challenge_headers",

@@ -17,12 +17,12 @@ from pathlib import Path
 import msgspec
 import pytest
 from blockbuster import blockbuster_ctx
-from prometheus_client import CollectorRegistry
 
 from callerid import AccountConfig
+from callgate import PACKAGES
+from callgate.assembly import assemble
 from engine import configfile
 from engine.decide import Engine
-from engine.metrics import Metrics
 from engine.numbers import load_metadata
 from engine.service import AccountService
 from engine.store import EmbeddedStore
@@ -37,6 +37,7 @@ instead of after the default 5 s drain."""
 load_metadata()
 
 
+
 @pytest.fixture(autouse=True)
 def no_blocking_on_loop(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail an async test whose code under test blocks the event loop (file or socket I/O,
@@ -44,7 +45,7 @@ def no_blocking_on_loop(request: pytest.FixtureRequest) -> Iterator[None]:
     if not asyncio.iscoroutinefunction(getattr(request.node, "function", None)):
         yield
         return
-    with blockbuster_ctx(["engine", "callerid"]):
+    with blockbuster_ctx(list(PACKAGES)):
         yield
 
 
@@ -97,9 +98,11 @@ async def store(tmp_path: Path) -> AsyncIterator[EmbeddedStore]:
 
 @pytest.fixture
 async def engine(store: EmbeddedStore, demo: AccountConfig) -> Engine:
-    engine = Engine(store, metrics=Metrics(CollectorRegistry(), store.lease_counts))
-    await AccountService(store, on_saved=engine.install).put(demo)
-    return engine
+    """The engine of a process assembled as ``callgate serve`` assembles it, over ``store``,
+    with the demo account saved."""
+    parts = assemble(store)
+    await parts.service.put(demo)
+    return parts.engine
 
 
 @pytest.fixture

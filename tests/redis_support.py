@@ -131,12 +131,13 @@ class RedisClusterNodes:
             raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout}{done.stderr}")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if all("cluster_state:ok" in n.cli("CLUSTER", "INFO") for n in self.nodes):
-                if not self.replicas or all(
+            if all("cluster_state:ok" in n.cli("CLUSTER", "INFO") for n in self.nodes) and (
+                not self.replicas or all(
                     "master_link_status:up" in n.cli("INFO", "replication")
                     for n in self.nodes if "role:slave" in n.cli("INFO", "replication")
-                ):
-                    return self
+                )
+            ):
+                return self
             time.sleep(0.1)
         raise RuntimeError("the cluster did not reach cluster_state:ok")
 
@@ -213,7 +214,8 @@ class SentinelGroup:
 
     def primary_port(self) -> int:
         """The port of the primary as the Sentinels name it now."""
-        return int(cli(self.ports[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.MASTER).split()[1])
+        reply = cli(self.ports[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.MASTER)
+        return int(reply.split()[1])
 
     def stop(self) -> None:
         for process in self.sentinels:

@@ -99,7 +99,9 @@ class SqliteThread:
         await asyncio.to_thread(self._thread.join)
         self._thread = None
 
-    def submit(self, job: Callable[[sqlite3.Connection], T], *, write: bool = True) -> asyncio.Future[T]:
+    def submit(
+        self, job: Callable[[sqlite3.Connection], T], *, write: bool = True
+    ) -> asyncio.Future[T]:
         """Queue ``job(connection)`` for the thread; the future settles once it is committed."""
         future: asyncio.Future[T] = self._new_future()
         self._post((job, future, write))

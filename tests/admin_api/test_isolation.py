@@ -11,7 +11,6 @@ from admin_api import OPERATIONS, PREFIX, openapi_document
 
 from .support import VALID_BODIES, World
 
-
 B_IDS = {"user_id": "zoe", "department_id": "spare", "group_id": "team",
          "number": "+14155550133", "token_id": None}
 """Ids that exist in account B only (the token id is read from the store)."""
@@ -46,7 +45,7 @@ async def test_account_a_cannot_reach_account_b_ids(world: World) -> None:
     owner = world.api("olivia")  # every permission in account A
     for method, path, body_type in _routes_with_ids():
         concrete = re.sub(r"{(\w+)}", lambda m: str(ids[m.group(1)]).replace("+", "%2B"), path)
-        body = BODIES.get(body_type or "", None) if body_type else None
+        body = BODIES.get(body_type or "") if body_type else None
         reply = await owner.call(method, concrete, body)
         assert reply.status == 404, (method, concrete, reply.status, reply.body)
         assert reply.body["status"] == 404

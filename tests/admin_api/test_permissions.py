@@ -82,7 +82,8 @@ async def test_no_edit_of_a_user_not_strictly_below_the_editor(world: World) -> 
     assert same.status == 403 and "every permission you hold" in same.body["detail"]
     await _unchanged(world, version)
     # An admin cannot edit another admin: only the owner makes and edits admins.
-    assert (await world.api("olivia").post("/users/bob/move", {"department": "admins"})).status == 200
+    moved = await world.api("olivia").post("/users/bob/move", {"department": "admins"})
+    assert moved.status == 200
     _, version = await world.config()
     assert (await world.api("alice").patch("/users/bob", {"max_channels": 5})).status == 403
     await _unchanged(world, version)

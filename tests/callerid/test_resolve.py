@@ -39,10 +39,14 @@ NYC, LA, CHI, AUSTIN, TORONTO, LONDON, SUPPORT, RELEASED, ACCOUNT, DEPT = (
     "+16175550199",
 )
 
-NYC_CALLEE = Destination(e164="+12125550187", country_code=1, national_number="2125550187", region="US")
-LA_CALLEE = Destination(e164="+13105550123", country_code=1, national_number="3105550123", region="US")
-CA_CALLEE = Destination(e164="+16045550123", country_code=1, national_number="6045550123", region="CA")
-TX_CALLEE = Destination(e164="+19725550123", country_code=1, national_number="9725550123", region="US")
+NYC_CALLEE = Destination(e164="+12125550187", country_code=1, national_number="2125550187",
+                         region="US")
+LA_CALLEE = Destination(e164="+13105550123", country_code=1, national_number="3105550123",
+                        region="US")
+CA_CALLEE = Destination(e164="+16045550123", country_code=1, national_number="6045550123",
+                        region="CA")
+TX_CALLEE = Destination(e164="+19725550123", country_code=1, national_number="9725550123",
+                        region="US")
 
 GEO = GeoConfig(
     default=AUSTIN,
@@ -56,7 +60,11 @@ STICKY_GEO = CallSettings(sticky_caller_id=True, geo_caller_id=True)
 
 
 def account(
-    *, pro: bool = True, account_default: str | None = ACCOUNT, released: str = RELEASED, **user: Any
+    *,
+    pro: bool = True,
+    account_default: str | None = ACCOUNT,
+    released: str = RELEASED,
+    **user: Any,
 ) -> AccountConfig:
     """One account with a Sales department (pool: NYC, LA, CHI; default DEPT) and user ``u``;
     ``released`` is released as well as RELEASED."""
@@ -94,7 +102,8 @@ def account(
 
 
 CHOOSE = (Permission.CALLERID_CHOOSE,)
-CUSTOM_NO_DEFAULTS = {"available_caller_ids": "custom", "custom_caller_ids": (LA, CHI), "department": "bare"}
+CUSTOM_NO_DEFAULTS = {"available_caller_ids": "custom", "custom_caller_ids": (LA, CHI),
+                      "department": "bare"}
 
 # (id, account kwargs, destination, requested, sticky, expected rule or reason, expected number)
 CASES: list[tuple[str, dict[str, Any], Destination, str | None, str | None, str, str | None]] = [
@@ -103,7 +112,8 @@ CASES: list[tuple[str, dict[str, Any], Destination, str | None, str | None, str,
     ("requested_without_permission_denied", {}, NYC_CALLEE, CHI, None,
      Reason.CALLER_ID_NOT_ALLOWED, None),
     ("requested_outside_available_set_denied",
-     {"extra_permissions_enabled": True, "extra_permissions": CHOOSE, "available_caller_ids": "department"},
+     {"extra_permissions_enabled": True, "extra_permissions": CHOOSE,
+      "available_caller_ids": "department"},
      NYC_CALLEE, LONDON, None, Reason.CALLER_ID_NOT_ALLOWED, None),
     ("requested_released_number_denied",
      {"extra_permissions_enabled": True, "extra_permissions": CHOOSE},
@@ -119,7 +129,8 @@ CASES: list[tuple[str, dict[str, Any], Destination, str | None, str | None, str,
      LA_CALLEE, None, LONDON, Rule.GEO_AREA_CODE, LA),
     ("sticky_released_number_skipped", {}, LA_CALLEE, None, RELEASED, Rule.GEO_AREA_CODE, LA),
     ("geo_area_code", {}, LA_CALLEE, None, None, Rule.GEO_AREA_CODE, LA),
-    ("geo_area_code_released_falls_to_default_geo", {}, NYC_CALLEE, None, None, Rule.GEO_DEFAULT, AUSTIN),
+    ("geo_area_code_released_falls_to_default_geo", {}, NYC_CALLEE, None, None,
+     Rule.GEO_DEFAULT, AUSTIN),
     ("geo_country", {}, CA_CALLEE, None, None, Rule.GEO_COUNTRY, TORONTO),
     ("geo_country_not_available_falls_to_default_geo", {"available_caller_ids": "custom",
      "custom_caller_ids": (AUSTIN,)}, CA_CALLEE, None, None, Rule.GEO_DEFAULT, AUSTIN),
@@ -135,7 +146,8 @@ CASES: list[tuple[str, dict[str, Any], Destination, str | None, str | None, str,
     ("user_default", {"call_settings": CallSettings(), "default_caller_id": CHI},
      NYC_CALLEE, None, None, Rule.USER_DEFAULT, CHI),
     ("user_default_not_available_falls_to_department",
-     {"call_settings": CallSettings(), "default_caller_id": LONDON, "available_caller_ids": "department"},
+     {"call_settings": CallSettings(), "default_caller_id": LONDON,
+      "available_caller_ids": "department"},
      NYC_CALLEE, None, None, Rule.DEPARTMENT_DEFAULT, DEPT),
     ("user_default_released_falls_to_department",
      {"call_settings": CallSettings(), "default_caller_id": RELEASED},
@@ -143,7 +155,8 @@ CASES: list[tuple[str, dict[str, Any], Destination, str | None, str | None, str,
     ("department_default", {"call_settings": CallSettings()}, NYC_CALLEE, None, None,
      Rule.DEPARTMENT_DEFAULT, DEPT),
     ("department_default_not_available_falls_to_account",
-     {"call_settings": CallSettings(), "available_caller_ids": "custom", "custom_caller_ids": (ACCOUNT,)},
+     {"call_settings": CallSettings(), "available_caller_ids": "custom",
+      "custom_caller_ids": (ACCOUNT,)},
      NYC_CALLEE, None, None, Rule.ACCOUNT_DEFAULT, ACCOUNT),
     ("department_default_released_falls_to_account",
      {"call_settings": CallSettings(), "released": DEPT},
@@ -260,7 +273,8 @@ def test_emergency_without_any_default_still_allowed() -> None:
 
 
 def test_pro_only_settings_masked_on_non_pro_account() -> None:
-    settings = CallSettings(geo_caller_id=True, pro_dialing=True, ai_tools=True, sticky_caller_id=True)
+    settings = CallSettings(geo_caller_id=True, pro_dialing=True, ai_tools=True,
+                            sticky_caller_id=True)
     snap = compile_account(account(pro=False, call_settings=settings), 1)
     effective = snap.users["u"].settings
     assert msgspec.structs.asdict(effective) == {

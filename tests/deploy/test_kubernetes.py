@@ -103,7 +103,9 @@ def test_container_ports_are_the_ones_callgate_listens_on() -> None:
 def test_settings_are_accepted_by_callgate() -> None:
     env = environment()
     assert taken_from_env(env) == set(env)
-    assert config_show(env)["redis_url"]["secret"] is True, "the Redis URL's password stays in the Secret"
+    assert config_show(env)["redis_url"]["secret"] is True, (
+        "the Redis URL's password stays in the Secret"
+    )
     assert "CALLGATE_REDIS_URL" in one("Secret")["stringData"]
     assert "CALLGATE_REDIS_URL" not in one("ConfigMap")["data"]
 

@@ -18,7 +18,8 @@ from ..conftest import CALLGATE, DEMO, Server, another_account, demo_config
 
 def callgate(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(CALLGATE), *args, "--data", str(data)] if args[0] != "schema" else [str(CALLGATE), *args],
+        [str(CALLGATE), *args, "--data", str(data)] if args[0] != "schema"
+        else [str(CALLGATE), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -34,7 +35,8 @@ def test_import_then_export_is_lossless(tmp_path: Path) -> None:
     assert exported == demo_config()
     # and the exported file imports back to the same thing, in JSON too
     json_file = tmp_path / "demo.json"
-    assert callgate("export", "demo", "--format", "json", "-o", str(json_file), data=data).returncode == 0
+    exported_json = callgate("export", "demo", "--format", "json", "-o", str(json_file), data=data)
+    assert exported_json.returncode == 0
     assert callgate("import", str(json_file), data=data).returncode == 0
     again = callgate("export", "demo", data=data)
     assert again.stdout == toml_out.stdout
@@ -43,24 +45,31 @@ def test_import_then_export_is_lossless(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "named"),
     [
-        (lambda text: text.replace('email = "ana@demo.example"', 'email = "not-an-email"'), "$.users[1].email"),
-        (lambda text: text.replace('max_channels = 2\n', 'max_channels = "two"\n', 1), "$.users[1].max_channels"),
-        (lambda text: text.replace('name = "Ana Agent"', 'name = "Ana Agent"\nnickname = "A"'), "nickname"),
+        (lambda text: text.replace('email = "ana@demo.example"', 'email = "not-an-email"'),
+         "$.users[1].email"),
+        (lambda text: text.replace('max_channels = 2\n', 'max_channels = "two"\n', 1),
+         "$.users[1].max_channels"),
+        (lambda text: text.replace('name = "Ana Agent"', 'name = "Ana Agent"\nnickname = "A"'),
+         "nickname"),
         (lambda text: text.replace('default_caller_id = "+12125550101"\nmax_channels = 2',
-                                   'default_caller_id = "+12125559999"\nmax_channels = 2'), "users[1] (ana).default_caller_id"),
+                                   'default_caller_id = "+12125559999"\nmax_channels = 2'),
+         "users[1] (ana).default_caller_id"),
         (lambda text: text.replace('owner = "olivia"', 'owner = "nobody"'), "owner"),
         (lambda text: text + "\n[[[broken", "not valid TOML"),
         (lambda text: text.replace('area_codes = ["212", "646"', 'area_codes = ["1212", "646"'),
          "users[3] (gina).geo.area_codes[0].area_codes[0]: no number of +1 starts with '1212': "
          "an area code leaves out the calling code 1; write '212'"),
-        (lambda text: text.replace('status = "released"\n', 'status = "released"\ndepartment = "sales"\n'),
+        (lambda text: text.replace('status = "released"\n',
+                                   'status = "released"\ndepartment = "sales"\n'),
          "numbers[6] (+13055550140).department: +13055550140 is released, and a released number "
          "is in no department's pool"),
     ],
     ids=["bad-email", "wrong-type", "unknown-field", "unknown-number", "unknown-owner", "bad-toml",
          "area-code-with-calling-code", "released-number-in-a-pool"],
 )
-def test_invalid_import_names_entry_and_changes_nothing(tmp_path: Path, edit: object, named: str) -> None:
+def test_invalid_import_names_entry_and_changes_nothing(
+    tmp_path: Path, edit: object, named: str
+) -> None:
     data = tmp_path / "data"
     assert callgate("import", str(DEMO), data=data).returncode == 0
     before = callgate("export", "demo", data=data).stdout
@@ -178,7 +187,8 @@ def test_config_change_from_cli_reaches_running_server(server: Server, tmp_path:
     ana = next(u for u in config.users if u.id == "ana")
     config = msgspec.structs.replace(
         config,
-        users=tuple(msgspec.structs.replace(u, default_caller_id="+13125550120") if u is ana else u for u in config.users),
+        users=tuple(msgspec.structs.replace(u, default_caller_id="+13125550120") if u is ana else u
+                    for u in config.users),
     )
     path = tmp_path / "changed.toml"
     path.write_bytes(configfile.encode(config, "toml"))

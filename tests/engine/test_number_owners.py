@@ -18,7 +18,7 @@ from engine.errors import Conflict, PreconditionFailed
 from engine.store import EmbeddedStore, RedisStore, Store
 
 from ..conftest import DEMO
-from .test_store_contract import Clock, clock, contract_store
+from .test_store_contract import clock, contract_store
 
 __all__ = ["clock", "contract_store"]  # fixtures, shared with the store contract
 
@@ -88,7 +88,7 @@ async def test_concurrent_claims_leave_each_number_with_one_account(
             await extra.open()
             stores.append(extra)
     ids = [f"acct{i}" for i in range(connections)]
-    for i, account_id in enumerate(ids):
+    for account_id in ids:
         await contract_store.save_account(account(account_id), 0)
     wanted = [f"+1312555{n:04d}" for n in range(20)]
 

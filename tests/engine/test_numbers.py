@@ -19,7 +19,8 @@ from engine.numbers import normalise
         ("+44 20 7946 0999", "US", "+442079460999", "GB"),
         ("01 42 68 53 00", "FR", "+33142685300", "FR"),
     ],
-    ids=["us-national", "us-dots", "us-trunk", "canada-intl", "uk-national", "uk-intl", "fr-national"],
+    ids=["us-national", "us-dots", "us-trunk", "canada-intl", "uk-national", "uk-intl",
+         "fr-national"],
 )
 def test_normalises_to_e164_and_region(dialled: str, region: str, e164: str, where: str) -> None:
     dest = normalise(dialled, region)
@@ -40,7 +41,9 @@ def test_911_is_not_emergency_in_the_uk() -> None:
     assert dest is None or not dest.emergency
 
 
-@pytest.mark.parametrize("dialled", ["123", "+1 555", "+1 212 555 01870000", "+999 1234567", "0000000000"])
+@pytest.mark.parametrize(
+    "dialled", ["123", "+1 555", "+1 212 555 01870000", "+999 1234567", "0000000000"]
+)
 def test_impossible_numbers_give_none(dialled: str) -> None:
     assert normalise(dialled, "US") is None
 
@@ -66,7 +69,9 @@ def _reference(dialled: str, region: str) -> tuple[str, str, str] | None:
     if not phonenumbers.is_valid_number(number):
         return None
     kind = phonenumbers.number_type(number)
-    name = next(n for n, v in vars(phonenumbers.PhoneNumberType).items() if v == kind and n.isupper())
+    name = next(
+        n for n, v in vars(phonenumbers.PhoneNumberType).items() if v == kind and n.isupper()
+    )
     return (
         phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
         str(phonenumbers.region_code_for_number(number)),
@@ -122,7 +127,10 @@ def test_normalise_agrees_with_phonenumbers_public_api() -> None:
     disagreements = []
     for dialled, region in _corpus():
         dest = normalise(dialled, region)
-        ours = None if dest is None or dest.emergency else (dest.e164, str(dest.region), str(dest.kind))
+        ours = (
+            None if dest is None or dest.emergency
+            else (dest.e164, str(dest.region), str(dest.kind))
+        )
         if ours != _reference(dialled, region):
             disagreements.append((dialled, region, ours, _reference(dialled, region)))
     assert not disagreements, disagreements[:10]

@@ -12,7 +12,7 @@ from engine.policy import check_destination
 
 
 def snapshot(demo: AccountConfig, permissions: tuple[Permission, ...]) -> AccountSnapshot:
-    sales = [d for d in demo.departments if d.id == "sales"][0]
+    sales = next(d for d in demo.departments if d.id == "sales")
     departments = tuple(
         msgspec.structs.replace(sales, permissions=permissions) if d.id == "sales" else d
         for d in demo.departments
@@ -29,7 +29,9 @@ def snapshot(demo: AccountConfig, permissions: tuple[Permission, ...]) -> Accoun
     ],
     ids=["france-out-of-plan", "uk-out-of-plan", "us-premium-rate"],
 )
-def test_denial_names_missing_permission(demo: AccountConfig, dialled: str, permission: Permission) -> None:
+def test_denial_names_missing_permission(
+    demo: AccountConfig, dialled: str, permission: Permission
+) -> None:
     snap = snapshot(demo, ())
     dest = normalise(dialled, "US")
     assert dest is not None

@@ -6,10 +6,20 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 
-from ..conftest import CALLGATE, DEMO, Server
+from ..conftest import CALLGATE, DEMO, NO_DRAIN, Server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One demo server for the tests that only read its banner or take its port."""
+    served = Server(tmp_path_factory.mktemp("serve") / "data").start()
+    yield served
+    served.kill()
 
 
 def test_banner_curl_command_gets_an_allowed_decision(server: Server) -> None:
@@ -21,7 +31,7 @@ def test_banner_curl_command_gets_an_allowed_decision(server: Server) -> None:
 
 
 def test_restart_keeps_data_and_prints_a_new_token(tmp_path: Path) -> None:
-    first = Server(tmp_path / "data").start()
+    first = Server(tmp_path / "data", args=NO_DRAIN).start()
     first.stop()
     second = Server(tmp_path / "data").start()
     try:

@@ -97,12 +97,15 @@ def allow(call_id: str, fallback: str = "+12125550100") -> Plan:
 async def test_lease_taken_up_to_user_limit(contract_store: Store) -> None:
     answers = [await contract_store.admit(ticket(f"c{i}"), allow(f"c{i}")) for i in range(3)]
     assert [a.allowed for a in answers] == [True, True, False]
-    assert answers[2].reason is Reason.CHANNEL_LIMIT and "max channels (2)" in (answers[2].detail or "")
+    assert answers[2].reason is Reason.CHANNEL_LIMIT
+    assert "max channels (2)" in (answers[2].detail or "")
 
 
 async def test_account_cap_across_users(contract_store: Store) -> None:
     answers = [
-        await contract_store.admit(ticket(f"c{i}", user=f"u{i % 3}", limit=5, account_limit=4), allow(f"c{i}"))
+        await contract_store.admit(
+            ticket(f"c{i}", user=f"u{i % 3}", limit=5, account_limit=4), allow(f"c{i}")
+        )
         for i in range(9)
     ]
     assert sum(a.allowed for a in answers) == 4
@@ -118,7 +121,9 @@ async def test_concurrent_admits_never_exceed_limit(contract_store: Store) -> No
 
 async def test_same_call_id_same_answer_one_lease(contract_store: Store) -> None:
     first = await contract_store.admit(ticket("c1"), allow("c1"))
-    again = await asyncio.gather(*(contract_store.admit(ticket("c1"), allow("c1")) for _ in range(20)))
+    again = await asyncio.gather(
+        *(contract_store.admit(ticket("c1"), allow("c1")) for _ in range(20))
+    )
     assert all(a == first for a in again)
     assert (await contract_store.admit(ticket("c2"), allow("c2"))).allowed
     assert not (await contract_store.admit(ticket("c3"), allow("c3"))).allowed
@@ -199,7 +204,9 @@ async def test_an_emergency_call_shows_no_lease_and_has_none_to_extend(
 
 
 @pytest.mark.parametrize("outcome", list(Outcome), ids=[o.value for o in Outcome])
-async def test_sticky_recorded_only_on_connected_calls(contract_store: Store, outcome: Outcome) -> None:
+async def test_sticky_recorded_only_on_connected_calls(
+    contract_store: Store, outcome: Outcome
+) -> None:
     await contract_store.admit(ticket("c0"), allow("c0", fallback="+13105550110"))
     result = await contract_store.end("a", "c0", outcome)
     assert result.sticky_recorded is outcome.connected
@@ -224,10 +231,14 @@ async def test_end_is_idempotent_and_refuses_a_different_outcome(contract_store:
         await contract_store.end("a", "ghost", Outcome.BUSY)
 
 
-async def test_leases_sticky_and_records_survive_reopen(contract_store: Store, clock: Clock) -> None:
+async def test_leases_sticky_and_records_survive_reopen(
+    contract_store: Store, clock: Clock
+) -> None:
     first = await contract_store.admit(ticket("c0"), allow("c0", fallback="+13105550110"))
     await contract_store.end("a", "c0", Outcome.ANSWERED)
-    held = [await contract_store.admit(ticket(f"h{i}", contact=None), allow(f"h{i}")) for i in range(2)]
+    held = [
+        await contract_store.admit(ticket(f"h{i}", contact=None), allow(f"h{i}")) for i in range(2)
+    ]
     assert all(h.allowed for h in held)
     store = await reopen(contract_store, clock)
     try:

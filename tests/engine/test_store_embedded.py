@@ -37,7 +37,9 @@ async def test_call_log_keeps_one_row_per_call(store: EmbeddedStore) -> None:
         await store.heartbeat("a", f"c{i}", 60_000)
         await store.end("a", f"c{i}", Outcome.ANSWERED)
     rows = await store._db.read(
-        lambda conn: conn.execute("SELECT call_id, COUNT(*) FROM call_log GROUP BY call_id").fetchall()
+        lambda conn: conn.execute(
+            "SELECT call_id, COUNT(*) FROM call_log GROUP BY call_id"
+        ).fetchall()
     )
     assert sorted(rows) == [(f"c{i}", 1) for i in range(5)]
 

@@ -32,7 +32,8 @@ async def test_an_expiry_is_kept_and_use_is_listed(contract_store: Store, clock:
     assert listed["expiring"].last_used_ms == 1_750_000_000_000
     assert listed["forever"].last_used_ms is None
     await contract_store.touch_token("other", record("forever").hash, 1_750_000_000_000)
-    assert {r.name: r.last_used_ms for r in await contract_store.list_tokens("a")}["forever"] is None
+    used = {r.name: r.last_used_ms for r in await contract_store.list_tokens("a")}
+    assert used["forever"] is None
 
     assert await contract_store.remove_token("a", record("expiring").hash)
     await contract_store.add_token(record("expiring"))  # the same hash again: never used

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import Server, stop_all
+from tests.conftest import NO_DRAIN, Server, stop_all
 from tests.http.http_support import PROBLEM_JSON, Metrics
 
 BAN_AFTER = 10
@@ -23,7 +23,7 @@ BAN_AFTER = 10
 def server(tmp_path: Path) -> Iterator[Server]:
     served = Server(tmp_path / "data", args=("--http-ban-after", str(BAN_AFTER),
                                              "--http-ban-window", "60",
-                                             "--http-ban-for", "120")).start()
+                                             "--http-ban-for", "120", *NO_DRAIN)).start()
     yield served
     stop_all([served])
 

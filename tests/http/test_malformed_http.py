@@ -103,7 +103,7 @@ async def test_malformed_requests_are_logged_once_in_10_s_counting_the_rest(
     clock.now_s += 1  # 10 s after the first line
     await send_raw(port, BAD_VERSION)
 
-    first, second = server_records(caplog)
+    _, second = server_records(caplog)
     assert second.fields["suppressed"] == 3  # type: ignore[attr-defined]
     assert second.fields["problem"].startswith("Bad status line")  # type: ignore[attr-defined]
     clock.now_s += 10

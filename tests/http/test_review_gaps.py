@@ -3,13 +3,22 @@ emergency calls pass the account cap, the auth scheme is case-insensitive."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import msgspec
 import pytest
 
 from tests.conftest import Server, demo_config, write_account
 from tests.http.http_support import Api, connect
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One demo server for the module: each test uses call ids of its own, and ana's two
+    channels hold the two calls the tests dial."""
+    served = Server(tmp_path_factory.mktemp("review-gaps") / "data").start()
+    yield served
+    served.kill()
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ from pathlib import Path
 import aiohttp
 
 from tests.conftest import Server
+from tests.http.http_support import account
 from tests.redis.fleet import Fleet
 from tests.redis_support import RedisServer
-from tests.http.http_support import account
 
 USERS = ("ana", "sam", "gina", "lee")
 
@@ -65,7 +65,7 @@ class Load:
                                             headers=headers) as reply:
                         await reply.read()
                         self.answers[reply.status] += 1
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 self.failures.append(f"{type(exc).__name__}: {exc}")
 
 

@@ -5,8 +5,8 @@ would: the account imported and a token created with the CLI, then the servers s
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from callerid import AccountConfig
 from tests.conftest import CALLGATE, NO_DRAIN, Server, stop_all, write_account
@@ -31,7 +31,8 @@ class Fleet:
 
     def put(self, config: AccountConfig) -> None:
         """``callgate import`` of ``config`` (create or replace), as an operator would."""
-        path = write_account(self.root / f"{config.id}-{len(list(self.root.iterdir()))}.toml", config)
+        name = f"{config.id}-{len(list(self.root.iterdir()))}.toml"
+        path = write_account(self.root / name, config)
         callgate("import", "--redis-url", self.url, str(path))
 
     def setup(self, config: AccountConfig) -> Fleet:

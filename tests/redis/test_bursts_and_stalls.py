@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from callerid import AccountConfig
@@ -103,7 +102,8 @@ async def _burst_is_decided(fleet: Fleet, servers: list[Server]) -> None:
         "allowed" if body.get("allowed") else body.get("reason", status) for status, body in replies
     )
     print("1,000 dials at once:", dict(outcomes),
-          Counter(body.get("detail") for _, body in replies if body.get("reason") == "store_unavailable"))
+          Counter(body.get("detail") for _, body in replies
+                  if body.get("reason") == "store_unavailable"))
     assert {status for status, _ in replies} <= {200, 503}
     assert outcomes["allowed"] == 10
     assert outcomes["channel_limit"] >= 0.95 * 990, dict(outcomes)
@@ -209,7 +209,8 @@ async def test_a_10_s_stall_leaves_no_lease_behind_and_opens_no_connection(
     assert opened < 2 * 2, "a stall makes no process connect again"
     async with Clients(servers) as apis:
         replies = await asyncio.gather(*(
-            apis[i % 2].request("POST", "/v1/dial", json={"user": "after", "to": f"+1212555{i:04d}"})
+            apis[i % 2].request("POST", "/v1/dial",
+                                json={"user": "after", "to": f"+1212555{i:04d}"})
             for i in range(10)))
     assert sum(1 for r in replies if r.status == 200 and r.body["allowed"]) == 3
 
@@ -218,7 +219,8 @@ async def test_the_dial_path_sends_one_script_call_and_nothing_else(fleet: Fleet
     users = [agent(f"u{i}", max_channels=5000) for i in range(3)]
     fleet.setup(account(users=users, max_channels=None))
     tokens = [fleet.token] + [
-        callgate("token", "create", "demo", "--name", f"dialer{i}", "--redis-url", fleet.url).strip()
+        callgate("token", "create", "demo", "--name", f"dialer{i}",
+                 "--redis-url", fleet.url).strip()
         for i in (2, 3)
     ]
     servers = fleet.start(4)

@@ -113,7 +113,9 @@ async def test_a_stalled_cluster_master_holds_up_only_its_own_accounts(
         ids = [f"acct{i}" for i in range(40)]
         stalled_id = ids[0]
         stalled = cluster.master_of(f"cg:{{{stalled_id}}}:channels")
-        healthy_id = next(a for a in ids if cluster.master_of(f"cg:{{{a}}}:channels") is not stalled)
+        healthy_id = next(
+            a for a in ids if cluster.master_of(f"cg:{{{a}}}:channels") is not stalled
+        )
         store = RedisStore(f"{cluster.url}&inflight=8")
         await store.open()
         try:

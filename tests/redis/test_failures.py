@@ -87,7 +87,10 @@ async def test_redis_killed_under_load(tmp_path: Path, aof_redis: RedisServer) -
         assert slowest < BOUND_S + SLACK_S, f"a request waited {slowest:.3f} s"
         print(f"slowest {slowest * 1000:.0f} ms; {dict(statuses)}")
         during = [s for t, _, s, _ in log if killed_at + 0.3 < t < restart_at - 0.3]
-        assert during and set(during) == {503}, [(t - killed_at, b) for t, _, s, b in log if killed_at + 0.3 < t < restart_at - 0.3 and s == 200][:3]
+        assert during and set(during) == {503}, [
+            (t - killed_at, b) for t, _, s, b in log
+            if killed_at + 0.3 < t < restart_at - 0.3 and s == 200
+        ][:3]
         late = [body for t, _, s, body in log if t > back_at + 1.0]
         assert late and all(body["allowed"] for body in late), "decisions resumed, no restart"
         assert all(server.process and server.process.poll() is None for server in servers)
@@ -138,7 +141,8 @@ def test_redis_unreachable_at_start_is_retried_with_a_clear_message(tmp_path: Pa
     server = Server(tmp_path / "unused", demo=None, args=["--redis-url", url]).spawn()
     try:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and sum("trying again" in l for l in server.output) < 2:
+        while (time.monotonic() < deadline
+               and sum("trying again" in line for line in server.output) < 2):
             time.sleep(0.1)
         text = "".join(server.output)
         assert f"cannot reach Redis at {url}" in text and "trying again in" in text

@@ -50,7 +50,8 @@ async def spread(servers: list[Server], bodies: list[dict[str, Any]]) -> list[di
             *(apis[i % len(apis)].request("POST", "/v1/dial", json=b) for i, b in enumerate(bodies))
         )
     statuses = Counter(r.status for r in replies)
-    assert set(statuses) == {200}, f"{dict(statuses)}: {[r.body for r in replies if r.status != 200][:3]}"
+    refused = [r.body for r in replies if r.status != 200][:3]
+    assert set(statuses) == {200}, f"{dict(statuses)}: {refused}"
     return [r.body for r in replies]
 
 
@@ -108,7 +109,9 @@ async def test_1000_dials_over_4_processes_hold_the_account_cap(fleet: Fleet) ->
     assert set(leases(fleet.redis, users=[u.id for u in users]).values()) == {0}
 
 
-async def test_a_call_id_retried_on_every_process_gets_one_answer_and_one_lease(fleet: Fleet) -> None:
+async def test_a_call_id_retried_on_every_process_gets_one_answer_and_one_lease(
+    fleet: Fleet,
+) -> None:
     fleet.setup(account(users=[agent("retry", max_channels=3)]))
     servers = fleet.start(4)
     body = {"user": "retry", "to": "(212) 555-0187", "call_id": "dialer-7f3a"}
@@ -152,7 +155,9 @@ async def test_a_change_reaches_every_process_within_a_second(fleet: Fleet) -> N
     assert await _until(lambda: _all_use(servers, SALES_2), 1.0) < 1.0
 
 
-async def test_with_notifications_cut_a_change_arrives_within_the_poll_interval(fleet: Fleet) -> None:
+async def test_with_notifications_cut_a_change_arrives_within_the_poll_interval(
+    fleet: Fleet,
+) -> None:
     fleet.setup(account())
     servers = fleet.start(4, "--config-poll", "1")
     assert await _all_use(servers, SALES_1)

@@ -51,7 +51,9 @@ class Monitor:
             if "[0 lua]" not in line:
                 self.lines.append(line)
         self._sock.close()
-        return Counter(line.split("] ", 1)[1].split(" ", 1)[0].strip('"').lower() for line in self.lines)
+        return Counter(
+            line.split("] ", 1)[1].split(" ", 1)[0].strip('"').lower() for line in self.lines
+        )
 
 
 @pytest.fixture
@@ -73,7 +75,7 @@ async def setup(
 async def test_each_dial_is_one_script_call_and_reads_no_configuration(
     setup: tuple[RedisStore, Engine], redis_server: RedisServer
 ) -> None:
-    store, engine = setup
+    _, engine = setup
     dials = 200
 
     async def burst(tag: str) -> None:

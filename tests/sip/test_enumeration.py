@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import free_port
 
-from .conftest import DOMAIN, PASSWORDS, SipService, start_sip_service
+from .conftest import DOMAIN, PASSWORDS, SipSeed, SipService, start_sip_service
 from .sipmsg import ack_for, invite, request, status_of
 
 BIN = Path(sys.executable).parent
@@ -26,9 +26,10 @@ def _tool(name: str, *args: str, workdir: Path) -> subprocess.CompletedProcess[s
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SipService]:
+def service(tmp_path_factory: pytest.TempPathFactory, sip_seed: SipSeed) -> Iterator[SipService]:
     running = start_sip_service(tmp_path_factory.mktemp("enumeration"),
-                                "--sip-ban-after", str(BAN_AFTER), "--sip-ban-for", "600")
+                                "--sip-ban-after", str(BAN_AFTER), "--sip-ban-for", "600",
+                                seed=sip_seed)
     yield running
     running.server.kill()
 

@@ -19,9 +19,9 @@ import pytest
 from callerid import AccountConfig, Reason
 from engine import configfile
 from engine.decide import Engine
+from engine.service import AccountService
 from engine.store import EmbeddedStore, Store
 from engine.store.redis_store import RedisStore
-from engine.service import AccountService
 from engine.wire import DialRequest
 from sip.redirect import SipSettings, TrustedPeer
 from sip.server import Listen, SipServer

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import SipMessageError
+from sip.errors import SipMessageError
 from sip.message import Request, Response, build_response
 from sip.parser import (
     KEEPALIVE,
@@ -196,7 +196,8 @@ def test_rport_is_filled_in_with_the_source_port() -> None:
         b"Call-ID: r1\r\nCSeq: 1 OPTIONS\r\n\r\n")
     assert isinstance(request, Request)
     data = build_response(request, 200, "OK", source=("203.0.113.9", 40000), to_tag=None)
-    assert b"Via: SIP/2.0/UDP 10.0.0.1:5060;rport=40000;branch=z9hG4bKr;received=203.0.113.9" in data
+    assert (b"Via: SIP/2.0/UDP 10.0.0.1:5060;rport=40000;branch=z9hG4bKr;received=203.0.113.9"
+            in data)
 
 
 # -- framing a stream ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 from tests.conftest import CALLGATE
 
-from .conftest import SipService, start_sip_service
+from .conftest import SipSeed, SipService, start_sip_service
 from .sipmsg import answer_challenge, invite, status_of
 
 CHOSEN = "Orchid-lantern-2026"
@@ -44,8 +44,8 @@ def _sign_in(service: SipService, user: str, password: str) -> int:
     return status
 
 
-def test_sip_passwords_appear_nowhere(tmp_path: Path) -> None:
-    service = start_sip_service(tmp_path)
+def test_sip_passwords_appear_nowhere(tmp_path: Path, sip_seed: SipSeed) -> None:
+    service = start_sip_service(tmp_path, seed=sip_seed)
     answers: list[bytes] = []
     try:
         status, body = _call(service, "PUT", "/admin/v1/users/gina/sip",

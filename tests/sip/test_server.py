@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PASSWORDS, TRUSTED, SipClient, SipService, start_sip_service
+from .conftest import PASSWORDS, TRUSTED, SipClient, SipSeed, SipService, start_sip_service
 from .sipmsg import ack_for, answer_challenge, header, invite, request, status_of
 
 TRANSPORTS = ["udp", "tcp", "tls"]
@@ -57,7 +57,9 @@ def test_an_authenticated_invite_is_redirected_with_the_caller_id(
     _, reply = _authenticated_invite(client)
     assert status_of(reply) == 302, reply
     assert header(reply, "Contact") == [f"<sip:{TO}@gw.example:5080;user=phone>"]
-    assert header(reply, "P-Asserted-Identity") == ["<sip:+12125550101@demo.sip.example;user=phone>"]
+    assert header(reply, "P-Asserted-Identity") == [
+        "<sip:+12125550101@demo.sip.example;user=phone>"
+    ]
     assert re.fullmatch(r"sip-[0-9a-f]{24}", header(reply, "X-Callgate-Call-Id")[0])
     client.close()
 
@@ -108,7 +110,28 @@ def test_a_trusted_peer_is_decided_without_a_challenge(sip_service: SipService) 
     pbx = sip_service.client(source=TRUSTED)
     reply = _exchange(pbx, _invite(pbx, user="pbx", extra=("X-Callgate-User: ana",)))
     assert status_of(reply) == 302
-    assert header(reply, "P-Asserted-Identity") == ["<sip:+12125550101@demo.sip.example;user=phone>"]
+    assert header(reply, "P-Asserted-Identity") == [
+        "<sip:+12125550101@demo.sip.example;user=phone>"
+    ]
+
+
+@pytest.mark.parametrize(("to", "status"), [("911", 302), ("+12125550187", 403)],
+                         ids=["emergency", "any other call"])
+def test_a_preferred_identity_that_is_no_number_never_stops_an_emergency_call(
+    sip_service: SipService, to: str, status: int
+) -> None:
+    # A PBX may prefer an extension as the identity: no caller ID a user may choose, so it is
+    # refused as one asked for, but an emergency call goes through with the user's default.
+    pbx = sip_service.client(source=TRUSTED)
+    extra = ("X-Callgate-User: ana", "P-Preferred-Identity: <sip:1001@pbx.example>")
+    reply = _exchange(pbx, _invite(pbx, user="pbx", to=to, extra=extra,
+                                   call_id=f"ppi-{to}@192.0.2.10"))
+    assert status_of(reply) == status
+    if status == 302:
+        assert header(reply, "P-Asserted-Identity") == [
+            "<sip:+12125550101@demo.sip.example;user=phone>"]
+    else:
+        assert header(reply, "X-Callgate-Reason") == ["caller_id_not_allowed"]
 
 
 def test_the_same_invite_from_outside_the_trusted_network_is_challenged(
@@ -144,8 +167,10 @@ def test_voip_switched_off_refuses_the_user(sip_service: SipService) -> None:
     assert status_of(reply) == 403
 
 
-def test_an_expired_nonce_gets_a_fresh_challenge_marked_stale(tmp_path: Path) -> None:
-    service = start_sip_service(tmp_path, "--sip-nonce-ttl", "1")
+def test_an_expired_nonce_gets_a_fresh_challenge_marked_stale(
+    tmp_path: Path, sip_seed: SipSeed
+) -> None:
+    service = start_sip_service(tmp_path, "--sip-nonce-ttl", "1", seed=sip_seed)
     try:
         client = service.client()
         first = _invite(client, call_id="late@test")
@@ -218,9 +243,9 @@ def test_with_rport_the_answer_goes_to_the_source_port(sip_service: SipService) 
 
 
 def test_a_password_guesser_is_banned_but_not_the_other_users_behind_its_address(
-    tmp_path: Path,
+    tmp_path: Path, sip_seed: SipSeed
 ) -> None:
-    service = start_sip_service(tmp_path, "--sip-ban-after", "3")
+    service = start_sip_service(tmp_path, "--sip-ban-after", "3", seed=sip_seed)
     try:
         guesser, colleague = service.client(), service.client()  # one address, 127.0.0.1
         for _ in range(3):

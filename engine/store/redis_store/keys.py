@@ -34,11 +34,11 @@ from __future__ import annotations
 
 __all__ = [
     "ACCOUNTS",
+    "CHANNEL",
     "FEED",
     "FEED_VERSION",
-    "CHANNEL",
-    "AccountKeys",
     "NUMBER_OWNERS",
+    "AccountKeys",
     "numbers_of",
     "token_index",
 ]
@@ -65,8 +65,17 @@ def token_index(token_hash: str) -> str:
 class AccountKeys:
     """The keys of one account."""
 
-    __slots__ = ("prefix", "config", "audit", "tokens", "token_use", "leases", "counts",
-                 "sticky", "sticky_expiry")
+    __slots__ = (
+        "audit",
+        "config",
+        "counts",
+        "leases",
+        "prefix",
+        "sticky",
+        "sticky_expiry",
+        "token_use",
+        "tokens",
+    )
 
     def __init__(self, account_id: str) -> None:
         self.prefix = prefix = f"cg:{{{account_id}}}:"
