@@ -4,7 +4,7 @@ pool is the numbers assigned to it (``/numbers``); its members are the users in 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 from msgspec import UNSET
@@ -50,23 +50,42 @@ def _version(config: AccountConfig, department: Department) -> str:
     return department_out(config, department).etag
 
 
+def _department_to_change(
+    call: Call, actor: Actor, config: AccountConfig, department_id: str, needed: Permission
+) -> Department:
+    """Department ``department_id`` as every change to an existing one starts: the actor
+    holds ``needed``, and If-Match is the department's version."""
+    require(actor, needed)
+    department = _department(config, department_id)
+    call.check_match(_version(config, department))
+    return department
+
+
 def _as_department(config: AccountConfig, department_id: str) -> Reply:
     return tagged(department_out(config, _department(config, department_id)))
 
 
-def _with_permissions(
-    call: Call, config: AccountConfig, actor: Actor, before: Department,
-    chosen: frozenset[Permission], action: str, *, field: str,
-) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-    """``before`` holding ``chosen`` instead: the actor holds what it newly grants, and each
-    member's new permissions are ones the actor could give them alone (rules 1-3). Each
-    member whose permissions change gets an entry of their own."""
-    new = changes.set_department_permissions(before.id, chosen)(config)
-    check_edit_department(actor, config, new, before.id, field=field)
-    check_grant(actor, chosen - set(before.permissions), field=field)
-    after = _department(new, before.id)
-    return new, [*changed_users(call, actor, action, config, new),
-                 call.audit(actor, action, f"department:{before.id}", before, after)]
+async def _set_permissions(
+    call: Call, choose: Callable[[Department], frozenset[Permission]], action: str, *,
+    field: str,
+) -> Reply:
+    """The department of the path holding ``choose`` of what it holds instead: the actor
+    holds what it newly grants, and each member's new permissions are ones the actor could
+    give them alone (rules 1-3). Each member whose permissions change gets an entry of their
+    own. Setting the permissions and applying a preset differ only in ``choose``."""
+    department_id = call.param("department_id")
+
+    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        before = _department_to_change(call, actor, config, department_id, P.USERS_SETTINGS)
+        chosen = choose(before)
+        new = changes.set_department_permissions(department_id, chosen)(config)
+        check_edit_department(actor, config, new, department_id, field=field)
+        check_grant(actor, chosen - set(before.permissions), field=field)
+        after = _department(new, department_id)
+        return new, [*changed_users(call, actor, action, config, new),
+                     call.audit(actor, action, f"department:{department_id}", before, after)]
+
+    return _as_department(await call.write(edit), department_id)
 
 
 async def list_departments(call: Call) -> Reply:
@@ -113,9 +132,7 @@ async def update_department(call: Call) -> Reply:
     fields = {f: v for f in body.__struct_fields__ if (v := getattr(body, f)) is not UNSET}
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        require(actor, P.USERS_MANAGE)
-        before = _department(config, department_id)
-        call.check_match(_version(config, before))
+        before = _department_to_change(call, actor, config, department_id, P.USERS_MANAGE)
         new = changes.update_department(department_id, fields)(config)
         return new, [call.audit(actor, "department.update", f"department:{department_id}",
                                 before, _department(new, department_id))]
@@ -125,40 +142,23 @@ async def update_department(call: Call) -> Reply:
 
 async def set_department_permissions(call: Call) -> Reply:
     body = await call.body(DepartmentPermissions)
-    department_id = call.param("department_id")
-
-    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        require(actor, P.USERS_SETTINGS)
-        before = _department(config, department_id)
-        call.check_match(_version(config, before))
-        return _with_permissions(call, config, actor, before, frozenset(body.permissions),
-                                 "department.permissions", field="permissions")
-
-    return _as_department(await call.write(edit), department_id)
+    chosen = frozenset(body.permissions)
+    return await _set_permissions(call, lambda _: chosen, "department.permissions",
+                                  field="permissions")
 
 
 async def apply_department_preset(call: Call) -> Reply:
     body = await call.body(PresetApply)
-    department_id = call.param("department_id")
-
-    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        require(actor, P.USERS_SETTINGS)
-        before = _department(config, department_id)
-        call.check_match(_version(config, before))
-        chosen = with_preset(frozenset(before.permissions), body.preset)
-        return _with_permissions(call, config, actor, before, chosen, "department.preset",
-                                 field="preset")
-
-    return _as_department(await call.write(edit), department_id)
+    return await _set_permissions(
+        call, lambda before: with_preset(frozenset(before.permissions), body.preset),
+        "department.preset", field="preset")
 
 
 async def make_default_department(call: Call) -> Reply:
     department_id = call.param("department_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        require(actor, P.USERS_MANAGE)
-        department = _department(config, department_id)
-        call.check_match(_version(config, department))
+        department = _department_to_change(call, actor, config, department_id, P.USERS_MANAGE)
         new = changes.make_default_department(department_id)(config)
         return new, [call.audit(actor, "department.default", f"department:{department_id}",
                                 department_out(config, department),
@@ -171,9 +171,7 @@ async def delete_department(call: Call) -> Reply:
     department_id = call.param("department_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        require(actor, P.USERS_MANAGE)
-        before = _department(config, department_id)
-        call.check_match(_version(config, before))
+        before = _department_to_change(call, actor, config, department_id, P.USERS_MANAGE)
         new = changes.delete_department(department_id)(config)
         # Its members move to the default department and hold its permissions from now on:
         # only what that changes for them matters (an empty department is anyone's to

@@ -79,6 +79,15 @@ def _may_administer(actor: Actor, user_id: str) -> None:
             "you can; you may read it and rotate its password", field="user_id")
 
 
+def _check_login_edit(call: Call, actor: Actor, config: AccountConfig, user_id: str) -> None:
+    """What switching and removing user ``user_id``'s SIP login both take: the actor may
+    administer it, the user is below them, and If-Match is the login's version."""
+    _may_administer(actor, user_id)
+    user = _user(config, user_id)
+    check_below(actor, config, user)
+    call.check_match(_login(config, user).etag)
+
+
 def _saved(
     call: Call, actor: Actor, config: AccountConfig, change: changes.Change, user_id: str,
     action: str,
@@ -150,10 +159,7 @@ async def update_sip(call: Call) -> Reply:
     user_id = call.param("user_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        _may_administer(actor, user_id)
-        before = _user(config, user_id)
-        check_below(actor, config, before)
-        call.check_match(_login(config, before).etag)
+        _check_login_edit(call, actor, config, user_id)
         if body.enabled is UNSET:
             return config, []
         change = changes.set_sip_enabled(user_id, body.enabled)
@@ -168,10 +174,7 @@ async def delete_sip(call: Call) -> Reply:
     user_id = call.param("user_id")
 
     def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        _may_administer(actor, user_id)
-        before = _user(config, user_id)
-        check_below(actor, config, before)
-        call.check_match(_login(config, before).etag)
+        _check_login_edit(call, actor, config, user_id)
         change = changes.remove_sip_login(user_id)
         return _saved(call, actor, config, change, user_id, "user.sip.delete")
 

@@ -7,7 +7,7 @@ name; nobody changes their own permissions; the owner is changed by the owner al
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 from msgspec import UNSET
@@ -38,6 +38,7 @@ from .tokens import revoke_tokens_of
 __all__ = ["OPERATIONS", "changed_users", "check_below", "user_out"]
 
 P = Permission
+_Edit = Callable[[AccountConfig, Actor], tuple[AccountConfig, Sequence[AuditEntry]]]
 
 
 def sip_login_out(config: AccountConfig, user: User) -> SipLoginOut | None:
@@ -144,6 +145,37 @@ def _with_permissions(
     return new, [call.audit(actor, action, f"user:{user_id}", before, after)]
 
 
+def _settings_edit(
+    call: Call, user_id: str, fields: set[str], change: changes.Change, action: str
+) -> _Edit:
+    """The edit that makes ``change`` to settings ``fields`` of user ``user_id``: every
+    settings route takes the same checks (``context``'s steps, in order) before it."""
+
+    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        _may_edit_settings(actor, user_id, fields)
+        before = find_user(config, user_id)
+        check_below(actor, config, before)
+        call.check_match(_version(config, before))
+        return _changed(call, actor, config, change, user_id, action)
+
+    return edit
+
+
+def _permissions_edit(call: Call, user_id: str, change: changes.Change, action: str) -> _Edit:
+    """The edit that makes ``change`` to what user ``user_id`` holds of their own: setting
+    them and applying a preset take the same checks (rules 1-3) before it."""
+
+    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
+        require(actor, P.USERS_SETTINGS)
+        _not_yourself(actor, user_id)
+        before = find_user(config, user_id)
+        check_edit_user(actor, config, before)
+        call.check_match(_version(config, before))
+        return _with_permissions(call, actor, config, change, user_id, action)
+
+    return edit
+
+
 async def list_users(call: Call) -> Reply:
     params = call.query(UserParams)
     config, _ = await call.read(P.USERS_MANAGE, P.USERS_SETTINGS)
@@ -193,15 +225,8 @@ async def update_user(call: Call) -> Reply:
     body = await call.body(UserPatch)
     user_id = call.param("user_id")
     fields = {f: v for f in body.__struct_fields__ if (v := getattr(body, f)) is not UNSET}
-
-    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        _may_edit_settings(actor, user_id, set(fields))
-        before = find_user(config, user_id)
-        check_below(actor, config, before)
-        call.check_match(_version(config, before))
-        return _changed(call, actor, config, changes.update_user_settings(user_id, fields),
-                        user_id, "user.update")
-
+    change = changes.update_user_settings(user_id, fields)
+    edit = _settings_edit(call, user_id, set(fields), change, "user.update")
     return _as_user(await call.write(edit), user_id)
 
 
@@ -238,37 +263,21 @@ def _groups_left(
 async def set_user_permissions(call: Call) -> Reply:
     body = await call.body(UserPermissions)
     user_id = call.param("user_id")
-
-    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        require(actor, P.USERS_SETTINGS)
-        _not_yourself(actor, user_id)
-        before = find_user(config, user_id)
-        check_edit_user(actor, config, before)
-        call.check_match(_version(config, before))
-        change = changes.set_user_permissions(
-            user_id,
-            permissions=body.permissions,
-            extra_permissions=body.extra_permissions,
-            extra_permissions_enabled=body.extra_permissions_enabled,
-        )
-        return _with_permissions(call, actor, config, change, user_id, "user.permissions")
-
+    change = changes.set_user_permissions(
+        user_id,
+        permissions=body.permissions,
+        extra_permissions=body.extra_permissions,
+        extra_permissions_enabled=body.extra_permissions_enabled,
+    )
+    edit = _permissions_edit(call, user_id, change, "user.permissions")
     return _as_user(await call.write(edit), user_id)
 
 
 async def apply_user_preset(call: Call) -> Reply:
     body = await call.body(PresetApply)
     user_id = call.param("user_id")
-
-    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        require(actor, P.USERS_SETTINGS)
-        _not_yourself(actor, user_id)
-        before = find_user(config, user_id)
-        check_edit_user(actor, config, before)
-        call.check_match(_version(config, before))
-        change = changes.edit_own_permissions(user_id, lambda held: with_preset(held, body.preset))
-        return _with_permissions(call, actor, config, change, user_id, "user.preset")
-
+    change = changes.edit_own_permissions(user_id, lambda held: with_preset(held, body.preset))
+    edit = _permissions_edit(call, user_id, change, "user.preset")
     return _as_user(await call.write(edit), user_id)
 
 
@@ -293,29 +302,15 @@ async def move_user(call: Call) -> Reply:
 async def set_user_geo(call: Call) -> Reply:
     body = await call.body(GeoConfig)
     user_id = call.param("user_id")
-
-    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        _may_edit_settings(actor, user_id, {"geo"})
-        before = find_user(config, user_id)
-        check_below(actor, config, before)
-        call.check_match(_version(config, before))
-        return _changed(call, actor, config, changes.set_geo(user_id, body), user_id, "user.geo")
-
+    edit = _settings_edit(call, user_id, {"geo"}, changes.set_geo(user_id, body), "user.geo")
     return _as_user(await call.write(edit), user_id)
 
 
 async def copy_user_geo(call: Call) -> Reply:
     body = await call.body(GeoCopy)
     user_id = call.param("user_id")
-
-    def edit(config: AccountConfig, actor: Actor) -> tuple[AccountConfig, Sequence[AuditEntry]]:
-        _may_edit_settings(actor, user_id, {"geo"})
-        before = find_user(config, user_id)
-        check_below(actor, config, before)
-        call.check_match(_version(config, before))
-        return _changed(call, actor, config, changes.copy_geo(body.from_user, user_id), user_id,
-                        "user.geo")
-
+    edit = _settings_edit(call, user_id, {"geo"}, changes.copy_geo(body.from_user, user_id),
+                          "user.geo")
     return _as_user(await call.write(edit), user_id)
 
 

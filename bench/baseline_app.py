@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from collections.abc import Callable
 
 import msgspec
 from aiohttp import web
 
-__all__ = ["build_app", "main"]
+__all__ = ["build_app", "main", "serve_until_stopped"]
 
 
 class DialIn(msgspec.Struct):
@@ -46,12 +47,26 @@ def build_app() -> web.Application:
 
 
 async def serve(host: str, port: int) -> None:
-    runner = web.AppRunner(build_app(), access_log=None)
+    await serve_until_stopped(build_app(), host, port, reuse_port=False,
+                              ready=lambda: _banner(host, port))
+
+
+def _banner(host: str, port: int) -> None:
+    print(f"baseline serving on http://{host}:{port}", flush=True)
+    print("Stop with Ctrl-C.", flush=True)
+
+
+async def serve_until_stopped(
+    app: web.Application, host: str, port: int, *, reuse_port: bool, ready: Callable[[], None]
+) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, calling ``ready`` once it listens: both
+    baselines run this way, as ``callgate serve`` does, so that the figures compare the
+    handlers alone."""
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
-        print(f"baseline serving on http://{host}:{port}", flush=True)
-        print("Stop with Ctrl-C.", flush=True)
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+        ready()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

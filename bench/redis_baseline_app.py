@@ -31,7 +31,10 @@ import msgspec
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from .baseline_app import _decoder  # the same request body as the plain baseline
+from .baseline_app import (
+    _decoder,  # the same request body as the plain baseline
+    serve_until_stopped,
+)
 
 __all__ = ["SCRIPT", "build_app", "main"]
 
@@ -82,18 +85,8 @@ def build_app(redis_url: str) -> web.Application:
 async def serve(
     host: str, port: int, redis_url: str, *, reuse_port: bool, ready: Callable[[], None]
 ) -> None:
-    runner = web.AppRunner(build_app(redis_url), access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
-        ready()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_stopped(build_app(redis_url), host, port, reuse_port=reuse_port,
+                              ready=ready)
 
 
 def _banner(host: str, port: int, workers: int) -> None:

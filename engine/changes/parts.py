@@ -8,8 +8,8 @@ the field.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -36,34 +36,39 @@ Fields = Mapping[str, Any]
 sent, decoded): a change replaces those fields and leaves the others as they are."""
 
 _replace = msgspec.structs.replace
+_Part = TypeVar("_Part")
 
 
 def user_of(config: AccountConfig, user_id: str) -> User:
-    for user in config.users:
-        if user.id == user_id:
-            return user
-    raise NotFound(f"no user {user_id!r} in account {config.id!r}", field="user")
+    return _one_of(config, config.users, lambda u: u.id, user_id, f"user {user_id!r}", "user")
 
 
 def department_of(config: AccountConfig, department_id: str) -> Department:
-    for department in config.departments:
-        if department.id == department_id:
-            return department
-    raise NotFound(f"no department {department_id!r} in account {config.id!r}", field="department")
+    return _one_of(config, config.departments, lambda d: d.id, department_id,
+                   f"department {department_id!r}", "department")
 
 
 def number_of(config: AccountConfig, number: str) -> PhoneNumber:
-    for found in config.numbers:
-        if found.number == number:
-            return found
-    raise NotFound(f"no number {number} in account {config.id!r}", field="number")
+    return _one_of(config, config.numbers, lambda n: n.number, number, f"number {number}",
+                   "number")
 
 
 def group_of(config: AccountConfig, group_id: str) -> Group:
-    for group in config.groups:
-        if group.id == group_id:
-            return group
-    raise NotFound(f"no group {group_id!r} in account {config.id!r}", field="group")
+    return _one_of(config, config.groups, lambda g: g.id, group_id, f"group {group_id!r}",
+                   "group")
+
+
+def _one_of(
+    config: AccountConfig, items: Iterable[_Part], key: Callable[[_Part], str], wanted: str,
+    what: str, field: str,
+) -> _Part:
+    """The item of ``items`` whose ``key`` is ``wanted``: one lookup for every kind of part,
+    so that a missing one of any kind is the same ``NotFound``, ``what`` naming it and
+    ``field`` the kind."""
+    for item in items:
+        if key(item) == wanted:
+            return item
+    raise NotFound(f"no {what} in account {config.id!r}", field=field)
 
 
 def with_user(config: AccountConfig, user: User) -> AccountConfig:

@@ -11,7 +11,7 @@ import asyncio
 from admin_api.presets import ADMIN_PERMISSIONS
 from callerid import Permission
 
-from .support import World, refused
+from .support import Api, World, refused
 
 P = Permission
 MANAGERS = ["dial.out_of_plan", "monitoring.use", "numbers.manage", "users.manage",
@@ -56,26 +56,28 @@ async def test_deleting_a_department_cannot_raise_its_members_to_your_level(
     assert "nia" in reply.body["detail"]
 
 
-async def test_an_empty_department_is_anyones_to_delete_with_users_manage(
-    world: World,
-) -> None:
-    # The default department grants billing.topup, which mark lacks; nobody moves into it.
+async def night_under_a_default_mark_lacks(world: World) -> Api:
+    """mark, having created an empty ``night`` department, while the default department
+    grants billing.topup, which he lacks (what the night's members move into on deletion)."""
     owner = world.api("olivia")
     assert (await owner.put("/departments/staff/permissions", {
         "permissions": ["billing.topup", "dial.out_of_plan"]})).status == 200
     mark = world.api("mark")
     assert (await mark.post("/departments", {"id": "night", "name": "Night"})).status == 201
+    return mark
+
+
+async def test_an_empty_department_is_anyones_to_delete_with_users_manage(
+    world: World,
+) -> None:
+    mark = await night_under_a_default_mark_lacks(world)  # nobody moves into the default
     assert (await mark.delete("/departments/night")).status == 204
 
 
 async def test_deleting_a_department_is_refused_when_its_members_would_gain_what_you_lack(
     world: World,
 ) -> None:
-    owner = world.api("olivia")
-    assert (await owner.put("/departments/staff/permissions", {
-        "permissions": ["billing.topup", "dial.out_of_plan"]})).status == 200
-    mark = world.api("mark")
-    assert (await mark.post("/departments", {"id": "night", "name": "Night"})).status == 201
+    mark = await night_under_a_default_mark_lacks(world)
     assert (await mark.post("/users", {"id": "nia", "email": "nia@acme.example",
                                        "department": "night"})).status == 201
     version = await world.version()

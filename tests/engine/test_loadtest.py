@@ -4,6 +4,7 @@ plain functions, then real runs against a real ``callgate serve``."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import random
@@ -412,6 +413,19 @@ def test_closed_port_counts_connection_errors_without_a_traceback() -> None:
     assert "over --max-errors 1%" in done.stderr
 
 
+@contextlib.contextmanager
+def _serving(handler: type[socketserver.BaseRequestHandler]) -> Iterator[str]:
+    """The URL of a threaded TCP server answering with ``handler``, for the duration: a
+    stand-in server whose misbehaviour the generator has to survive."""
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler) as server:
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+
+
 class _SlowDialHandler(socketserver.StreamRequestHandler):
     """A server slower than the rate it is sent: each dial answered after ``DELAY_S``, as a
     benchmark's baseline app answers (a decision with no call id); any other path a 404."""
@@ -441,16 +455,11 @@ def test_requests_waiting_for_a_busy_connection_are_counted_apart_from_the_gener
     """One connection, answers every 20 ms, a request due every 10 ms: half the requests
     wait for the connection: their wait is in their latency, and they are counted as having
     waited. The allowed calls, with no call id, are not ended."""
-    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SlowDialHandler) as server:
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            args = parse("--url", f"http://127.0.0.1:{server.server_address[1]}", "--token",
-                         "t", "--rate", "100", "--duration", "1", "--warmup", "0",
-                         "--concurrency", "1", "--users", "ana", "--timeout", "30", "--json")
-            assert main(args) == 0
-        finally:
-            server.shutdown()
+    with _serving(_SlowDialHandler) as url:
+        args = parse("--url", url, "--token", "t", "--rate", "100", "--duration", "1",
+                     "--warmup", "0", "--concurrency", "1", "--users", "ana", "--timeout", "30",
+                     "--json")
+        assert main(args) == 0
     report = msgspec.json.decode(capsys.readouterr().out, type=Report)
     assert report.sent == report.answered == report.allowed["?"] == 100
     assert report.waited > 80
@@ -469,16 +478,10 @@ class _HangUpHandler(socketserver.StreamRequestHandler):
 def test_server_hanging_up_counts_as_disconnected_and_the_next_dial_reconnects(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _HangUpHandler) as server:
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            args = parse("--url", f"http://127.0.0.1:{server.server_address[1]}", "--token",
-                         "t", "--rate", "20", "--duration", "1", "--warmup", "0",
-                         "--concurrency", "1", "--users", "ana", "--json")
-            assert main(args) == 1  # every dial failed: over --max-errors
-        finally:
-            server.shutdown()
+    with _serving(_HangUpHandler) as url:
+        args = parse("--url", url, "--token", "t", "--rate", "20", "--duration", "1",
+                     "--warmup", "0", "--concurrency", "1", "--users", "ana", "--json")
+        assert main(args) == 1  # every dial failed: over --max-errors
     report = msgspec.json.decode(capsys.readouterr().out, type=Report)
     assert report.failures == {"server disconnected": 20}
     assert report.examples["server disconnected"].startswith("the server closed the connection")

@@ -5,6 +5,7 @@ token rides out an outage of the store. Time is a fake clock."""
 from __future__ import annotations
 
 import asyncio
+from typing import NamedTuple
 
 import pytest
 
@@ -48,6 +49,24 @@ class Clock:
         return self.now
 
 
+class Known(NamedTuple):
+    counting: Counting
+    clock: Clock
+    cache: TokenCache
+    header: str
+
+
+async def known_token(store: EmbeddedStore, name: str) -> Known:
+    """A cache on a fake clock that has just looked up a new token ``name`` once: where each
+    test of how long a known token is trusted starts."""
+    token = await issue_token(store, "a", name)
+    counting, clock = Counting(store), Clock()
+    cache = TokenCache(counting, clock=clock)  # type: ignore[arg-type]
+    header = f"Bearer {token}"
+    await cache.account_for(header)
+    return Known(counting, clock, cache, header)
+
+
 async def test_a_burst_with_a_new_token_makes_one_lookup(store: EmbeddedStore) -> None:
     token = await issue_token(store, "a", "burst")
     counting = Counting(store)
@@ -59,11 +78,7 @@ async def test_a_burst_with_a_new_token_makes_one_lookup(store: EmbeddedStore) -
 async def test_a_known_token_is_answered_from_memory_while_confirmed(
     store: EmbeddedStore,
 ) -> None:
-    token = await issue_token(store, "a", "known")
-    counting, clock = Counting(store), Clock()
-    cache = TokenCache(counting, clock=clock)  # type: ignore[arg-type]
-    header = f"Bearer {token}"
-    await cache.account_for(header)
+    counting, clock, cache, header = await known_token(store, "known")
     for _ in range(10):  # background rechecks keep it confirmed: no request waits on them
         clock.now += cache.RECHECK_S
         await cache.recheck()
@@ -74,11 +89,7 @@ async def test_a_known_token_is_answered_from_memory_while_confirmed(
 async def test_a_token_revoked_elsewhere_is_refused_at_the_next_recheck(
     store: EmbeddedStore,
 ) -> None:
-    token = await issue_token(store, "a", "revoked")
-    counting, clock = Counting(store), Clock()
-    cache = TokenCache(counting, clock=clock)  # type: ignore[arg-type]
-    header = f"Bearer {token}"
-    await cache.account_for(header)
+    _, clock, cache, header = await known_token(store, "revoked")
     await store.revoke_token("a", "revoked")  # another process does this
     clock.now += cache.RECHECK_S
     await cache.recheck()
@@ -90,11 +101,7 @@ async def test_a_token_revoked_elsewhere_is_refused_at_the_next_recheck(
 async def test_an_unconfirmed_token_is_looked_up_again_after_trust_runs_out(
     store: EmbeddedStore,
 ) -> None:
-    token = await issue_token(store, "a", "stale")
-    counting, clock = Counting(store), Clock()
-    cache = TokenCache(counting, clock=clock)  # type: ignore[arg-type]
-    header = f"Bearer {token}"
-    await cache.account_for(header)
+    counting, clock, cache, header = await known_token(store, "stale")
     clock.now += cache.TRUST_S  # no recheck ran (say the loop was busy)
     assert cache.cached(header) is None
     await store.revoke_token("a", "stale")
@@ -147,11 +154,7 @@ async def test_a_known_token_rides_out_an_outage_an_unknown_one_does_not(
 async def test_a_token_near_the_end_of_its_trust_is_refreshed_off_the_request(
     store: EmbeddedStore,
 ) -> None:
-    token = await issue_token(store, "a", "refreshed")
-    counting, clock = Counting(store), Clock()
-    cache = TokenCache(counting, clock=clock)  # type: ignore[arg-type]
-    header = f"Bearer {token}"
-    await cache.account_for(header)
+    counting, clock, cache, header = await known_token(store, "refreshed")
     clock.now += cache.REFRESH_S  # no recheck ran: the request starts a background lookup
     assert cache.cached(header) is not None
     await asyncio.sleep(0.05)

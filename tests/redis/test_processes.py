@@ -184,15 +184,21 @@ def _workers_of(parent: int) -> list[int]:
     return found
 
 
-async def test_a_dead_worker_is_replaced_and_sigterm_stops_them_all(fleet: Fleet) -> None:
+def _start_two_workers(fleet: Fleet) -> tuple[Server, int, list[int]]:
+    """A ``--workers 2`` server, its parent's pid, and its two workers' pids."""
     fleet.setup(account())
     [server] = fleet.start(1, "--workers", "2")
     assert server.process is not None
     workers = _workers_of(server.process.pid)
     assert len(workers) == 2
+    return server, server.process.pid, workers
+
+
+async def test_a_dead_worker_is_replaced_and_sigterm_stops_them_all(fleet: Fleet) -> None:
+    server, parent, workers = _start_two_workers(fleet)
     os.kill(workers[0], signal.SIGKILL)
     for _ in range(100):
-        now = _workers_of(server.process.pid)
+        now = _workers_of(parent)
         if len(now) == 2 and workers[0] not in now:
             break
         await asyncio.sleep(0.1)
@@ -204,11 +210,7 @@ async def test_a_dead_worker_is_replaced_and_sigterm_stops_them_all(fleet: Fleet
 
 
 async def test_workers_do_not_outlive_a_killed_parent(fleet: Fleet) -> None:
-    fleet.setup(account())
-    [server] = fleet.start(1, "--workers", "2")
-    assert server.process is not None
-    workers = _workers_of(server.process.pid)
-    assert len(workers) == 2
+    server, _, workers = _start_two_workers(fleet)
     server.kill()  # kill -9: the parent cannot pass anything on
     for _ in range(100):
         if not any(Path(f"/proc/{pid}").exists() for pid in workers):
