@@ -33,7 +33,7 @@ any request.
    - A missed deadline never closes a connection: a stalled Redis does not cause a storm
      of reconnections when it wakes.
 3. **Lease expiry** is Redis's clock. Expired leases are given back by the next dial of the
-   account (``purge`` in ``lua/prelude.lua``): no process sweeps anything.
+   account (``purge`` in ``lua/leases.lua``): no process sweeps anything.
 4. **Configuration** is saved per account with a version, by ``lua/save_config.lua`` only
    over the version its writer read. ``lua/announce.lua`` then numbers the change in one
    global counter, keeps it in a short stream (the change feed) and publishes it. A process
@@ -48,9 +48,7 @@ any request.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import itertools
 import logging
 import secrets
@@ -61,7 +59,7 @@ from typing import Any, ClassVar
 import hiredis
 import msgspec
 
-from callerid import AccountConfig, CallSettings, Outcome, Permission, Reason, Rule
+from callerid import AccountConfig, Outcome
 
 from ...errors import (
     ConfigurationError,
@@ -89,6 +87,14 @@ from ..protocol import (
     refusal_detail,
 )
 from . import scripts as S
+from .answers import (
+    allowed_answer,
+    caller_and_number,
+    denial_answer,
+    fingerprint_of,
+    stored_answer,
+    text,
+)
 from .connection import Lost, Pipe, RedisError, Unreachable, open_pipe
 from .keys import (
     ACCOUNTS,
@@ -153,109 +159,6 @@ _token_encoder = msgspec.msgpack.Encoder()
 _token_decoder = msgspec.msgpack.Decoder(TokenRecord)
 _audit_encoder = msgspec.json.Encoder()
 _audit_decoder = msgspec.json.Decoder(AuditEntry)
-
-
-# -- answers as stored ------------------------------------------------------------------------
-
-_SETTINGS = tuple(f.name for f in msgspec.structs.fields(CallSettings))
-
-
-class _Allowed(msgspec.Struct, array_like=True, gc=False):
-    """An allowed answer as a call record keeps it: about 40 bytes."""
-
-    rule: Rule
-    caller_id: str | None
-    to: str | None
-    settings: int
-    """``CallSettings`` as bits, in field order; -1 for none."""
-
-
-class _Denied(msgspec.Struct, array_like=True, gc=False, omit_defaults=True):
-    reason: Reason
-    detail: str | None = None
-    to: str | None = None
-    permission: Permission | None = None
-    choices: tuple[str, ...] | None = None
-
-
-_allowed_encoder = msgspec.msgpack.Encoder()
-_allowed_decoder = msgspec.msgpack.Decoder(_Allowed)
-_denied_decoder = msgspec.msgpack.Decoder(_Denied)
-
-
-def _settings_bits(settings: CallSettings | None) -> int:
-    if settings is None:
-        return -1
-    return sum(1 << i for i, name in enumerate(_SETTINGS) if getattr(settings, name))
-
-
-def _settings_from(bits: int) -> CallSettings | None:
-    if bits < 0:
-        return None
-    return CallSettings(**{name: bool(bits >> i & 1) for i, name in enumerate(_SETTINGS)})
-
-
-def _stored(decision: Decision) -> bytes:
-    if decision.allowed:
-        assert decision.rule is not None
-        return _allowed_encoder.encode(_Allowed(
-            rule=decision.rule, caller_id=decision.caller_id, to=decision.to,
-            settings=_settings_bits(decision.settings),
-        ))
-    assert decision.reason is not None
-    return _allowed_encoder.encode(_Denied(
-        reason=decision.reason, detail=decision.detail, to=decision.to,
-        permission=decision.permission, choices=decision.choices,
-    ))
-
-
-def _allowed_answer(
-    call_id: str, blob: bytes, expires: int, sticky: bytes, counted: bytes
-) -> Decision:
-    """An allowed call's answer from its record; an emergency call's (not ``counted``) holds
-    no channel, so it shows no lease."""
-    stored = _allowed_decoder.decode(blob)
-    return Decision(
-        allowed=True, call_id=call_id, caller_id=_text(sticky) or stored.caller_id,
-        rule=stored.rule, to=stored.to,
-        lease_expires_at=rfc3339(int(expires)) if counted == b"1" else None,
-        settings=_settings_from(stored.settings),
-    )
-
-
-def _caller_and_number(record: bytes) -> tuple[str | None, str | None]:
-    """The caller ID and the number of a call, from its record (``lua/record.lua``)."""
-    head, _, blob = record.partition(b"|")
-    sticky = head.split(b" ")[3]
-    stored = _allowed_decoder.decode(blob)
-    return _text(sticky) or stored.caller_id, stored.to
-
-
-def _denial_answer(call_id: str, user_id: str, entry: bytes) -> tuple[str, Decision]:
-    """A remembered denial: (its fingerprint, the answer)."""
-    head, _, blob = entry.partition(b"|")
-    _, fingerprint, _, limits = head.decode().split(" ")
-    if limits != "-":
-        held, in_account, user_limit, cap = limits.split(",")
-        detail = refusal_detail(
-            user_id, int(held), int(in_account), int(user_limit), int(cap) if cap else None
-        )
-        return fingerprint, channel_denial(call_id, detail or "no channel free")
-    stored = _denied_decoder.decode(blob)
-    return fingerprint, Decision(
-        allowed=False, call_id=call_id, reason=stored.reason, detail=stored.detail,
-        to=stored.to, permission=stored.permission, choices=stored.choices,
-    )
-
-
-def _fingerprint(ticket: Ticket) -> str:
-    """The request's fingerprint, short (12 characters, no space) for the record."""
-    digest = hashlib.blake2b(ticket.fingerprint.encode(), digest_size=9).digest()
-    return base64.urlsafe_b64encode(digest).decode()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _stream_id(cursor: str) -> str:
@@ -585,7 +488,7 @@ class RedisStore:
         )
         kept = sticky_pair(fallback) if fallback.allowed else None
         nonce = f"{_NONCE_PREFIX}{next(_attempts)}"
-        fingerprint = _fingerprint(ticket)
+        fingerprint = fingerprint_of(ticket)
         try:
             node = self.topology.node_for(keys.record)
         except Unreachable as exc:
@@ -632,11 +535,11 @@ class RedisStore:
             keep=kept[1] if kept is not None else "",
             tail=f"{counted} {nonce} {fingerprint} {ticket.user_id} {contact} "
             f"{ticket.sticky_ttl_ms}|",
-            answer=_stored(fallback),
+            answer=stored_answer(fallback),
             fingerprint=fingerprint if replays else None,
             nonce=nonce if replays else None,
             contact=contact if reads_sticky else None,
-            sticky_answer=_stored(sticky) if sticky is not None and reads_sticky else None,
+            sticky_answer=stored_answer(sticky) if sticky is not None and reads_sticky else None,
             sticky_ids=self._id_list(plan.sticky_ids) if reads_sticky else None,
         )
         undo = (keys.record, keys.leases, keys.counts)
@@ -708,7 +611,7 @@ class RedisStore:
             answer = fallback
             if taken:
                 assert sticky is not None
-                answer = msgspec.structs.replace(sticky, caller_id=_text(taken))
+                answer = msgspec.structs.replace(sticky, caller_id=text(taken))
             if not ticket.counted:
                 return answer  # an emergency call holds no channel: no lease to show
             if in_account >= 0:  # else counted only by the background count
@@ -725,10 +628,10 @@ class RedisStore:
             return channel_denial(call_id, detail or "no channel free")
         if code == S.AdmitCode.REPLAY:
             _, _, stored_fingerprint, blob, expires, taken, counted = reply
-            self._check_fingerprint(call_id, fingerprint, _text(stored_fingerprint))
-            return _allowed_answer(call_id, blob, expires, taken, counted)
+            self._check_fingerprint(call_id, fingerprint, text(stored_fingerprint))
+            return allowed_answer(call_id, blob, expires, taken, counted)
         if code == S.AdmitCode.REPLAY_DENIAL:
-            stored_fingerprint, answer = _denial_answer(call_id, ticket.user_id, reply[2])
+            stored_fingerprint, answer = denial_answer(call_id, ticket.user_id, reply[2])
             self._check_fingerprint(call_id, fingerprint, stored_fingerprint)
             return answer
         # LATE: Redis ran it after its deadline, yet the reply came within the grace.
@@ -819,9 +722,9 @@ class RedisStore:
         """``state`` with what a lifecycle script's ``reply`` says of it: the remembered
         denial of a denied call, the outcome of an ended one."""
         if state is CallState.DENIED:
-            return CallStatus(state=state, denial=_denial_answer(call_id, "", reply[1])[1])
+            return CallStatus(state=state, denial=denial_answer(call_id, "", reply[1])[1])
         if state is CallState.ENDED:
-            return CallStatus(state=state, outcome=Outcome(_text(reply[1])))
+            return CallStatus(state=state, outcome=Outcome(text(reply[1])))
         return CallStatus(state=state)
 
     async def _lifecycle(
@@ -855,15 +758,15 @@ class RedisStore:
         )
         held, in_account, sticky, kind = reply[:4]
         known = None
-        fingerprint = _fingerprint(ticket)
+        fingerprint = fingerprint_of(ticket)
         if kind == 1:
             stored, blob, expires, taken, counted = reply[4:]
-            self._check_fingerprint(call_id, fingerprint, _text(stored))
-            known = _allowed_answer(call_id, blob, expires, taken, counted)
+            self._check_fingerprint(call_id, fingerprint, text(stored))
+            known = allowed_answer(call_id, blob, expires, taken, counted)
         elif kind == 2:
-            stored_fingerprint, known = _denial_answer(call_id, ticket.user_id, reply[4])
+            stored_fingerprint, known = denial_answer(call_id, ticket.user_id, reply[4])
             self._check_fingerprint(call_id, fingerprint, stored_fingerprint)
-        return Peek(known=known, sticky=_text(sticky) or None, user_leases=int(held),
+        return Peek(known=known, sticky=text(sticky) or None, user_leases=int(held),
                     account_leases=int(in_account))
 
     async def live_calls(self, account_id: str) -> list[LiveCall]:
@@ -877,17 +780,17 @@ class RedisStore:
             )
             if not page:
                 break
-            held = [(_text(page[i]).partition("|"), int(float(page[i + 1])))
+            held = [(text(page[i]).partition("|"), int(float(page[i + 1])))
                     for i in range(0, len(page), 2)]
             keys = [account.call(call_id) for (_, _, call_id), _ in held]
             records = await self._command(keys[0], "MGET", *keys)
             for ((user, _, call_id), expires), record in zip(held, records, strict=True):
-                caller_id, to = _caller_and_number(record) if record else (None, None)
+                caller_id, to = caller_and_number(record) if record else (None, None)
                 live.append(LiveCall(call_id=call_id, user_id=user, to=to, caller_id=caller_id,
                                      lease_expires_ms=expires))
             if len(page) < 2 * LIVE_PAGE:
                 break
-            last = _text(page[-1])
+            last = text(page[-1])
             ties = sum(1 for _, expires in held if expires == held[-1][1])
             skip = skip + ties if last == after else ties
             after = last
@@ -909,7 +812,7 @@ class RedisStore:
 
     async def account_versions(self) -> dict[str, int]:
         members = await self._command(ACCOUNTS, "SMEMBERS", ACCOUNTS)
-        ids = sorted(_text(m) for m in members)
+        ids = sorted(text(m) for m in members)
         versions = await asyncio.gather(
             *(self._command(self._account_keys(a).config, "HGET", self._account_keys(a).config, "v")
               for a in ids)
@@ -935,7 +838,7 @@ class RedisStore:
         claimed = await self._script(
             S.CLAIM_NUMBERS, numbers, S.NumbersArgs(config.id, tuple(owned_numbers(config))))
         if not claimed[0]:
-            raise Conflict(number_taken(_text(claimed[1])), field="numbers")
+            raise Conflict(number_taken(text(claimed[1])), field="numbers")
         account = self._account_keys(config.id)
         try:
             saved, version = await self._script(
@@ -1009,9 +912,9 @@ class RedisStore:
         for fields in reply[2:]:
             entry = dict(zip(fields[::2], fields[1::2], strict=True))
             if b"t" in entry:
-                revoked.append(_text(entry[b"t"]))
+                revoked.append(text(entry[b"t"]))
             else:
-                account_id, version = _text(entry[b"a"]), int(entry[b"v"])
+                account_id, version = text(entry[b"a"]), int(entry[b"v"])
                 accounts[account_id] = max(version, accounts.get(account_id, 0))
         return Changes(complete=bool(reply[1]), accounts=accounts, revoked=tuple(revoked),
                        cursor=int(reply[0]))
@@ -1047,7 +950,7 @@ class RedisStore:
                     if not get.done():
                         get.cancel()
                         raise Lost("the subscription's connection closed")
-                    account_id, _, version = _text(get.result()).partition(" ")
+                    account_id, _, version = text(get.result()).partition(" ")
                     if account_id == _REVOKED:
                         if on_revoked is not None:
                             on_revoked(version)
@@ -1084,7 +987,7 @@ class RedisStore:
         account_id = await self._command(index, "GET", index)
         if account_id is None:
             return None
-        tokens = self._account_keys(_text(account_id)).tokens
+        tokens = self._account_keys(text(account_id)).tokens
         blob = await self._command(tokens, "HGET", tokens, token_hash)
         return None if blob is None else _token_decoder.decode(blob)
 
@@ -1092,7 +995,7 @@ class RedisStore:
         account = self._account_keys(account_id)
         blobs = await self._command(account.tokens, "HVALS", account.tokens)
         use = await self._command(account.token_use, "HGETALL", account.token_use)
-        used = {_text(use[i]): int(use[i + 1]) for i in range(0, len(use), 2)}
+        used = {text(use[i]): int(use[i + 1]) for i in range(0, len(use), 2)}
         records = [_token_decoder.decode(b) for b in blobs]
         records = [msgspec.structs.replace(r, last_used_ms=used.get(r.hash)) for r in records]
         return sorted(records, key=lambda r: (r.created_ms, r.name))
@@ -1112,7 +1015,7 @@ class RedisStore:
     ) -> bool:
         index = token_index(token_hash)
         owner = await self._command(index, "GET", index)
-        if owner is None or _text(owner) != account_id:
+        if owner is None or text(owner) != account_id:
             return False
         await self._command(index, "DEL", index)
         account = self._account_keys(account_id)
@@ -1142,7 +1045,7 @@ class RedisStore:
             if not batch:
                 return found, None
             for stream_id, fields in batch:
-                last = _text(stream_id)
+                last = text(stream_id)
                 scanned += 1
                 entry = _audit_decoder.decode(
                     dict(zip(fields[::2], fields[1::2], strict=True))[b"e"]
