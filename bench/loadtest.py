@@ -24,19 +24,24 @@ from .http import _callgate, _serving_demo, free_port
 from .report import Row
 from .workload import BENCH_USER, ROOT, bench_account
 
-__all__ = ["CONCURRENCY", "run"]
+__all__ = ["CONCURRENCY", "loadtest", "run"]
 
 CONCURRENCY = 32
 
 
-def _loadtest(url: str, token: str, seconds: int) -> Report:
+def loadtest(url: str, token: str, seconds: int, pace: tuple[str, ...], concurrency: int) -> Report:
+    """``callgate loadtest`` against ``url`` as a process of its own (no GIL shared with the
+    harness), paced by ``pace`` (``("--max",)`` or ``("--rate", N)``): wrk's workload (the
+    bench user, a new number per dial, no end sent) over ``concurrency`` keep-alive
+    connections, after a second of warm-up it leaves out. Its report is read from its
+    ``--json``."""
     argv = [
-        sys.executable, "-m", "engine.loadtest", "--url", url, "--token", token, "--max",
-        "--concurrency", str(CONCURRENCY), "--duration", str(seconds), "--warmup", "1",
+        sys.executable, "-m", "engine.loadtest", "--url", url, "--token", token, *pace,
+        "--concurrency", str(concurrency), "--duration", str(seconds), "--warmup", "1",
         "--users", BENCH_USER, "--repeat-share", "0", "--no-end", "--json",
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 90, cwd=ROOT)
-    if done.returncode not in (0, 1):
+    if done.returncode not in (0, 1):  # 1: over --max-errors, which the report shows
         raise RuntimeError(f"callgate loadtest failed ({done.returncode}):\n{done.stderr}")
     return msgspec.json.decode(done.stdout.strip().splitlines()[-1], type=Report)
 
@@ -50,7 +55,7 @@ def run(seconds: int = 6) -> list[Row]:
         argv = [_callgate(), "serve", "--data", str(tmp / "data"), "--port", str(port),
                 "--demo", str(account)]
         with _serving_demo(argv, port) as server:
-            report = _loadtest(server.url, server.token, seconds)
+            report = loadtest(server.url, server.token, seconds, ("--max",), CONCURRENCY)
     allowed, denied = sum(report.allowed.values()), sum(report.denied.values())
     print(f"  loadtest: {report.rate:,.0f} req/s, {report.sent:,} sent, {allowed:,} allowed, "
           f"{denied:,} denied, {report.errors:,} errors", file=sys.stderr, flush=True)

@@ -49,7 +49,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import redis
 
 from engine import configfile
@@ -69,8 +68,9 @@ from .http import (
     free_port,
     health,
 )
+from .loadtest import loadtest
 from .report import Row, median, paired_ratio
-from .workload import BENCH_USER, ROOT, bench_account
+from .workload import BENCH_USER, bench_account
 
 __all__ = ["run"]
 
@@ -407,20 +407,8 @@ class OpenSide:
 
 
 def _open_loop(url: str, *, rate: float, seconds: int, token: str = "none") -> Report:
-    """``callgate loadtest`` at ``rate`` against the server at ``url``, as a process of its
-    own (no GIL shared with the harness): wrk's workload (user ``ana``, a new number per
-    dial, no end sent) over ``OPEN_LOOP_CONNECTIONS`` keep-alive connections, after a
-    second of warm-up it leaves out. Its report is read from its ``--json``."""
-    argv = [
-        sys.executable, "-m", "engine.loadtest", "--url", url, "--token", token,
-        "--rate", str(rate), "--duration", str(seconds), "--warmup", "1",
-        "--concurrency", str(OPEN_LOOP_CONNECTIONS), "--users", BENCH_USER,
-        "--repeat-share", "0", "--no-end", "--json",
-    ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 90, cwd=ROOT)
-    if done.returncode not in (0, 1):  # 1: over --max-errors, which the note shows
-        raise RuntimeError(f"callgate loadtest failed ({done.returncode}):\n{done.stderr}")
-    return msgspec.json.decode(done.stdout.strip().splitlines()[-1], type=Report)
+    """``callgate loadtest --rate`` against the server at ``url`` (``bench.loadtest``)."""
+    return loadtest(url, token, seconds, ("--rate", str(rate)), OPEN_LOOP_CONNECTIONS)
 
 
 def _open_ceiling(tmp: Path, rate: float, seconds: int, warmup: int, side: OpenSide) -> None:
