@@ -7,6 +7,9 @@ SYSTEM_TOOLS := curl=curl redis-server=redis-server chromium=chromium sipp=sip-t
 	kamailio=kamailio kamailio-utils-modules kamailio-json-modules openssl=openssl \
 	promtool=prometheus docker-compose=docker-compose systemd-analyze=systemd
 BENCH_TOOLS := wrk=wrk valgrind=valgrind sipp=sip-tester
+# Test processes: most of the suite's time is spent waiting (on subprocess servers, stalls,
+# idle windows), so two pytest workers fit a 2-core machine; TEST_WORKERS=0 runs in one.
+TEST_WORKERS ?= 2
 
 .PHONY: run test bench system-tools bench-tools typecheck clean
 
@@ -28,7 +31,7 @@ bench-tools:
 	@sh .ci/system-tools.sh $(BENCH_TOOLS)
 
 test: $(VENV)/.installed system-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 typecheck: $(VENV)/.installed
 	$(BIN)/python -m mypy
