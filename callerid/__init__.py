@@ -20,7 +20,7 @@ from .model import (
     User,
 )
 from .permissions import ALL_PERMISSIONS, BUCKETS, Permission, effective_permissions
-from .resolve import Resolution, TraceStep, resolve, resolve_emergency
+from .resolve import Resolution, TraceStep, resolve, resolve_emergency, sticky_numbers
 from .snapshot import AccountSnapshot, UserView, compile_account
 
 __all__ = [
@@ -54,4 +54,5 @@ __all__ = [
     "effective_permissions",
     "resolve",
     "resolve_emergency",
+    "sticky_numbers",
 ]

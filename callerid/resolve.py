@@ -28,7 +28,10 @@ from .model import Reason, Rule
 from .permissions import Permission
 from .snapshot import AccountSnapshot, UserView
 
-__all__ = ["Resolution", "Step", "StepResult", "TraceStep", "resolve", "resolve_emergency"]
+__all__ = [
+    "Resolution", "Step", "StepResult", "TraceStep", "resolve", "resolve_emergency",
+    "sticky_numbers",
+]
 
 
 class Step(enum.StrEnum):
@@ -93,6 +96,22 @@ def _unavailable(user: UserView, number: str) -> str:
     return f"{number} is not in the user's available caller IDs (or is not an active number)"
 
 
+def sticky_numbers(
+    user: UserView, dest: Destination, requested: str | None
+) -> frozenset[str] | None:
+    """The numbers a sticky caller ID may answer this dial with, or None when no sticky
+    caller ID can: it comes after a requested one, only when the user has sticky caller ID
+    on, and never for an emergency call (which takes its caller ID apart from all of this).
+
+    This is the one statement of sticky's place among the rules: ``resolve`` applies it to a
+    sticky caller ID it is given, and the engine hands the same set to the store, which
+    reads the contact's sticky caller ID in the step that takes the channel and uses it only
+    when it is one of these."""
+    if requested is not None or dest.emergency or not user.settings.sticky_caller_id:
+        return None
+    return user.available
+
+
 def resolve(
     account: AccountSnapshot,
     user: UserView,
@@ -122,11 +141,12 @@ def resolve(
         return Resolution(caller_id=requested, rule=Rule.REQUESTED)
     _note(trace, Rule.REQUESTED, StepResult.SKIPPED, "no caller ID requested")
 
-    if not user.settings.sticky_caller_id:
+    usable = sticky_numbers(user, dest, requested)
+    if usable is None:
         _note(trace, Rule.STICKY, StepResult.SKIPPED, "sticky caller ID is off")
     elif sticky is None:
         _note(trace, Rule.STICKY, StepResult.SKIPPED, "no connected call with this contact yet")
-    elif sticky not in available:
+    elif sticky not in usable:
         _note(trace, Rule.STICKY, StepResult.SKIPPED, _unavailable(user, sticky), sticky)
     else:
         _note(trace, Rule.STICKY, StepResult.CHOSEN, "last number connected with this contact",

@@ -36,6 +36,7 @@ from callerid import (
     compile_account,
     resolve,
     resolve_emergency,
+    sticky_numbers,
 )
 from callerid.resolve import Step, StepResult
 
@@ -187,27 +188,29 @@ class Engine:
 
     def _ticket(
         self, account_id: str, request: DialRequest, *, sip: bool = False
-    ) -> tuple[AccountSnapshot, UserView, Destination | None, Ticket]:
+    ) -> tuple[AccountSnapshot, UserView, Destination | None, Ticket, frozenset[str] | None]:
+        """The dial's account, user, destination and ticket, and the numbers a sticky caller
+        ID may answer it with (None: sticky does not apply, and no contact is read)."""
         account = self.snapshot(account_id)
         user = self._user(account, request.user)
         dest = normalise(request.to, account.default_region)
         requested = request.caller_id
         emergency = dest is not None and dest.emergency
-        sticky_applies = requested is None and user.settings.sticky_caller_id
+        usable = sticky_numbers(user, dest, requested) if dest is not None else None
         ticket = Ticket(
             account_id=account_id,
             call_id=request.call_id or _new_call_id(),
             user_id=user.id,
             fingerprint=f"{user.id}\n{dest.e164 if dest else request.to}\n{requested or ''}",
             remember=request.call_id is not None,
-            contact=dest.e164 if dest is not None and not emergency and sticky_applies else None,
+            contact=dest.e164 if dest is not None and usable is not None else None,
             counted=not emergency,
             user_limit=user.max_channels,
             account_limit=account.max_channels,
             ttl_ms=self._sip_lease_ttl_ms[account_id] if sip else account.lease_ttl_ms,
             sticky_ttl_ms=account.sticky_ttl_ms,
         )
-        return account, user, dest, ticket
+        return account, user, dest, ticket, usable
 
     async def dial(self, account_id: str, request: DialRequest, *, sip: bool = False) -> Decision:
         """Decide one dial and, when allowed, take its channel. Raises ``NotFound`` for an
@@ -218,13 +221,15 @@ class Engine:
         ``sip_lease_ttl_s`` (at most ``lease_ttl_s``), because a phone that follows a
         redirect never says when the call ends; a heartbeat extends it like any lease."""
         started = time.perf_counter()
-        account, user, dest, ticket = self._ticket(account_id, request, sip=sip)
+        account, user, dest, ticket, usable = self._ticket(account_id, request, sip=sip)
         fallback = decide(
             account, user, request.to, dest, request.caller_id, ticket.call_id, None
         )
         plan = Plan(decision=fallback)
-        if ticket.contact is not None and fallback.reason is not Reason.PERMISSION_DENIED:
-            # Sticky applies: a usable sticky caller ID wins over every later step.
+        if usable is not None and fallback.reason is not Reason.PERMISSION_DENIED:
+            # The answer a sticky hit gives instead: it replaces the caller-ID step's outcome
+            # (callerid.sticky_numbers says when, and from which numbers), never a denial of
+            # the destination policy, which comes before it.
             plan = Plan(
                 decision=fallback,
                 sticky=Decision(
@@ -234,7 +239,7 @@ class Engine:
                     to=ticket.contact,
                     settings=user.settings,
                 ),
-                sticky_ids=user.available,
+                sticky_ids=usable,
             )
         try:
             decision = await self._store.admit(ticket, plan)
@@ -259,7 +264,7 @@ class Engine:
     async def explain(self, account_id: str, request: DialRequest) -> Decision:
         """The decision ``dial`` would make now, with the trace of every step; no channel is
         taken and nothing is written."""
-        account, user, dest, ticket = self._ticket(account_id, request)
+        account, user, dest, ticket, _ = self._ticket(account_id, request)
         peek = await self._store.peek(ticket)
         if peek.known is not None:
             replayed = TraceStep(

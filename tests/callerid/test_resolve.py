@@ -24,6 +24,7 @@ from callerid import (
     compile_account,
     resolve,
     resolve_emergency,
+    sticky_numbers,
 )
 
 NYC, LA, CHI, AUSTIN, TORONTO, LONDON, SUPPORT, RELEASED, ACCOUNT, DEPT = (
@@ -254,6 +255,36 @@ def test_trace_says_why_geo_was_skipped_on_a_non_pro_account() -> None:
     trace: list[Any] = []
     resolve(snap, snap.users["u"], LA_CALLEE, trace=trace)
     assert any(t.step == "geo" and t.detail == "account is not Pro" for t in trace)
+
+
+EMERGENCY_CALLEE = Destination(e164="+1911", country_code=1, national_number="911", region="US",
+                               emergency=True)
+
+
+@pytest.mark.parametrize(
+    ("settings", "dest", "requested", "usable"),
+    [
+        (STICKY_GEO, NYC_CALLEE, None, True),
+        (CallSettings(sticky_caller_id=False, geo_caller_id=True), NYC_CALLEE, None, False),
+        (STICKY_GEO, NYC_CALLEE, CHI, False),  # a requested caller ID comes first
+        (STICKY_GEO, EMERGENCY_CALLEE, None, False),
+    ],
+    ids=["on", "off", "requested", "emergency"],
+)
+def test_sticky_numbers_say_when_sticky_may_answer_and_from_what(
+    settings: CallSettings, dest: Destination, requested: str | None, usable: bool
+) -> None:
+    snap = compile_account(account(call_settings=settings), 1)
+    user = snap.users["u"]
+    numbers = sticky_numbers(user, dest, requested)
+    assert numbers == (user.available if usable else None)
+    # resolve applies the same rule: a sticky caller ID from the set wins only when usable.
+    result = resolve(snap, user, dest, requested=None if dest.emergency else requested,
+                     sticky=CHI)
+    if usable:
+        assert (result.rule, result.caller_id) == (Rule.STICKY, CHI)
+    else:
+        assert result.rule is not Rule.STICKY
 
 
 def test_emergency_uses_user_default_even_when_other_rules_would_apply() -> None:

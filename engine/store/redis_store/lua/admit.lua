@@ -16,7 +16,8 @@
 -- client chose: replay it, remember a denial), counted (takes a channel), allowed (the plan's
 -- answer allows the call). K.denied, A.fingerprint and A.nonce come when the dial remembers or
 -- may take a sticky caller ID; K.sticky, A.contact, A.sticky_answer and A.sticky_ids only for
--- the latter (the contact's sticky caller ID, if one of A.sticky_ids, answers instead).
+-- the latter (the contact's sticky caller ID, if one of A.sticky_ids, answers instead: the
+-- engine's callerid.sticky_numbers decides when sticky applies and from which numbers).
 --
 -- Returns {code, now, ...}:
 --   0 LATE     {0, now}: past the deadline; nothing read or written
