@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from callerid import AccountConfig
 
-from .changes import Change
+from .changes import Change, replace_account
 from .errors import NotFound, PreconditionFailed
 from .invariants import check
 from .store import AuditEntry, Store
@@ -39,11 +39,13 @@ class AccountService:
         return loaded
 
     async def put(self, config: AccountConfig, audit: Sequence[AuditEntry] = ()) -> int:
-        """Create the account, or replace it whole (``callgate import``); the new version."""
-        check(config)
-        versions = await self._store.account_versions()
-        version = await self._store.save_account(config, versions.get(config.id, 0), audit)
-        self._saved(config, version)
+        """Create the account, or replace it whole (``callgate import``): a replacement is
+        the change ``replace_account``, with its rules, over the version read; the new
+        version."""
+        if await self._store.load_account(config.id) is None:
+            return await self.create(config, audit)
+        change = replace_account(config)
+        _, version = await self.write(config.id, lambda current: (change(current), audit))
         return version
 
     async def create(self, config: AccountConfig, audit: Sequence[AuditEntry] = ()) -> int:

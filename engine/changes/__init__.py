@@ -3,12 +3,13 @@
 Every change to an account's configuration is a ``Change`` built here, one module per
 resource (``account``, ``users``, ``departments``, ``numbers``, ``groups``, ``sip_logins``):
 the admin API and the command line make their changes with these, and ``callgate import``,
-which replaces an account whole, meets the same invariants. Each change carries the rule of
-its own transition (moving a legacy user into a department keeps what the department lacks
-as extras; deleting a department moves its users to the default; deleting a group narrows
-its supervisors' view), and refuses what cannot apply with ``NotFound`` or ``Conflict``
-naming the field at fault (``Forbidden`` for own permissions asked for a user in a
-department; ``InvalidField`` for a weak SIP password).
+which replaces an account whole, is the change ``replace_account`` (a new SIP domain meets
+the rule it meets through ``update_account``) and meets the same invariants. Each change
+carries the rule of its own transition (moving a legacy user into a department keeps what
+the department lacks as extras; deleting a department moves its users to the default;
+deleting a group narrows its supervisors' view), and refuses what cannot apply with
+``NotFound`` or ``Conflict`` naming the field at fault (``Forbidden`` for own permissions
+asked for a user in a department; ``InvalidField`` for a weak SIP password).
 
 What a change does not decide:
 
@@ -20,7 +21,7 @@ What a change does not decide:
 
 from __future__ import annotations
 
-from .account import create_account, update_account
+from .account import create_account, replace_account, update_account
 from .departments import (
     create_department,
     delete_department,
@@ -63,6 +64,7 @@ __all__ = [
     "release_number",
     "remove_sip_login",
     "rename_group",
+    "replace_account",
     "set_department_permissions",
     "set_geo",
     "set_group_members",

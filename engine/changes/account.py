@@ -19,7 +19,7 @@ from ..errors import Conflict
 from .parts import Change, Fields
 from .users import move_user
 
-__all__ = ["create_account", "update_account"]
+__all__ = ["create_account", "replace_account", "update_account"]
 
 _replace = msgspec.structs.replace
 _PARTS = frozenset({"id", "owner", "users", "departments", "numbers", "groups"})
@@ -98,6 +98,34 @@ def update_account(
                 raise Conflict("an account moves from legacy to enforced departments mode, "
                                "never back", field="departments_mode")
             new = _enforce_departments(new)
+        return new
+
+    return change
+
+
+def _nobody(domain: str) -> Sequence[str]:
+    return ()
+
+
+def replace_account(
+    new: AccountConfig, *, domain_claimed_by: Callable[[str], Sequence[str]] = _nobody
+) -> Change:
+    """Replace the account whole with ``new`` (``callgate import`` over an existing one).
+
+    The file states every resource as it should be, so nothing is moved for it: its
+    departments mode is taken as it is (each user's department is in the file; the one-way
+    switch of ``update_account`` is a migration that moves users, which a whole account
+    does not need). A new SIP domain meets the rule it meets through ``update_account``: no
+    user of ``new`` may keep SIP credentials, whose digests were made over the old domain.
+    Whether another account holds the domain is the store's to say when it saves
+    (``domain_claimed_by`` only makes that answer come earlier)."""
+
+    def change(config: AccountConfig) -> AccountConfig:
+        if new.id != config.id:
+            raise ValueError(f"account {new.id!r} cannot replace account {config.id!r}")
+        if new.sip_domain != config.sip_domain:
+            _check_domain_change(_replace(new, sip_domain=config.sip_domain), new.sip_domain,
+                                 domain_claimed_by)
         return new
 
     return change

@@ -59,8 +59,8 @@ from .protocol import (
     TokenRecord,
     channel_denial,
     channel_refusal,
-    number_taken,
-    owned_numbers,
+    claim_refused,
+    claimed_names,
 )
 from .sqlite import Rows, SqliteThread, Statement
 
@@ -93,6 +93,9 @@ CREATE TABLE IF NOT EXISTS number_owners (
     number TEXT PRIMARY KEY, account_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS number_owners_by_account ON number_owners (account_id);
 """
+# ``number_owners`` holds every name an account holds alone (``claimed_names``): its active
+# numbers, and its SIP domain as ``sip:<domain>``. The table kept its first name so that a
+# database from before domains were claimed needs no new table, only the domains' rows.
 # Calls are an append-only log, not a table keyed by call id: call ids are random, and
 # inserting random keys into a B-tree costs several times an append (measured: ~45 us of CPU
 # a row against ~10). Each new version of a call is appended and deletes the row of the
@@ -249,31 +252,41 @@ def _write_call(
     return Rows(tuple(changes))
 
 
-def _claim_numbers(conn: sqlite3.Connection, config: AccountConfig) -> None:
-    """Make ``config``'s active numbers its account's in ``number_owners`` (and only those),
-    in the transaction that saves it; ``Conflict`` if another account has one of them."""
-    numbers = owned_numbers(config)
-    for number in numbers:
+def _claim_names(conn: sqlite3.Connection, config: AccountConfig) -> None:
+    """Make ``config``'s claimed names (active numbers, SIP domain) its account's in
+    ``number_owners`` (and only those), in the transaction that saves it; ``Conflict`` if
+    another account has one of them."""
+    names = claimed_names(config)
+    for name in names:
         row = conn.execute(
-            "SELECT account_id FROM number_owners WHERE number = ?", (number,)
+            "SELECT account_id FROM number_owners WHERE number = ?", (name,)
         ).fetchone()
         if row is not None and row[0] != config.id:
-            raise Conflict(number_taken(number), field="numbers")
+            raise claim_refused(name)
     conn.execute("DELETE FROM number_owners WHERE account_id = ?", (config.id,))
     conn.executemany("INSERT INTO number_owners (number, account_id) VALUES (?, ?)",
-                     [(n, config.id) for n in numbers])
+                     [(n, config.id) for n in names])
+
+
+_CLAIMS_VERSION = 1
+"""The database's ``user_version`` once every account's numbers and SIP domain are claimed
+(callgate before that had no version, 0)."""
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
     """Bring a database written by an earlier version up to ``SCHEMA``."""
-    if conn.execute("SELECT 1 FROM number_owners LIMIT 1").fetchone() is None:
-        # From before numbers had owners: each goes to the first account (by id) that has
-        # it; a later one that has it too is refused its next save until it lets it go.
+    (claims_version,) = conn.execute("PRAGMA user_version").fetchone()
+    if claims_version < _CLAIMS_VERSION:
+        # From before numbers (or SIP domains) had owners: each goes to the first account (by
+        # id) that has it; a later one that has it too is refused its next save until it lets
+        # it go. A name already claimed keeps its owner (INSERT OR IGNORE). Once per database:
+        # user_version says it was done.
         for (blob,) in conn.execute("SELECT config FROM accounts ORDER BY id").fetchall():
             config = _config_decoder.decode(blob)
             conn.executemany(
                 "INSERT OR IGNORE INTO number_owners (number, account_id) VALUES (?, ?)",
-                [(n, config.id) for n in owned_numbers(config)])
+                [(n, config.id) for n in claimed_names(config)])
+        conn.execute(f"PRAGMA user_version = {_CLAIMS_VERSION}")
     token_columns = {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
     for column in ("user_id TEXT", "expires_ms INTEGER", "last_used_ms INTEGER"):
         if column.split()[0] not in token_columns:
@@ -434,7 +447,7 @@ class EmbeddedStore:
                 "config = excluded.config",
                 (config.id, current + 1, blob),
             )
-            _claim_numbers(conn, config)
+            _claim_names(conn, config)
             _append_audit(conn, config.id, audit)
             return current + 1
 

@@ -13,6 +13,7 @@ import msgspec
 
 from callerid import AccountConfig, NumberStatus, Outcome, Reason
 
+from ..errors import Conflict
 from ..wire import Decision, EndResult
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "TokenRecord",
     "channel_denial",
     "channel_refusal",
+    "claim_refused",
+    "claimed_names",
     "number_taken",
     "owned_numbers",
     "refusal_detail",
@@ -90,7 +93,8 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The engine's answer as data, before the store reads the contact's sticky caller ID.
 
     The store picks ``sticky`` when the caller ID it reads for the contact is one of
-    ``sticky_ids`` (the user's available caller IDs), else ``decision``; an allowed answer
+    ``sticky_ids`` (``callerid.sticky_numbers``: when and from which numbers sticky answers
+    is decided there, not here), else ``decision``; an allowed answer
     then takes a channel or becomes a ``channel_limit`` denial. Being data rather than a
     callback, a plan can travel to a Redis script, which makes that choice next to the data.
     """
@@ -131,6 +135,32 @@ def number_taken(number: str) -> str:
     """The refusal of a number another account has (which account is not said)."""
     return (f"{number} belongs to another account: a number can be in one account at a time "
             "(if it is yours, release it there first)")
+
+
+_DOMAIN = "sip:"
+"""What starts a SIP domain's entry among an account's claims: no E.164 number starts so,
+which lets the numbers and the domain share one owners table (or hash) and one mechanism."""
+
+
+def claimed_names(config: AccountConfig) -> list[str]:
+    """Everything ``config`` holds that no other account may hold at the same time: its
+    active numbers (``owned_numbers``), then its SIP domain as ``sip:<domain>``, lower case
+    (the model keeps domains lower case already; lowering here means two spellings of one
+    domain could never both pass the store). A store claims them all in the write that saves
+    the account, and lets go of those a later save no longer has."""
+    names = owned_numbers(config)
+    if config.sip_domain is not None:
+        names.append(_DOMAIN + config.sip_domain.lower())
+    return names
+
+
+def claim_refused(name: str) -> Conflict:
+    """The refusal of a name from ``claimed_names`` that another account holds, naming the
+    field it came from (and not the other account)."""
+    if name.startswith(_DOMAIN):
+        domain = name.removeprefix(_DOMAIN)
+        return Conflict(f"SIP domain {domain!r} belongs to another account", field="sip_domain")
+    return Conflict(number_taken(name), field="numbers")
 
 
 def channel_denial(call_id: str, detail: str) -> Decision:

@@ -87,3 +87,49 @@ def test_enforced_mode_never_goes_back_to_legacy(demo: AccountConfig) -> None:
     with pytest.raises(Conflict, match="legacy to enforced departments mode, never back") as no:
         change(demo)
     assert no.value.field == "departments_mode"
+
+
+# -- replace_account: `callgate import` over an existing account -------------------------------
+
+LOGIN = SipCredential(username="ana", ha1_md5="0" * 32, ha1_sha256="0" * 64)
+
+
+def with_login(config: AccountConfig, domain: str) -> AccountConfig:
+    return R(config, sip_domain=domain,
+             users=tuple(R(u, sip=LOGIN) if u.id == "ana" else u for u in config.users))
+
+
+def test_a_replacement_is_taken_as_it_is(demo: AccountConfig) -> None:
+    new = R(demo, name="Demo Inc", users=tuple(u for u in demo.users if u.id != "ana"))
+    assert changes.replace_account(new)(demo) is new
+
+
+def test_a_replacement_keeping_sip_credentials_cannot_change_the_domain(
+    demo: AccountConfig,
+) -> None:
+    current = with_login(demo, "demo.sip.example")
+    moved = R(current, sip_domain="new.sip.example")  # ana's digest is over the old domain
+    with pytest.raises(Conflict, match=r"1 users have SIP credentials in 'demo\.sip\.example'"
+                       r".* e\.g\. 'ana'") as refused:
+        changes.replace_account(moved)(current)
+    assert refused.value.field == "sip_domain"
+    # Without credentials in the file, the domain may change (new ones are made over it).
+    bare = R(moved, users=tuple(R(u, sip=None) for u in moved.users))
+    assert changes.replace_account(bare)(current) is bare
+
+
+def test_a_replacement_may_not_take_a_domain_another_account_holds(demo: AccountConfig) -> None:
+    new = R(demo, sip_domain="acme.sip.example")
+    with pytest.raises(Conflict, match="belongs to another account") as refused:
+        changes.replace_account(new, domain_claimed_by=lambda domain: ["acme"])(demo)
+    assert refused.value.field == "sip_domain"
+
+
+def test_a_replacement_states_the_departments_mode_as_it_is(demo: AccountConfig) -> None:
+    legacy = R(demo, departments_mode=DepartmentsMode.LEGACY)
+    assert changes.replace_account(legacy)(demo) is legacy
+
+
+def test_a_replacement_is_for_the_same_account(demo: AccountConfig) -> None:
+    with pytest.raises(ValueError, match="cannot replace"):
+        changes.replace_account(R(demo, id="other"))(demo)

@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from callerid import AccountConfig
+from callerid import AccountConfig, SipCredential
 from engine import configfile
 from engine.store import AuditQuery, EmbeddedStore
 
@@ -142,6 +142,29 @@ def test_an_import_with_another_accounts_number_is_refused(tmp_path: Path) -> No
     mine = tmp_path / "mine.toml"
     mine.write_bytes(configfile.encode(another_account(demo_config(), "copycat", 1), "toml"))
     assert callgate("import", str(mine), data=data).returncode == 0
+
+
+def test_an_import_over_an_account_meets_the_sip_domain_rule(tmp_path: Path) -> None:
+    """A replacement is the change ``replace_account``: a new SIP domain while a user keeps
+    SIP credentials (a digest over the old domain) is refused, and nothing changes."""
+    data = tmp_path / "data"
+    login = SipCredential(username="ana", ha1_md5="0" * 32, ha1_sha256="0" * 64)
+    demo = demo_config()
+    with_login = msgspec.structs.replace(
+        demo, sip_domain="demo.sip.example",
+        users=tuple(msgspec.structs.replace(u, sip=login) if u.id == "ana" else u
+                    for u in demo.users))
+    first = tmp_path / "first.toml"
+    first.write_bytes(configfile.encode(with_login, "toml"))
+    assert callgate("import", str(first), data=data).returncode == 0
+    before = callgate("export", "demo", data=data).stdout
+    moved = tmp_path / "moved.toml"
+    moved.write_bytes(configfile.encode(
+        msgspec.structs.replace(with_login, sip_domain="new.sip.example"), "toml"))
+    refused = callgate("import", str(moved), data=data)
+    assert refused.returncode == 2, refused.stderr
+    assert "SIP credentials in 'demo.sip.example'" in refused.stderr and "'ana'" in refused.stderr
+    assert callgate("export", "demo", data=data).stdout == before
 
 
 def test_a_token_can_expire(tmp_path: Path) -> None:

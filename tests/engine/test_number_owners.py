@@ -131,6 +131,7 @@ async def test_a_database_from_before_number_owners_gives_each_to_its_first_acco
     await store.close()
     with sqlite3.connect(data / "callgate.db") as conn:  # as an older version left it:
         conn.execute("DROP TABLE number_owners")          # a second account with the number
+        conn.execute("PRAGMA user_version = 0")
         conn.execute("INSERT INTO accounts (id, version, config) VALUES ('bbb', 1, ?)",
                      (configfile.encode(account("bbb", THEIRS), "json"),))
     store = EmbeddedStore(data, exclusive=True)

@@ -14,8 +14,9 @@ key                        type       what
 ``cg:{changes}:feed``      stream     the latest changes: ``n``, then ``a`` + ``v``
                                       (an account's new version) or ``t`` (a token
                                       hash revoked)
-``cg:{numbers}:owners``    hash       phone number -> the account it belongs to
-``cg:{numbers}:of:<id>``   set        the numbers an account claimed (for letting go)
+``cg:{numbers}:owners``    hash       phone number, or ``sip:<domain>`` (a SIP
+                                      domain, lower case) -> its account
+``cg:{numbers}:of:<id>``   set        the names an account claimed (for letting go)
 ``…:config``               hash       ``v`` version, ``c`` the configuration (JSON)
 ``…:audit``                stream     the audit log, ``e`` each entry (JSON)
 ``…:tokens``               hash       token hash -> its record (msgpack)
@@ -51,7 +52,8 @@ CHANNEL = "callgate:config"
 
 
 NUMBER_OWNERS = "cg:{numbers}:owners"
-"""Every account's numbers in one slot, so one script checks and claims them together."""
+"""Every account's numbers and SIP domain in one slot, so one script checks and claims them
+together."""
 
 
 def numbers_of(account_id: str) -> str:

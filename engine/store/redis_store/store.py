@@ -82,8 +82,8 @@ from ..protocol import (
     Ticket,
     TokenRecord,
     channel_denial,
-    number_taken,
-    owned_numbers,
+    claim_refused,
+    claimed_names,
     refusal_detail,
 )
 from . import scripts as S
@@ -829,16 +829,18 @@ class RedisStore:
     async def save_account(
         self, config: AccountConfig, expected_version: int, audit: Sequence[AuditEntry] = ()
     ) -> int:
-        """The account's numbers are claimed first (in their own slot: a script cannot touch
-        both), then the configuration saved over its version, then whatever numbers the
-        account no longer has (or claimed for a save that failed) let go. A process that dies
-        between the first two leaves its claims until the account's next save."""
+        """The account's numbers and SIP domain (``claimed_names``) are claimed first (in
+        their own slot: a script cannot touch both), then the configuration saved over its
+        version, then whatever the account no longer has (or claimed for a save that failed)
+        let go. A process that dies between the first two leaves its claims until the
+        account's next save. An account saved before domains were claimed claims its domain
+        at its next save."""
         await self._command(ACCOUNTS, "SADD", ACCOUNTS, config.id)
         numbers = S.NumberKeys(NUMBER_OWNERS, numbers_of(config.id))
         claimed = await self._script(
-            S.CLAIM_NUMBERS, numbers, S.NumbersArgs(config.id, tuple(owned_numbers(config))))
+            S.CLAIM_NUMBERS, numbers, S.NumbersArgs(config.id, tuple(claimed_names(config))))
         if not claimed[0]:
-            raise Conflict(number_taken(text(claimed[1])), field="numbers")
+            raise claim_refused(text(claimed[1]))
         account = self._account_keys(config.id)
         try:
             saved, version = await self._script(
@@ -862,22 +864,22 @@ class RedisStore:
         return int(version)
 
     async def _settle_numbers(self, account_id: str, *, later: bool = False) -> None:
-        """Hold on to the numbers the stored configuration of ``account_id`` has, and let go
-        of the others it claimed; ``later``: in the background, after a failed save, trying
-        again while Redis cannot be reached (the next save settles them too)."""
+        """Hold on to the numbers and SIP domain the stored configuration of ``account_id``
+        has, and let go of the others it claimed; ``later``: in the background, after a failed
+        save, trying again while Redis cannot be reached (the next save settles them too)."""
         numbers = S.NumberKeys(NUMBER_OWNERS, numbers_of(account_id))
         for attempt in range(20 if later else 1):
             try:
                 stored = await self.load_account(account_id)
-                kept = tuple(owned_numbers(stored[0])) if stored is not None else ()
+                kept = tuple(claimed_names(stored[0])) if stored is not None else ()
                 await self._script(S.RELEASE_NUMBERS, numbers, S.NumbersArgs(account_id, kept))
                 return
             except StoreUnavailable:
                 if not later:
                     raise
                 await asyncio.sleep(min(0.5 * 2 ** attempt, 10.0))
-        log.warning("could not settle the phone numbers of account %r; its next save does",
-                    account_id)
+        log.warning("could not settle the numbers and SIP domain claimed by account %r; its "
+                    "next save does", account_id)
 
     async def _announce(self, kind: str, subject: str, value: str = "") -> None:
         """Put a change on the feed and publish it; on failure, keep trying in the

@@ -1,8 +1,8 @@
 -- RELEASE_NUMBERS: settle an account's claims on what its stored configuration holds: the
--- account A.account keeps the numbers from ARGV[A.numbers_from] on (claimed again if a
--- concurrent save of the same account let one go meanwhile) and lets go of every other number
--- it claimed (those removed or released from its configuration, and those of a save that
--- failed). Returns how many it let go of.
+-- account A.account keeps the names (numbers, 'sip:<domain>') from ARGV[A.numbers_from] on
+-- (claimed again if a concurrent save of the same account let one go meanwhile) and lets go
+-- of every other name it claimed (numbers removed or released from its configuration, a
+-- domain changed or removed, and those of a save that failed). Returns how many it let go of.
 local keep = {}
 for i = A.numbers_from, #ARGV do
   keep[ARGV[i]] = true
