@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -26,7 +27,7 @@ from engine.decide import Engine
 from engine.http import TOKENS, build_app
 from engine.metrics import Metrics
 from engine.service import AccountService
-from engine.store import AuditEntry, AuditQuery, Store
+from engine.store import AuditEntry, AuditQuery, EmbeddedStore, Store
 from engine.tokens import AuthLimits, issue_token
 
 __all__ = ["VALID_BODIES", "Api", "Reply", "World", "acme", "other", "refused", "serve"]
@@ -204,6 +205,17 @@ async def serve(store: Store) -> AsyncIterator[World]:
             yield World(store, engine, str(server.make_url("")).rstrip("/"), session, tokens)
     finally:
         await server.close()
+
+
+async def serve_embedded(data: Path) -> AsyncIterator[World]:
+    """``serve`` over an embedded store in ``data``, opened for this test alone."""
+    store = EmbeddedStore(data, exclusive=True)
+    await store.open()
+    try:
+        async for world in serve(store):
+            yield world
+    finally:
+        await store.close()
 
 
 VALID_BODIES: dict[str, Any] = {

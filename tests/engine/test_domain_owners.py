@@ -19,7 +19,7 @@ from callerid import AccountConfig
 from engine.errors import Conflict, PreconditionFailed
 from engine.store import EmbeddedStore, RedisStore, Store
 
-from ..admin_api.support import World, refused, serve
+from ..admin_api.support import World, refused, serve_embedded
 from .test_number_owners import THEIRS, account
 from .test_store_contract import clock, contract_store
 
@@ -192,13 +192,8 @@ async def test_a_database_from_before_domain_claims_gives_each_to_its_first_acco
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     """The admin API over an embedded store: it polls for changes once an hour here, so what
     another process writes stays unknown to its memory for the whole test."""
-    store = EmbeddedStore(tmp_path / "data", exclusive=True)
-    await store.open()
-    try:
-        async for world in serve(store):
-            yield world
-    finally:
-        await store.close()
+    async for world in serve_embedded(tmp_path / "data"):
+        yield world
 
 
 async def test_the_admin_api_refuses_a_domain_only_the_store_knows_is_taken(

@@ -25,7 +25,7 @@ from engine.store.redis_store import RedisStore
 from engine.wire import DialRequest
 from sip.redirect import SipSettings, TrustedPeer
 from sip.server import Listen, SipServer
-from tests.admin_api.support import World, serve
+from tests.admin_api.support import World, serve_embedded
 from tests.conftest import CALLGATE, DEMO, demo_config
 
 from ..redis_support_fixtures import store_url
@@ -203,13 +203,8 @@ def test_sip_lease_ttl_s_is_in_the_account_schema() -> None:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    store = EmbeddedStore(tmp_path / "data", exclusive=True)
-    await store.open()
-    try:
-        async for world in serve(store):
-            yield world
-    finally:
-        await store.close()
+    async for world in serve_embedded(tmp_path / "data"):
+        yield world
 
 
 async def test_the_admin_api_reads_and_changes_sip_lease_ttl_s(world: World) -> None:
