@@ -4,6 +4,7 @@ from .geo import Destination, GeoTable, compile_geo
 from .model import (
     AccountConfig,
     AreaCodeRule,
+    Attestation,
     AvailableCallerIds,
     CallSettings,
     CountryRule,
@@ -20,7 +21,7 @@ from .model import (
     User,
 )
 from .permissions import ALL_PERMISSIONS, BUCKETS, Permission, effective_permissions
-from .resolve import Resolution, TraceStep, resolve, resolve_emergency, sticky_numbers
+from .resolve import Resolution, TraceStep, attest, resolve, resolve_emergency, sticky_numbers
 from .snapshot import AccountSnapshot, UserView, compile_account
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "AccountConfig",
     "AccountSnapshot",
     "AreaCodeRule",
+    "Attestation",
     "AvailableCallerIds",
     "CallSettings",
     "CountryRule",
@@ -49,6 +51,7 @@ __all__ = [
     "TraceStep",
     "User",
     "UserView",
+    "attest",
     "compile_account",
     "compile_geo",
     "effective_permissions",

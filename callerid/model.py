@@ -136,6 +136,16 @@ class Rule(enum.StrEnum):
     EMERGENCY = "emergency"
 
 
+class Attestation(enum.StrEnum):
+    """How far the account vouches for an allowed call's caller ID, the STIR/SHAKEN levels an
+    SBC signs with: ``A`` (full) for a number of the account in the user's available set,
+    ``B`` (partial) for one the account holds that the user is not assigned to (an emergency
+    call's default, say)."""
+
+    FULL = "A"
+    PARTIAL = "B"
+
+
 class Reason(enum.StrEnum):
     """Why a call was denied. New reasons may be added; these are never renamed."""
 

@@ -24,12 +24,12 @@ import enum
 import msgspec
 
 from .geo import Destination, match
-from .model import Reason, Rule
+from .model import Attestation, Reason, Rule
 from .permissions import Permission
 from .snapshot import AccountSnapshot, UserView
 
 __all__ = [
-    "Resolution", "Step", "StepResult", "TraceStep", "resolve", "resolve_emergency",
+    "Resolution", "Step", "StepResult", "TraceStep", "attest", "resolve", "resolve_emergency",
     "sticky_numbers",
 ]
 
@@ -94,6 +94,18 @@ def _note(
 
 def _unavailable(user: UserView, number: str) -> str:
     return f"{number} is not in the user's available caller IDs (or is not an active number)"
+
+
+def attest(account: AccountSnapshot, user: UserView, caller_id: str) -> Attestation | None:
+    """The attestation an allowed call from ``caller_id`` gets: ``A`` when it is in the
+    user's available set (every rule but the emergency one chooses from there), ``B`` when
+    the account holds it but the user is not assigned to it, None for a number the account
+    does not hold (which no rule chooses)."""
+    if caller_id in user.available:
+        return Attestation.FULL
+    if caller_id in account.active_numbers:
+        return Attestation.PARTIAL
+    return None
 
 
 def sticky_numbers(

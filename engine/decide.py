@@ -27,12 +27,14 @@ import msgspec
 from callerid import (
     AccountConfig,
     AccountSnapshot,
+    Attestation,
     Destination,
     Outcome,
     Reason,
     Rule,
     TraceStep,
     UserView,
+    attest,
     compile_account,
     resolve,
     resolve_emergency,
@@ -110,14 +112,16 @@ def decide(
             choices=resolution.choices or None,
             to=dest.e164,
         )
+    caller_id = resolution.caller_id
     return Decision(
         allowed=True,
         call_id=call_id,
-        caller_id=resolution.caller_id,
+        caller_id=caller_id,
         rule=resolution.rule,
         to=dest.e164,
         lease_expires_at=lease_expires_at,
         settings=user.settings,
+        attestation=attest(account, user, caller_id) if caller_id is not None else None,
     )
 
 
@@ -238,6 +242,7 @@ class Engine:
                     rule=Rule.STICKY,
                     to=ticket.contact,
                     settings=user.settings,
+                    attestation=Attestation.FULL,  # a sticky hit is one of ``usable``
                 ),
                 sticky_ids=usable,
             )

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import msgspec
 
-from callerid import CallSettings, Outcome, Permission, Reason, Rule, TraceStep
+from callerid import Attestation, CallSettings, Outcome, Permission, Reason, Rule, TraceStep
 from callerid.model import E164, Id
 
 __all__ = [
@@ -65,6 +65,8 @@ class Decision(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     to: str | None = None
     lease_expires_at: str | None = None
     settings: CallSettings | None = None
+    attestation: Attestation | None = None
+    """An allowed call's STIR/SHAKEN level for its caller ID (``A``/``B``), for the SBC."""
     reason: Reason | None = None
     detail: str | None = None
     permission: Permission | None = None

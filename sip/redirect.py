@@ -282,6 +282,8 @@ class Redirector:
                 *ids,
                 ("X-Callgate-Rule", str(result.rule)),
             )
+            if result.attestation is not None:  # for the SBC that signs the call (STIR/SHAKEN)
+                allowed += (("X-Callgate-Attestation", str(result.attestation)),)
             return [self._final_reply(transaction, request, 302, now_s, allowed)]
         assert result.reason is not None
         status = DENIAL_STATUS.get(result.reason, 403)

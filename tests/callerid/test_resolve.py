@@ -10,6 +10,7 @@ import pytest
 from callerid import (
     AccountConfig,
     AreaCodeRule,
+    Attestation,
     CallSettings,
     CountryRule,
     Department,
@@ -21,6 +22,7 @@ from callerid import (
     Reason,
     Rule,
     User,
+    attest,
     compile_account,
     resolve,
     resolve_emergency,
@@ -322,3 +324,20 @@ def test_user_without_custom_settings_gets_account_defaults() -> None:
     config = msgspec.structs.replace(config, call_settings=CallSettings(sticky_caller_id=True))
     snap = compile_account(config, 1)
     assert snap.users["u"].settings.sticky_caller_id is True
+
+
+@pytest.mark.parametrize(
+    ("user", "number", "expected"),
+    [
+        ("u", CHI, Attestation.FULL),        # in Sales' pool, u's available set
+        ("u", LONDON, Attestation.PARTIAL),  # the account's, not in u's set
+        ("boss", LONDON, Attestation.FULL),  # the owner is assigned every active number
+        ("u", RELEASED, None),               # not the account's any more
+        ("u", "+19995550100", None),         # never the account's
+    ],
+)
+def test_attestation_says_how_far_the_account_vouches_for_the_number(
+    user: str, number: str, expected: Attestation | None
+) -> None:
+    snap = compile_account(account(available_caller_ids="department"), 1)
+    assert attest(snap, snap.users[user], number) == expected

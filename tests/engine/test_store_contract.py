@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from callerid import AccountConfig, Outcome, Reason, Rule
+from callerid import AccountConfig, Attestation, Outcome, Reason, Rule
 from engine.errors import Conflict, NotFound, PreconditionFailed
 from engine.store import EmbeddedStore, Plan, Store, Ticket, TokenRecord
 from engine.store.redis_store import RedisStore
@@ -377,3 +377,29 @@ async def test_tokens_by_hash(contract_store: Store) -> None:
     assert await contract_store.revoke_token("a", "ci") == 2
     assert await contract_store.find_token(records[0].hash) is None
     assert await contract_store.list_tokens("a") == [records[2]]
+
+
+async def test_an_answers_attestation_is_kept_for_its_retries(
+    contract_store: Store, clock: Clock
+) -> None:
+    """What the SBC signs with comes back word for word on a retry, a reopen included, and a
+    sticky hit carries the sticky answer's own."""
+    partial = Plan(decision=Decision(
+        allowed=True, call_id="b1", caller_id="+12125550100", rule=Rule.EMERGENCY,
+        to="+12125550187", attestation=Attestation.PARTIAL))
+    first = await contract_store.admit(ticket("b1"), partial)
+    assert first.attestation is Attestation.PARTIAL
+    assert await contract_store.admit(ticket("b1"), partial) == first
+    store = await reopen(contract_store, clock)
+    try:
+        assert await store.admit(ticket("b1"), partial) == first
+        await connect_sticky(store)
+        sticky = msgspec.structs.replace(
+            deny_without_sticky("c1"),
+            sticky=Decision(allowed=True, call_id="c1", rule=Rule.STICKY, to="+12125550187",
+                            attestation=Attestation.FULL))
+        answer = await store.admit(ticket("c1", limit=3), sticky)
+        assert (answer.rule, answer.attestation) == (Rule.STICKY, Attestation.FULL)
+        assert await store.admit(ticket("c1", limit=3), sticky) == answer
+    finally:
+        await store.close()

@@ -81,3 +81,19 @@ async def test_emergency_call_passes_the_account_cap(tmp_path: object) -> None:
 async def test_known_token_under_another_scheme_refused(server: Server, api: Api) -> None:
     await api.explain("ana", "2125550111")  # the token is now in the server's cache
     assert await explain_status(api, f"Basic00 {server.token}") == 401
+
+
+async def test_an_allowed_answer_says_how_far_the_account_vouches_for_its_caller_id(
+    api: Api,
+) -> None:
+    """``A`` for a number from the user's own set; ``B`` for the account's number an
+    emergency call falls back to, which chris (three numbers of his own) is not assigned."""
+    chosen = await api.dial("chris", "2125550111", caller_id="+13125550120",
+                            call_id="attest-1")
+    assert (chosen["allowed"], chosen["attestation"]) == (True, "A")
+    sos = await api.dial("chris", "911", call_id="attest-2")
+    assert sos["rule"] == "emergency" and sos["caller_id"] not in (
+        "+13105550110", "+13125550120", "+14165550150")
+    assert sos["attestation"] == "B"
+    assert await api.dial("chris", "911", call_id="attest-2") == sos
+    await api.end("attest-1", "canceled")

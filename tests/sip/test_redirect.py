@@ -8,7 +8,7 @@ import re
 import msgspec
 import pytest
 
-from callerid import AccountSnapshot, Reason, Rule, compile_account
+from callerid import AccountSnapshot, Attestation, Reason, Rule, compile_account
 from engine.errors import Conflict, NotFound
 from engine.wire import Decision
 from sip.credentials import make_credential
@@ -274,6 +274,18 @@ def test_an_allowed_decision_is_a_302_to_the_gateway(redirector: Redirector) -> 
     assert header(reply, "Contact") == ["<sip:+12125550187@gw.example:5080;user=phone>"]
     assert header(reply, "P-Asserted-Identity") == [f"<sip:+12125550101@{DOMAIN};user=phone>"]
     assert header(reply, "X-Callgate-Call-Id") == [dial.request.call_id]
+    assert header(reply, "X-Callgate-Attestation") == []  # none given, none sent
+
+
+@pytest.mark.parametrize("level", list(Attestation))
+def test_a_302_carries_the_attestation_for_the_sbc(
+    redirector: Redirector, level: Attestation
+) -> None:
+    dial = _dial(_authenticated(redirector))
+    decision = Decision(allowed=True, call_id=dial.request.call_id or "", caller_id="+12125550101",
+                        rule=Rule.EMERGENCY, to="+12125550187", attestation=level)
+    reply = _one_reply(redirector.decided(dial, decision, 0.2))
+    assert header(reply, "X-Callgate-Attestation") == [level.value]
 
 
 @pytest.mark.parametrize(("reason", "status"), [

@@ -10,7 +10,7 @@ import hashlib
 
 import msgspec
 
-from callerid import CallSettings, Permission, Reason, Rule
+from callerid import Attestation, CallSettings, Permission, Reason, Rule
 
 from ...wire import Decision, rfc3339
 from ..protocol import Ticket, channel_denial, refusal_detail
@@ -35,6 +35,8 @@ class _Allowed(msgspec.Struct, array_like=True, gc=False):
     to: str | None
     settings: int
     """``CallSettings`` as bits, in field order; -1 for none."""
+    attestation: Attestation | None = None
+    """None in records written before attestation was answered."""
 
 
 class _Denied(msgspec.Struct, array_like=True, gc=False, omit_defaults=True):
@@ -67,7 +69,7 @@ def stored_answer(decision: Decision) -> bytes:
         assert decision.rule is not None
         return _allowed_encoder.encode(_Allowed(
             rule=decision.rule, caller_id=decision.caller_id, to=decision.to,
-            settings=_settings_bits(decision.settings),
+            settings=_settings_bits(decision.settings), attestation=decision.attestation,
         ))
     assert decision.reason is not None
     return _allowed_encoder.encode(_Denied(
@@ -86,7 +88,7 @@ def allowed_answer(
         allowed=True, call_id=call_id, caller_id=text(sticky) or stored.caller_id,
         rule=stored.rule, to=stored.to,
         lease_expires_at=rfc3339(int(expires)) if counted == b"1" else None,
-        settings=_settings_from(stored.settings),
+        settings=_settings_from(stored.settings), attestation=stored.attestation,
     )
 
 
