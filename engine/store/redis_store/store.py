@@ -34,13 +34,13 @@ any request.
      of reconnections when it wakes.
 3. **Lease expiry** is Redis's clock. Expired leases are given back by the next dial of the
    account (``purge`` in ``lua/leases.lua``): no process sweeps anything.
-4. **Configuration** is saved per account with a version, by ``lua/save_config.lua`` only
-   over the version its writer read. ``lua/announce.lua`` then numbers the change in one
-   global counter, keeps it in a short stream (the change feed) and publishes it. A process
-   learns of changes from the publication at once, and from the feed each second
-   (``changes``: one command, whatever the number of accounts); only when the feed cannot
-   say what it missed (at start, after Redis lost it, after more than 1,000 changes) does
-   it compare every account's version. Revoked tokens travel the same way.
+4. **Configuration** (``configuration.py``) is saved per account with a version, by
+   ``lua/save_config.lua`` only over the version its writer read. ``lua/announce.lua`` then
+   numbers the change in one global counter, keeps it in a short stream (the change feed)
+   and publishes it. A process learns of changes from the publication at once, and from the
+   feed each second (``changes``: one command, whatever the number of accounts); only when
+   the feed cannot say what it missed (at start, after Redis lost it, after more than 1,000
+   changes) does it compare every account's version. Revoked tokens travel the same way.
 5. Records expire by themselves (Redis key expiry). An allowed call's record is a hash of
    short fields; a denial's is a short string.
 """
@@ -53,61 +53,26 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any
 
-import hiredis
 import msgspec
 
-from callerid import AccountConfig, Outcome
-
-from ...errors import (
-    ConfigurationError,
-    Conflict,
-    InvalidField,
-    PreconditionFailed,
-    StoreUnavailable,
-)
-from ...wire import Decision, EndResult, rfc3339
-from ..callstate import CallState, CallStatus, check_end, check_heartbeat, sticky_pair
-from ..protocol import (
-    AUDIT_PAGE_MAX,
-    AuditEntry,
-    AuditQuery,
-    Changes,
-    LiveCall,
-    OnChange,
-    Peek,
-    Plan,
-    Ticket,
-    TokenRecord,
-    channel_denial,
-    claim_refused,
-    claimed_names,
-    refusal_detail,
-)
+from ...errors import ConfigurationError, Conflict, StoreUnavailable
+from ...wire import Decision, rfc3339
+from ..callstate import sticky_pair
+from ..protocol import Plan, Ticket, channel_denial, refusal_detail
 from . import scripts as S
-from .answers import (
-    allowed_answer,
-    caller_and_number,
-    denial_answer,
-    fingerprint_of,
-    stored_answer,
-    text,
-)
-from .connection import Lost, Pipe, RedisError, Unreachable, open_pipe
-from .keys import (
-    ACCOUNTS,
-    CHANNEL,
-    FEED,
-    FEED_VERSION,
-    NUMBER_OWNERS,
-    AccountKeys,
-    numbers_of,
-    token_index,
-)
+from .answers import allowed_answer, denial_answer, fingerprint_of, stored_answer, text
+from .audit import AuditCommands
+from .calls import ScriptCall
+from .configuration import ConfigurationCommands
+from .connection import Lost, Pipe, RedisError, Unreachable
+from .keys import AccountKeys
+from .lifecycle import LifecycleCommands
 from .settings import RedisSettings, parse_redis_url
-from .topology import CONNECT_TIMEOUT_S, Node, Topology, build_topology
+from .tokens import TokenCommands
+from .topology import Node, Topology, build_topology
 
 __all__ = ["RedisStore"]
 
@@ -135,135 +100,21 @@ COUNTS_EVERY_S = 2.0
 ACTIVE_FOR_S = 60.0
 """The lease counts (a metric) of an account this process served within ``ACTIVE_FOR_S`` are
 read every ``COUNTS_EVERY_S``; an idle account costs nothing."""
-FEED_KEPT = 1000
 UNDO_FOR_S = 5.0
-LIVE_PAGE = 200
-LIVE_MAX = 10_000
-_AUDIT_SCAN = 2000
-_STREAM_PART_MAX = 2**64 - 1
-_REVOKED = "-token"
 _UNAVAILABLE_REPLIES = {
     "READONLY", "MASTERDOWN", "CLUSTERDOWN", "LOADING", "TRYAGAIN", "BUSY", "OOM", "NOAUTH",
     "WRONGPASS", "MOVED", "ASK", "NOSCRIPT", "NOREPLICAS", "MISCONF",
 }
 
-_RELOCATED = {"READONLY", "MOVED", "ASK", "CLUSTERDOWN", "MASTERDOWN"}
-"""Error replies that say a key is served elsewhere now: the topology is told."""
-
 _NONCE_PREFIX = secrets.token_hex(6) + ":"
 _attempts = itertools.count(1)
 
-_config_encoder = msgspec.json.Encoder()
-_config_decoder = msgspec.json.Decoder(AccountConfig)
-_token_encoder = msgspec.msgpack.Encoder()
-_token_decoder = msgspec.msgpack.Decoder(TokenRecord)
-_audit_encoder = msgspec.json.Encoder()
-_audit_decoder = msgspec.json.Decoder(AuditEntry)
 
+class RedisStore(LifecycleCommands, ConfigurationCommands, TokenCommands, AuditCommands):
+    """The store: its connections and the dial (the hot path) here; the calls' lifecycle,
+    configuration and the change feed, tokens and the audit log in the parts it inherits
+    (``lifecycle.py``, ``configuration.py``, ``tokens.py``, ``audit.py``)."""
 
-def _stream_id(cursor: str) -> str:
-    """An audit cursor as the stream id it is: ``<ms>-<seq>``, ASCII digits in range."""
-    ms, dash, seq = cursor.partition("-")
-    if not (
-        dash
-        and all(part.isascii() and part.isdigit() and int(part) <= _STREAM_PART_MAX
-                for part in (ms, seq))
-    ):
-        raise InvalidField(f"cursor {cursor!r} is not one this store gave out", field="cursor")
-    return cursor
-
-
-# -- one script call on its way ----------------------------------------------------------------
-
-class _Call:
-    """One script call: sends it, and takes its reply (loading the script where Redis does
-    not know it, following a cluster's ``MOVED`` once). ``late`` gets a reply its caller no
-    longer waited for; ``lost`` is told when the connection broke before any reply."""
-
-    __slots__ = (
-        "args",
-        "future",
-        "late",
-        "lost",
-        "pipe",
-        "release",
-        "retries",
-        "script",
-        "store",
-    )
-
-    def __init__(
-        self,
-        store: RedisStore,
-        script: S.Script,
-        args: tuple[Any, ...],
-        release: Callable[[], None] | None,
-        late: Callable[[Any], None] | None = None,
-        lost: Callable[[], None] | None = None,
-    ) -> None:
-        self.store = store
-        self.script = script
-        self.args = args
-        self.future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.late = late
-        self.lost = lost
-        self.release = release
-        self.retries = 2
-        self.pipe: Pipe | None = None
-
-    def send(self, pipe: Pipe) -> None:
-        self.pipe = pipe
-        pipe.send(hiredis.pack_command(("EVALSHA", self.script.sha, *self.args)), self.on_reply)
-
-    def on_reply(self, reply: Any) -> None:
-        if isinstance(reply, RedisError) and reply.kind in _RELOCATED:
-            node = self.store._topology_moved(reply)  # told once, retried or not
-        else:
-            node = None
-        if (isinstance(reply, RedisError) and self.retries and self.pipe is not None
-                and not self.future.done()):  # a caller gone: nothing was taken, leave it
-            self.retries -= 1
-            try:
-                if reply.kind == "NOSCRIPT":
-                    self._load(self.pipe)
-                    self.send(self.pipe)
-                    return
-                pipe = node.dial_pipe() if node is not None else None
-                if pipe is not None:  # MOVED/ASK to a node we know: once more, there
-                    self.send(pipe)
-                    return
-            except Lost as exc:
-                reply = exc
-        if self.release is not None:
-            self.release()
-            self.release = None
-        if self.future.done():
-            if isinstance(reply, Lost):
-                if self.lost is not None:
-                    self.lost()
-            elif self.late is not None:
-                self.late(reply)
-            return
-        if isinstance(reply, Exception):
-            if isinstance(reply, Lost) and self.lost is not None:
-                self.lost()
-            self.future.set_exception(reply)
-        else:
-            self.future.set_result(reply)
-
-    def _load(self, pipe: Pipe) -> None:
-        """``SCRIPT LOAD`` once per connection at a time, ahead of the repeated call."""
-        loading = pipe.loading
-        sha = self.script.sha
-        if sha in loading:
-            return
-        loading.add(sha)
-        load: tuple[Any, ...] = ("SCRIPT", "LOAD", self.script.source)
-        pipe.send(hiredis.pack_command(load),
-                  lambda _: loading.discard(sha))
-
-
-class RedisStore:
     def __init__(
         self,
         settings: RedisSettings | str,
@@ -440,11 +291,30 @@ class RedisStore:
         try:
             async with asyncio.timeout(ADMIN_DEADLINE_S):
                 node = self.topology.node_for(keys[0])
-                call = _Call(self, script, call_args, None)
+                call = ScriptCall(self, script, call_args, None)
                 call.send(await node.pipe(admin=True))
                 reply = await call.future
         except (Unreachable, Lost, TimeoutError, RedisError) as exc:
             raise self._unavailable(exc, ADMIN_DEADLINE_S) from None
+        self._healthy = True
+        return reply
+
+    async def _lifecycle(
+        self, script: S.Script, keys: tuple[Any, ...], args: tuple[Any, ...]
+    ) -> Any:
+        """End and heartbeat: the dial's deadline, on the dial connections (no queue: they
+        give channels back, and never take one)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._deadline_s * (1 + GRACE)
+        try:
+            async with asyncio.timeout_at(deadline):
+                node = self.topology.node_for(keys[0])
+                pipe = node.dial_pipe() or await node.pipe()
+                call = ScriptCall(self, script, script.call_args(keys, args), None)
+                call.send(pipe)
+                reply = await call.future
+        except (Unreachable, Lost, TimeoutError, RedisError) as exc:
+            raise self._unavailable(exc, self._deadline_s * (1 + GRACE)) from None
         self._healthy = True
         return reply
 
@@ -555,7 +425,7 @@ class RedisStore:
                 wait = max(0.0, script_deadline - loop.time()) + 0.05
                 self._spawn(self._undo(undo, call_id, nonce, wait))
 
-        call = _Call(self, S.ADMIT, S.ADMIT.call_args(keys, args), gate.release, late, lost)
+        call = ScriptCall(self, S.ADMIT, S.ADMIT.call_args(keys, args), gate.release, late, lost)
         try:
             call.send(pipe)
         except Lost as exc:
@@ -576,7 +446,7 @@ class RedisStore:
         with contextlib.suppress(Unreachable, TimeoutError, Lost, RedisError):
             await node.refresh_clock(force=True)
 
-    async def _wait(self, call: _Call, pipe: Pipe, deadline: float) -> Any:
+    async def _wait(self, call: ScriptCall, pipe: Pipe, deadline: float) -> Any:
         """The reply of ``call``, waited for until ``GRACE`` after ``deadline``, and on until
         ``BUSY`` after it while ``pipe`` keeps receiving replies; else ``TimeoutError`` (and
         the call's reply, when it comes, goes to its late handler)."""
@@ -666,140 +536,6 @@ class RedisStore:
                     return
                 await asyncio.sleep(0.25)
 
-    # -- the call lifecycle ------------------------------------------------------------------
-
-    async def end(
-        self, account_id: str, call_id: str, outcome: Outcome, user_id: str | None = None
-    ) -> EndResult:
-        account = self._account_keys(account_id)
-        reply = await self._lifecycle(
-            S.END,
-            S.EndKeys(account.call(call_id), account.denied(call_id), account.leases,
-                      account.counts, account.sticky, account.sticky_expiry),
-            S.EndArgs(self._skew_ms(), call_id, outcome.value,
-                      "1" if outcome.connected else "0", user_id or ""),
-        )
-        code = reply[0]
-        if code == S.EndCode.OK:
-            self._leases[account_id] = int(reply[2])
-            return EndResult(call_id=call_id, outcome=outcome,
-                             sticky_recorded=bool(reply[1]) and outcome.connected)
-        check_end(call_id, self._status(call_id, self._END_STATES[code], reply), outcome)
-        # ended with this outcome already: the same answer again
-        return EndResult(call_id=call_id, outcome=outcome,
-                         sticky_recorded=bool(reply[2]) and outcome.connected)
-
-    async def heartbeat(
-        self, account_id: str, call_id: str, ttl_ms: int, user_id: str | None = None
-    ) -> int:
-        account = self._account_keys(account_id)
-        reply = await self._lifecycle(
-            S.HEARTBEAT,
-            S.HeartbeatKeys(account.call(call_id), account.denied(call_id), account.leases),
-            S.HeartbeatArgs(self._skew_ms(), call_id, ttl_ms, user_id or ""),
-        )
-        check_heartbeat(call_id, self._status(call_id, self._HEARTBEAT_STATES[reply[0]], reply))
-        return int(reply[1])  # the new lease expiry: the call was live
-
-    _END_STATES: ClassVar[Mapping[S.EndCode, CallState]] = {
-        S.EndCode.MISSING: CallState.MISSING,
-        S.EndCode.DENIED: CallState.DENIED,
-        S.EndCode.ENDED: CallState.ENDED,
-    }
-    """The states END answers for without ending anything (OK: it ended the call)."""
-    _HEARTBEAT_STATES: ClassVar[Mapping[S.HeartbeatCode, CallState]] = {
-        S.HeartbeatCode.MISSING: CallState.MISSING,
-        S.HeartbeatCode.DENIED: CallState.DENIED,
-        S.HeartbeatCode.ENDED: CallState.ENDED,
-        S.HeartbeatCode.EMERGENCY: CallState.EMERGENCY,
-        S.HeartbeatCode.EXPIRED: CallState.EXPIRED,
-        S.HeartbeatCode.OK: CallState.LIVE,
-    }
-    """The state each HEARTBEAT reply stands for (OK: it was live, and is extended)."""
-
-    @staticmethod
-    def _status(call_id: str, state: CallState, reply: Sequence[Any]) -> CallStatus:
-        """``state`` with what a lifecycle script's ``reply`` says of it: the remembered
-        denial of a denied call, the outcome of an ended one."""
-        if state is CallState.DENIED:
-            return CallStatus(state=state, denial=denial_answer(call_id, "", reply[1])[1])
-        if state is CallState.ENDED:
-            return CallStatus(state=state, outcome=Outcome(text(reply[1])))
-        return CallStatus(state=state)
-
-    async def _lifecycle(
-        self, script: S.Script, keys: tuple[Any, ...], args: tuple[Any, ...]
-    ) -> Any:
-        """End and heartbeat: the dial's deadline, on the dial connections (no queue: they
-        give channels back, and never take one)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._deadline_s * (1 + GRACE)
-        try:
-            async with asyncio.timeout_at(deadline):
-                node = self.topology.node_for(keys[0])
-                pipe = node.dial_pipe() or await node.pipe()
-                call = _Call(self, script, script.call_args(keys, args), None)
-                call.send(pipe)
-                reply = await call.future
-        except (Unreachable, Lost, TimeoutError, RedisError) as exc:
-            raise self._unavailable(exc, self._deadline_s * (1 + GRACE)) from None
-        self._healthy = True
-        return reply
-
-    async def peek(self, ticket: Ticket) -> Peek:
-        account = self._account_keys(ticket.account_id)
-        call_id = ticket.call_id
-        reply = await self._lifecycle(
-            S.PEEK,
-            S.PeekKeys(account.call(call_id), account.denied(call_id), account.leases,
-                       account.counts, account.sticky),
-            S.PeekArgs(self._skew_ms(), "1" if ticket.remember else "0", ticket.user_id,
-                       ticket.contact or ""),
-        )
-        held, in_account, sticky, kind = reply[:4]
-        known = None
-        fingerprint = fingerprint_of(ticket)
-        if kind == 1:
-            stored, blob, expires, taken, counted = reply[4:]
-            self._check_fingerprint(call_id, fingerprint, text(stored))
-            known = allowed_answer(call_id, blob, expires, taken, counted)
-        elif kind == 2:
-            stored_fingerprint, known = denial_answer(call_id, ticket.user_id, reply[4])
-            self._check_fingerprint(call_id, fingerprint, stored_fingerprint)
-        return Peek(known=known, sticky=text(sticky) or None, user_leases=int(held),
-                    account_leases=int(in_account))
-
-    async def live_calls(self, account_id: str) -> list[LiveCall]:
-        account = self._account_keys(account_id)
-        live: list[LiveCall] = []
-        after, skip = "", 0
-        while len(live) < LIVE_MAX:
-            page = await self._script(
-                S.LIVE, S.LiveKeys(account.leases),
-                S.LiveArgs(self._skew_ms(), after, skip, LIVE_PAGE),
-            )
-            if not page:
-                break
-            held = [(text(page[i]).partition("|"), int(float(page[i + 1])))
-                    for i in range(0, len(page), 2)]
-            keys = [account.call(call_id) for (_, _, call_id), _ in held]
-            records = await self._command(keys[0], "MGET", *keys)
-            for ((user, _, call_id), expires), record in zip(held, records, strict=True):
-                caller_id, to = caller_and_number(record) if record else (None, None)
-                live.append(LiveCall(call_id=call_id, user_id=user, to=to, caller_id=caller_id,
-                                     lease_expires_ms=expires))
-            if len(page) < 2 * LIVE_PAGE:
-                break
-            last = text(page[-1])
-            ties = sum(1 for _, expires in held if expires == held[-1][1])
-            skip = skip + ties if last == after else ties
-            after = last
-        return sorted(live, key=lambda c: (c.lease_expires_ms, c.call_id))
-
-    async def sweep(self) -> int:
-        """Nothing to do: Redis expires records; dials give expired leases back."""
-        return 0
-
     def lease_counts(self) -> dict[str, int]:
         """Channels held per account, as this process last saw them (every dial and end
         tells it)."""
@@ -807,254 +543,3 @@ class RedisStore:
 
     def _skew_ms(self) -> int:
         return self._skew() if self._skew is not None else 0
-
-    # -- configuration -----------------------------------------------------------------------
-
-    async def account_versions(self) -> dict[str, int]:
-        members = await self._command(ACCOUNTS, "SMEMBERS", ACCOUNTS)
-        ids = sorted(text(m) for m in members)
-        versions = await asyncio.gather(
-            *(self._command(self._account_keys(a).config, "HGET", self._account_keys(a).config, "v")
-              for a in ids)
-        )
-        return {a: int(v) for a, v in zip(ids, versions, strict=True) if v is not None}
-
-    async def load_account(self, account_id: str) -> tuple[AccountConfig, int] | None:
-        key = self._account_keys(account_id).config
-        blob, version = await self._command(key, "HMGET", key, "c", "v")
-        if blob is None or version is None:
-            return None
-        return _config_decoder.decode(blob), int(version)
-
-    async def save_account(
-        self, config: AccountConfig, expected_version: int, audit: Sequence[AuditEntry] = ()
-    ) -> int:
-        """The account's numbers and SIP domain (``claimed_names``) are claimed first (in
-        their own slot: a script cannot touch both), then the configuration saved over its
-        version, then whatever the account no longer has (or claimed for a save that failed)
-        let go. A process that dies between the first two leaves its claims until the
-        account's next save. An account saved before domains were claimed claims its domain
-        at its next save."""
-        await self._command(ACCOUNTS, "SADD", ACCOUNTS, config.id)
-        numbers = S.NumberKeys(NUMBER_OWNERS, numbers_of(config.id))
-        claimed = await self._script(
-            S.CLAIM_NUMBERS, numbers, S.NumbersArgs(config.id, tuple(claimed_names(config))))
-        if not claimed[0]:
-            raise claim_refused(text(claimed[1]))
-        account = self._account_keys(config.id)
-        try:
-            saved, version = await self._script(
-                S.SAVE_CONFIG,
-                S.ConfigKeys(account.config, account.audit),
-                S.SaveConfigArgs(expected_version, _config_encoder.encode(config),
-                                 tuple(_audit_encoder.encode(e) for e in audit)),
-            )
-        except BaseException:
-            self._spawn(self._settle_numbers(config.id, later=True))
-            raise
-        await self._settle_numbers(config.id)
-        if not saved:
-            if expected_version == 0:
-                raise Conflict(f"account {config.id!r} already exists", field="id")
-            raise PreconditionFailed(
-                f"account {config.id!r} is at version {version}, not {expected_version}: "
-                "it changed since it was read"
-            )
-        await self._announce("a", config.id, str(version))
-        return int(version)
-
-    async def _settle_numbers(self, account_id: str, *, later: bool = False) -> None:
-        """Hold on to the numbers and SIP domain the stored configuration of ``account_id``
-        has, and let go of the others it claimed; ``later``: in the background, after a failed
-        save, trying again while Redis cannot be reached (the next save settles them too)."""
-        numbers = S.NumberKeys(NUMBER_OWNERS, numbers_of(account_id))
-        for attempt in range(20 if later else 1):
-            try:
-                stored = await self.load_account(account_id)
-                kept = tuple(claimed_names(stored[0])) if stored is not None else ()
-                await self._script(S.RELEASE_NUMBERS, numbers, S.NumbersArgs(account_id, kept))
-                return
-            except StoreUnavailable:
-                if not later:
-                    raise
-                await asyncio.sleep(min(0.5 * 2 ** attempt, 10.0))
-        log.warning("could not settle the numbers and SIP domain claimed by account %r; its "
-                    "next save does", account_id)
-
-    async def _announce(self, kind: str, subject: str, value: str = "") -> None:
-        """Put a change on the feed and publish it; on failure, keep trying in the
-        background (the change itself is saved)."""
-        args = S.AnnounceArgs(kind, subject, value, CHANNEL, FEED_KEPT)
-        try:
-            await self._script(S.ANNOUNCE, S.FeedKeys(FEED_VERSION, FEED), args)
-        except StoreUnavailable:
-            self._spawn(self._announce_later(args))
-
-    async def _announce_later(self, args: S.AnnounceArgs) -> None:
-        for _ in range(120):
-            await asyncio.sleep(0.5)
-            try:
-                await self._script(S.ANNOUNCE, S.FeedKeys(FEED_VERSION, FEED), args)
-                return
-            except StoreUnavailable:
-                continue
-        log.warning("could not announce a change of %r; other processes find it at their next "
-                    "full check", args.subject)
-
-    async def changes(self, since: int = -1) -> Changes:
-        """One ``GET`` of the change counter; the feed is read only when it moved."""
-        current = await self._command(FEED_VERSION, "GET", FEED_VERSION)
-        if since >= 0 and int(current or 0) == since:
-            return Changes(complete=True, cursor=since)
-        reply = await self._script(
-            S.FEED, S.FeedKeys(FEED_VERSION, FEED), S.FeedArgs(since, FEED_KEPT)
-        )
-        accounts: dict[str, int] = {}
-        revoked: list[str] = []
-        for fields in reply[2:]:
-            entry = dict(zip(fields[::2], fields[1::2], strict=True))
-            if b"t" in entry:
-                revoked.append(text(entry[b"t"]))
-            else:
-                account_id, version = text(entry[b"a"]), int(entry[b"v"])
-                accounts[account_id] = max(version, accounts.get(account_id, 0))
-        return Changes(complete=bool(reply[1]), accounts=accounts, revoked=tuple(revoked),
-                       cursor=int(reply[0]))
-
-    @property
-    def feeds_revocations(self) -> bool:
-        return True
-
-    async def watch(
-        self, on_change: OnChange, on_revoked: Callable[[str], None] | None = None
-    ) -> None:
-        """Reload what other processes save, as they announce it, and forget tokens they
-        revoke. After every (re)subscribe ``on_change(None, 0)`` asks for a full check:
-        messages sent while this process was not listening are lost."""
-        delay = 0.5
-        while True:
-            messages: asyncio.Queue[bytes] = asyncio.Queue()
-            pipe: Pipe | None = None
-            try:
-                node = self.topology.any_node()
-                pipe, _ = await open_pipe(
-                    node.address, self.settings, self.topology.context, CONNECT_TIMEOUT_S,
-                    on_push=messages.put_nowait,
-                )
-                async with asyncio.timeout(CONNECT_TIMEOUT_S):  # not wait_for (see topology.py)
-                    await pipe.call("SUBSCRIBE", CHANNEL)
-                delay = 0.5
-                await on_change(None, 0)
-                closed = pipe.closed
-                while True:
-                    get = asyncio.ensure_future(messages.get())
-                    await asyncio.wait((get, closed), return_when=asyncio.FIRST_COMPLETED)
-                    if not get.done():
-                        get.cancel()
-                        raise Lost("the subscription's connection closed")
-                    account_id, _, version = text(get.result()).partition(" ")
-                    if account_id == _REVOKED:
-                        if on_revoked is not None:
-                            on_revoked(version)
-                    elif version.isdigit():
-                        await on_change(account_id, int(version))
-            except (Unreachable, Lost, TimeoutError, RedisError, StoreUnavailable) as exc:
-                log.warning(
-                    "configuration notifications from Redis lost (%s); subscribing again "
-                    "in %.1f s, the change feed covers the gap", exc, delay,
-                )
-            finally:
-                if pipe is not None:
-                    pipe.close()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 8.0)
-
-    # -- tokens ------------------------------------------------------------------------------
-    # ``…:tokens`` maps each token hash to its record; ``cg:token:<hash>`` finds a hash's
-    # account (it lives in another slot, so the two are written one after the other: the
-    # record first, and removed last).
-
-    async def add_token(self, record: TokenRecord, audit: AuditEntry | None = None) -> None:
-        account = self._account_keys(record.account_id)
-        await self._script(
-            S.ADD_TOKEN, S.TokenKeys(account.tokens, account.audit, account.token_use),
-            S.AddTokenArgs(record.hash, _token_encoder.encode(record),
-                           (_audit_encoder.encode(audit),) if audit else ()),
-        )
-        index = token_index(record.hash)
-        await self._command(index, "SET", index, record.account_id)
-
-    async def find_token(self, token_hash: str) -> TokenRecord | None:
-        index = token_index(token_hash)
-        account_id = await self._command(index, "GET", index)
-        if account_id is None:
-            return None
-        tokens = self._account_keys(text(account_id)).tokens
-        blob = await self._command(tokens, "HGET", tokens, token_hash)
-        return None if blob is None else _token_decoder.decode(blob)
-
-    async def list_tokens(self, account_id: str) -> list[TokenRecord]:
-        account = self._account_keys(account_id)
-        blobs = await self._command(account.tokens, "HVALS", account.tokens)
-        use = await self._command(account.token_use, "HGETALL", account.token_use)
-        used = {text(use[i]): int(use[i + 1]) for i in range(0, len(use), 2)}
-        records = [_token_decoder.decode(b) for b in blobs]
-        records = [msgspec.structs.replace(r, last_used_ms=used.get(r.hash)) for r in records]
-        return sorted(records, key=lambda r: (r.created_ms, r.name))
-
-    async def touch_token(self, account_id: str, token_hash: str, at_ms: int) -> None:
-        use = self._account_keys(account_id).token_use
-        await self._command(use, "HSET", use, token_hash, at_ms)
-
-    async def revoke_token(self, account_id: str, name: str) -> int:
-        revoked = [r for r in await self.list_tokens(account_id) if r.name == name]
-        for record in revoked:
-            await self.remove_token(account_id, record.hash)
-        return len(revoked)
-
-    async def remove_token(
-        self, account_id: str, token_hash: str, audit: AuditEntry | None = None
-    ) -> bool:
-        index = token_index(token_hash)
-        owner = await self._command(index, "GET", index)
-        if owner is None or text(owner) != account_id:
-            return False
-        await self._command(index, "DEL", index)
-        account = self._account_keys(account_id)
-        removed = await self._script(
-            S.REMOVE_TOKEN, S.TokenKeys(account.tokens, account.audit, account.token_use),
-            S.RemoveTokenArgs(token_hash, (_audit_encoder.encode(audit),) if audit else ()),
-        )
-        await self._announce("t", token_hash)
-        return bool(removed)
-
-    # -- audit log ---------------------------------------------------------------------------
-
-    async def audit_log(
-        self, account_id: str, query: AuditQuery
-    ) -> tuple[list[AuditEntry], str | None]:
-        """Reads the stream newest first from the cursor, at most ``_AUDIT_SCAN`` entries a
-        page, keeping those that match."""
-        key = self._account_keys(account_id).audit
-        end = "+" if query.before is None else "(" + _stream_id(query.before)
-        found: list[AuditEntry] = []
-        scanned = 0
-        last: str | None = None
-        while scanned < _AUDIT_SCAN and len(found) < query.limit:
-            batch = await self._command(
-                key, "XREVRANGE", key, end, "-", "COUNT", min(AUDIT_PAGE_MAX, _AUDIT_SCAN)
-            )
-            if not batch:
-                return found, None
-            for stream_id, fields in batch:
-                last = text(stream_id)
-                scanned += 1
-                entry = _audit_decoder.decode(
-                    dict(zip(fields[::2], fields[1::2], strict=True))[b"e"]
-                )
-                if query.matches(entry):
-                    found.append(msgspec.structs.replace(entry, id=last))
-                    if len(found) == query.limit:
-                        break
-            end = "(" + (last or "")
-        return found, last
