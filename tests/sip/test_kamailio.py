@@ -343,16 +343,25 @@ def caller(
 
 
 def gateway(tmp_path: Path, kamailio: Kamailio, scenario: str, extra: Sequence[str] = ()) -> Sipp:
-    """The gateway behind ``kamailio``, started and listening."""
-    uas = Sipp(tmp_path, "gateway", scenario, ["-p", str(kamailio.gateway_port), *extra])
-    uas.start()
-    assert uas.process is not None
-    try:
-        wait_udp_bound(kamailio.gateway_port, uas.process, READY_TIMEOUT_S)
-    except BaseException:
-        uas.kill()
-        raise
-    return uas
+    """The gateway behind ``kamailio``, started and listening. Its media and control ports
+    are picked free just before sipp binds them, so another test process may take one first
+    (the suite runs in two): sipp then exits at once, and is started again on new ones."""
+    for attempt in range(3):
+        uas = Sipp(tmp_path, "gateway", scenario, ["-p", str(kamailio.gateway_port), *extra])
+        uas.start()
+        assert uas.process is not None
+        try:
+            wait_udp_bound(kamailio.gateway_port, uas.process, READY_TIMEOUT_S)
+        except RuntimeError:
+            uas.kill()
+            if attempt == 2:
+                raise
+            continue
+        except BaseException:
+            uas.kill()
+            raise
+        return uas
+    raise AssertionError("unreachable")
 
 
 def refused_caller(
