@@ -9,9 +9,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from time import perf_counter
 
+import msgspec
 import phonenumbers
 
-from callerid import AccountSnapshot, Destination, compile_account, resolve
+from callerid import AccountSnapshot, Destination, PhoneNumber, compile_account, resolve
+from callerid.local import local_pick
+from callerid.nanp import NPA_REGIONS
 from engine.decide import decide
 from engine.numbers import load_metadata, normalise
 
@@ -31,7 +34,34 @@ RESOLUTION_CASES: tuple[tuple[str, str, str], ...] = (
     ("gina", "+15125550187", "geo_default"),
     ("dev", "+12125550187", "department_default"),
     ("lee", "+12125550187", "account_default"),
+    ("lola", "+17135550187", "local_presence"),
 )
+
+LOCAL_POOL = 500
+"""Numbers in the local-presence pool benchmark (issue 18: resolve under 10 µs at 500)."""
+LOCAL_DECISION_TARGET = 1.2
+"""The local-presence decision on a fresh number, at most this many times the plain one's."""
+# (callee, the tier local presence must find it in) in the 500-number pool below.
+LOCAL_POOL_CASES: tuple[tuple[str, str], ...] = (
+    ("+12125550187", "area code"),
+    ("+17185550187", "state or province"),
+    ("+16045550187", "country"),
+)
+
+
+def _local_pool() -> AccountSnapshot:
+    """The demo account with Sales holding 500 more numbers, five in each of 100 US area
+    codes (none in 718, so a Queens callee is found by its state; in Canada only Ontario's,
+    so a Vancouver callee falls to the country tier), and lola presenting them by local
+    presence."""
+    us = [npa for npa, region in sorted(NPA_REGIONS.items())
+          if region.startswith("US-") and npa not in ("718", "416")][:LOCAL_POOL // 5 - 1]
+    numbers = [f"+1{npa}555{n:04d}" for npa in (*us, "212") for n in range(100, 105)]
+    numbers[-1] = "+16135550100"  # Ottawa: Canada, not Ontario's 416
+    config = demo_config()
+    pool = tuple(PhoneNumber(number=n, department="sales") for n in numbers)
+    config = msgspec.structs.replace(config, numbers=(*config.numbers, *pool))
+    return compile_account(config, 1)
 
 
 def phonenumbers_cost_us(numbers: Sequence[str]) -> float:
@@ -68,6 +98,15 @@ def _resolution_cost_us(snapshot: AccountSnapshot, user_id: str, raw: str, rule:
     return _per_call_us(lambda: resolve(snapshot, user, dest, sticky=None), 20_000)
 
 
+def _local_pool_cost_us(snapshot: AccountSnapshot, callee: str, tier: str) -> float:
+    user = snapshot.users["lola"]
+    dest = _destination(callee, snapshot.default_region)
+    picked = local_pick(snapshot.local, dest, user.available)
+    if picked is None or picked[0] != tier:
+        raise RuntimeError(f"bench: lola -> {callee} found in {picked}, expected the {tier}")
+    return _per_call_us(lambda: resolve(snapshot, user, dest, sticky=None), 20_000)
+
+
 def _normalise_cost_us(numbers: Sequence[str], region: str) -> float:
     normalise.cache_clear()
     start = perf_counter()
@@ -76,10 +115,11 @@ def _normalise_cost_us(numbers: Sequence[str], region: str) -> float:
     return (perf_counter() - start) / len(numbers) * 1e6
 
 
-def _decide_cost_us(snapshot: AccountSnapshot, numbers: Sequence[str], *, cached: bool) -> float:
+def _decide_cost_us(snapshot: AccountSnapshot, numbers: Sequence[str], *, cached: bool,
+                    user_id: str = BENCH_USER) -> float:
     """normalise + policy + resolve for ``numbers``: the decision with no lease taken and
     nothing written. Call ids are made beforehand (``dial`` spends ~3 µs on a uuid4)."""
-    user = snapshot.users[BENCH_USER]
+    user = snapshot.users[user_id]
     region = snapshot.default_region
     call_ids = [str(uuid.uuid4()) for _ in numbers]
     normalise.cache_clear()
@@ -104,6 +144,9 @@ def run(rounds: int = 5, per_round: int = 10_000) -> list[Row]:
     norm: list[float] = []
     decide_fresh: list[float] = []
     decide_cached: list[float] = []
+    decide_local: list[float] = []
+    pool = _local_pool()
+    pool_cases: dict[tuple[str, str], list[float]] = {case: [] for case in LOCAL_POOL_CASES}
     for n in range(rounds):
         numbers = fresh.take(per_round)
 
@@ -113,6 +156,10 @@ def run(rounds: int = 5, per_round: int = 10_000) -> list[Row]:
             norm.append(_normalise_cost_us(numbers, snapshot.default_region))
             decide_fresh.append(_decide_cost_us(snapshot, numbers, cached=False))
             decide_cached.append(_decide_cost_us(snapshot, numbers, cached=True))
+            decide_local.append(_decide_cost_us(snapshot, numbers, cached=False,
+                                                user_id="lola"))
+            for callee, tier in LOCAL_POOL_CASES:
+                pool_cases[(callee, tier)].append(_local_pool_cost_us(pool, callee, tier))
 
         # Alternate which side runs first, so drift within a round favours neither.
         if n % 2 == 0:
@@ -144,6 +191,13 @@ def run(rounds: int = 5, per_round: int = 10_000) -> list[Row]:
         )
         for (user, _, rule), values in resolution.items()
     ]
+    rows += [
+        Row(f"callerid.resolve, {LOCAL_POOL}-number pool: lola -> local_presence ({tier})",
+            median(values), "µs", base, pn, f"< {RESOLUTION_TARGET_US:.0f} µs",
+            median(values) < RESOLUTION_TARGET_US, paired_ratio=paired_ratio(values, baseline))
+        for (_, tier), values in pool_cases.items()
+    ]
+    local_ratio = paired_ratio(decide_local, decide_fresh)
     for what, values in (
         ("normalise, fresh number", norm),
         ("normalise+policy+resolve, fresh (no store)", decide_fresh),
@@ -152,4 +206,9 @@ def run(rounds: int = 5, per_round: int = 10_000) -> list[Row]:
         rows.append(
             Row(what, median(values), "µs", base, pn, paired_ratio=paired_ratio(values, baseline))
         )
+    rows.append(Row(
+        "normalise+policy+resolve, fresh, local presence (lola)", median(decide_local), "µs",
+        median(decide_fresh), "the same for ana (user default)",
+        f"<= {LOCAL_DECISION_TARGET}x", local_ratio <= LOCAL_DECISION_TARGET,
+        paired_ratio=local_ratio))
     return rows

@@ -46,6 +46,12 @@ class Destination(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """ISO region of the number; ``001`` for non-geographic services; None when unknown."""
     emergency: bool = False
     kind: NumberKind = NumberKind.UNKNOWN
+    area: str | None = None
+    """The callee's area as the start of an E.164 number ('+1212' for a New York number): the
+    NANP area code, or elsewhere the geographic area code phonenumbers knows; None for
+    numbers with none (most mobiles outside NANP, non-geographic numbers)."""
+    subdivision: str | None = None
+    """The state or province (ISO 3166-2, 'US-NY') of a NANP number, from ``callerid.nanp``."""
 
 
 class GeoTable(msgspec.Struct, frozen=True, kw_only=True):

@@ -134,6 +134,7 @@ class Rule(enum.StrEnum):
     DEPARTMENT_DEFAULT = "department_default"
     ACCOUNT_DEFAULT = "account_default"
     EMERGENCY = "emergency"
+    LOCAL_PRESENCE = "local_presence"
 
 
 class Attestation(enum.StrEnum):
@@ -187,6 +188,10 @@ class CallSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     sticky_caller_id: bool = False
     show_call_statuses: bool = True
     ai_tools: bool = False
+    local_presence: bool = False
+    """Present a number near the callee (same area code, else state or province, else
+    country) when no requested, sticky or geo-rule caller ID applies; needs the
+    ``callerid.local_presence`` permission."""
 
 
 class AreaCodeRule(_Config, frozen=True):

@@ -47,6 +47,7 @@ class Permission(enum.StrEnum):
     DIAL_OUT_OF_PLAN = "dial.out_of_plan"
     DIAL_SPECIAL_NUMBERS = "dial.special_numbers"
     CALLERID_CHOOSE = "callerid.choose"
+    CALLERID_LOCAL_PRESENCE = "callerid.local_presence"
 
 
 BUCKETS: dict[str, frozenset[Permission]] = {
@@ -83,6 +84,7 @@ BUCKETS: dict[str, frozenset[Permission]] = {
             Permission.DIAL_OUT_OF_PLAN,
             Permission.DIAL_SPECIAL_NUMBERS,
             Permission.CALLERID_CHOOSE,
+            Permission.CALLERID_LOCAL_PRESENCE,
         }
     ),
 }

@@ -8,8 +8,11 @@ The first step that yields a number in the user's available set wins:
 2. sticky: when sticky caller ID is on, the number last used with this contact on a connected
    call, account-wide (the engine reads it from the store and passes it in).
 3. geo (Pro, when enabled): area code (longest prefix), then country, then default geo ID.
-4. the user's default, 5. the department's default, 6. the account's default.
-7. nothing: deny ``no_caller_id``; when the user may choose, the denial lists the choices.
+4. local presence (the user's setting and the ``callerid.local_presence`` permission): a number
+   of the user's with the callee's area code, else in its state or province, else in its
+   country (``callerid.local``).
+5. the user's default, 6. the department's default, 7. the account's default.
+8. nothing: deny ``no_caller_id``; when the user may choose, the denial lists the choices.
 
 Emergency calls skip all of this: they are always allowed, from the first default that exists.
 
@@ -24,6 +27,7 @@ import enum
 import msgspec
 
 from .geo import Destination, match
+from .local import local_candidates, local_pick
 from .model import Attestation, Reason, Rule
 from .permissions import Permission
 from .snapshot import AccountSnapshot, UserView
@@ -46,6 +50,7 @@ class Step(enum.StrEnum):
     GEO_AREA_CODE = "geo_area_code"
     GEO_COUNTRY = "geo_country"
     GEO_DEFAULT = "geo_default"
+    LOCAL_PRESENCE = "local_presence"
     USER_DEFAULT = "user_default"
     DEPARTMENT_DEFAULT = "department_default"
     ACCOUNT_DEFAULT = "account_default"
@@ -179,6 +184,17 @@ def resolve(
             detail = f"{candidate.detail}: {_unavailable(user, candidate.number)}"
             _note(trace, candidate.rule, StepResult.SKIPPED, detail, candidate.number)
 
+    if user.local_presence:
+        if trace is not None:
+            _trace_local(trace, account, dest, available)
+        picked = local_pick(account.local, dest, available)
+        if picked is not None:
+            return Resolution(caller_id=picked[2], rule=Rule.LOCAL_PRESENCE)
+    elif trace is not None:
+        why = ("local presence is off" if not user.settings.local_presence
+               else "local presence needs the callerid.local_presence permission")
+        _note(trace, Step.LOCAL_PRESENCE, StepResult.SKIPPED, why)
+
     for rule, number in (
         (Rule.USER_DEFAULT, user.default_caller_id),
         (Rule.DEPARTMENT_DEFAULT, user.department_default),
@@ -200,6 +216,20 @@ def resolve(
         detail += " or pick one of the choices"
     _note(trace, Step.NO_CALLER_ID, StepResult.DENIED, detail)
     return Resolution(reason=Reason.NO_CALLER_ID, detail=detail, choices=choices)
+
+
+def _trace_local(
+    trace: list[TraceStep], account: AccountSnapshot, dest: Destination, available: frozenset[str]
+) -> None:
+    """One step per tier tried: the chosen one names its candidates (the lowest wins)."""
+    for tier, key, numbers in local_candidates(account.local, dest, available):
+        if numbers:
+            detail = (f"{tier} {key}: the lowest of {len(numbers)} candidates "
+                      f"({', '.join(numbers[:10])}{', ...' if len(numbers) > 10 else ''})")
+            _note(trace, Step.LOCAL_PRESENCE, StepResult.CHOSEN, detail, numbers[0])
+            return
+        _note(trace, Step.LOCAL_PRESENCE, StepResult.SKIPPED,
+              f"no number of the user's in the callee's {tier} ({key})")
 
 
 def resolve_emergency(

@@ -3,7 +3,8 @@
 ``compile_account`` does once, per configuration version, everything a decision would
 otherwise redo per dial: effective permissions, effective call settings (Pro features masked
 on non-Pro accounts), each user's available caller-ID set (active numbers only, so a released
-number is never presented), the chain of default caller IDs, and geo prefix tables.
+number is never presented), the chain of default caller IDs, geo prefix tables, and the
+active numbers indexed by where they are (local presence).
 
 The input must already satisfy the account invariants (``engine.invariants``); compiling
 does not re-check references.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import msgspec
 
 from .geo import GeoTable, compile_geo
+from .local import LocalIndex, compile_local
 from .model import (
     AccountConfig,
     AvailableCallerIds,
@@ -40,6 +42,8 @@ class UserView(msgspec.Struct, frozen=True, kw_only=True):
     department_default: str | None
     geo: GeoTable | None
     """None when geo caller ID is off for this user (or the account is not Pro)."""
+    local_presence: bool
+    """Local presence applies: the user's setting is on and they hold its permission."""
     max_channels: int
     sip: SipCredential | None
 
@@ -56,6 +60,8 @@ class AccountSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     sticky_ttl_ms: int
     users: dict[str, UserView]
     active_numbers: frozenset[str]
+    local: LocalIndex
+    """The active numbers by where they are, for local presence."""
     sip_domain: str | None
     sip_users: dict[str, str]
     """User id by SIP username (as the user's credential spells it)."""
@@ -86,23 +92,26 @@ def compile_account(account: AccountConfig, version: int) -> AccountSnapshot:
         else:
             available = frozenset(user.custom_caller_ids) & active
         settings = effective_settings(account, user)
+        permissions = effective_permissions(
+            is_owner=is_owner,
+            department_permissions=department.permissions if department else None,
+            extra_enabled=user.extra_permissions_enabled,
+            extra=user.extra_permissions,
+            own=user.permissions,
+        )
         users[user.id] = UserView(
             id=user.id,
             is_owner=is_owner,
             department=user.department,
-            permissions=effective_permissions(
-                is_owner=is_owner,
-                department_permissions=department.permissions if department else None,
-                extra_enabled=user.extra_permissions_enabled,
-                extra=user.extra_permissions,
-                own=user.permissions,
-            ),
+            permissions=permissions,
             settings=settings,
             available=available,
             available_sorted=tuple(sorted(available)),
             default_caller_id=user.default_caller_id,
             department_default=department.default_caller_id if department else None,
             geo=compile_geo(user.geo) if settings.geo_caller_id else None,
+            local_presence=settings.local_presence
+            and Permission.CALLERID_LOCAL_PRESENCE in permissions,
             max_channels=user.max_channels,
             sip=user.sip,
         )
@@ -118,6 +127,7 @@ def compile_account(account: AccountConfig, version: int) -> AccountSnapshot:
         sticky_ttl_ms=account.sticky_ttl_days * 86_400_000,
         users=users,
         active_numbers=active,
+        local=compile_local(active),
         sip_domain=account.sip_domain,
         sip_users={u.sip.username: u.id for u in account.users if u.sip is not None},
     )

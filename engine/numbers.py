@@ -29,6 +29,7 @@ from phonenumbers.shortnumberinfo import is_emergency_number
 
 from callerid import Destination
 from callerid.geo import NumberKind
+from callerid.nanp import nanp_region
 
 __all__ = [
     "SUPPORTED_REGIONS", "area_code_problem", "example_numbers", "is_calling_code", "is_valid_e164",
@@ -246,13 +247,39 @@ def normalise(raw: str, default_region: str) -> Destination | None:
     region, kind = _region_and_type(country_code, national)
     if region is None or kind == PhoneNumberType.UNKNOWN:
         return None
+    number_kind = _KINDS.get(kind, NumberKind.UNKNOWN)
+    area, subdivision = _place(country_code, national, number_kind)
     return Destination(
         e164=f"+{country_code}{national}",
         country_code=country_code,
         national_number=national,
         region=region,
-        kind=_KINDS.get(kind, NumberKind.UNKNOWN),
+        kind=number_kind,
+        area=area,
+        subdivision=subdivision,
     )
+
+
+_GEOGRAPHIC = frozenset({NumberKind.FIXED_LINE, NumberKind.MOBILE,
+                         NumberKind.FIXED_LINE_OR_MOBILE})
+
+
+def _place(country_code: int, national: str, kind: NumberKind) -> tuple[str | None, str | None]:
+    """Where a valid number is, for local presence: its area (the start of its E.164 form
+    that is its area code) and, for NANP, its state or province. Only geographic kinds have
+    an area; phonenumbers says how long an area code is outside NANP (a mobile number
+    usually has none)."""
+    if kind not in _GEOGRAPHIC:
+        return None, None
+    if country_code == 1:
+        region = nanp_region(national)
+        return f"+1{national[:3]}", region if region is not None and "-" in region else None
+    try:
+        length = phonenumbers.length_of_geographical_area_code(
+            phonenumbers.parse(f"+{country_code}{national}"))
+    except NumberParseException:
+        return None, None
+    return (f"+{country_code}{national[:length]}" if length else None), None
 
 
 def is_valid_e164(number: str) -> bool:

@@ -244,12 +244,14 @@ def test_trace_names_every_step_until_the_choice() -> None:
         ("requested", "skipped"),
         ("sticky", "skipped"),
         ("geo", "skipped"),
+        ("local_presence", "skipped"),
         ("user_default", "skipped"),
         ("department_default", "skipped"),
         ("account_default", "chosen"),
     ]
     assert trace[1].detail == "sticky caller ID is off"
     assert trace[2].detail == "geo caller ID is off"
+    assert trace[3].detail == "local presence is off"
 
 
 def test_trace_says_why_geo_was_skipped_on_a_non_pro_account() -> None:
@@ -316,6 +318,7 @@ def test_pro_only_settings_masked_on_non_pro_account() -> None:
         "sticky_caller_id": True,
         "show_call_statuses": True,
         "ai_tools": False,
+        "local_presence": False,
     }
 
 

@@ -151,3 +151,20 @@ def test_example_numbers_are_valid_and_normalise_to_themselves() -> None:
             kinds.append(str(dest.kind))
         assert kinds == ["fixed_line", "mobile"], (region, examples)
     assert example_numbers("ZZ") == []
+
+
+@pytest.mark.parametrize(("raw", "area", "subdivision"), [
+    ("(212) 555-0187", "+1212", "US-NY"),
+    ("+1 416 555 0187", "+1416", "CA-ON"),
+    ("+1 876 555 0187", "+1876", None),      # Jamaica: a NANP country, no subdivision
+    ("+1 800 555 0187", None, None),         # toll-free: nowhere
+    ("+44 20 7946 0187", "+4420", None),     # London: a two-digit area code
+    ("+44 113 496 0187", "+44113", None),    # Leeds
+    ("+44 7400 123456", None, None),         # a UK mobile has no area
+    ("+33 1 42 68 53 00", "+331", None),     # Paris
+])
+def test_a_destination_knows_where_it_is(raw: str, area: str | None,
+                                         subdivision: str | None) -> None:
+    dest = normalise(raw, "US")
+    assert dest is not None
+    assert (dest.area, dest.subdivision) == (area, subdivision)

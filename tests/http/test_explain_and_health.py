@@ -17,7 +17,9 @@ CONTACT = "2125550187"
 # What the demo account's users get for a few destinations, with the (step, result) of every
 # step the trace must show, in order.
 NORMALISED = [("normalise", "ok"), ("policy", "ok")]
-NO_AUTOMATION = [("requested", "skipped"), ("sticky", "skipped"), ("geo", "skipped")]
+NO_AUTOMATION = [("requested", "skipped"), ("sticky", "skipped"), ("geo", "skipped"),
+                 ("local_presence", "skipped")]
+NO_RULES = [("requested", "skipped"), ("sticky", "skipped"), ("geo", "skipped")]
 
 
 class Case(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,6 +106,29 @@ CASES = [
             ("geo_default", "chosen"),
             ("channel", "ok"),
         ],
+    ),
+    Case(
+        id="local-presence-area-code",
+        user="lola",
+        to=CONTACT,
+        rule="local_presence",
+        steps=[*NORMALISED, *NO_RULES, ("local_presence", "chosen"), ("channel", "ok")],
+    ),
+    Case(
+        id="local-presence-state",
+        user="lola",
+        to="(713) 555-0187",  # Houston: no Sales number in 713, Austin is in Texas too
+        rule="local_presence",
+        steps=[*NORMALISED, *NO_RULES, ("local_presence", "skipped"),
+               ("local_presence", "chosen"), ("channel", "ok")],
+    ),
+    Case(
+        id="local-presence-country",
+        user="lola",
+        to="+1 604 555 0187",  # Vancouver: Sales has Toronto, in Canada, not in BC
+        rule="local_presence",
+        steps=[*NORMALISED, *NO_RULES, ("local_presence", "skipped"),
+               ("local_presence", "skipped"), ("local_presence", "chosen"), ("channel", "ok")],
     ),
     Case(
         id="requested",
@@ -197,6 +222,22 @@ async def test_explain_traces_every_step_it_considered(api: Api, case: Case) -> 
     trace = decision["trace"]
     assert [(t["step"], t["result"]) for t in trace] == case.steps
     assert all(t["detail"] for t in trace), "every step says what it found or why it was skipped"
+
+
+@pytest.mark.parametrize(("to", "caller_id"), [
+    (CONTACT, "+12125550101"),            # 212: the lower of Sales' two New York numbers
+    ("(713) 555-0187", "+15125550130"),   # Houston: Austin, in Texas
+    ("+1 604 555 0187", "+14165550150"),  # Vancouver: Toronto, in Canada
+    ("+44 20 7946 0187", "+442079460170"),  # London: London
+])
+async def test_local_presence_presents_a_number_near_the_callee(
+    api: Api, to: str, caller_id: str
+) -> None:
+    decision = await api.explain("lola", to)
+    assert (decision["rule"], decision["caller_id"]) == ("local_presence", caller_id)
+    chosen = next(t for t in decision["trace"]
+                  if t["step"] == "local_presence" and t["result"] == "chosen")
+    assert chosen["caller_id"] == caller_id and "candidates" in chosen["detail"]
 
 
 async def test_explain_shows_the_sticky_caller_id_it_would_use(api: Api) -> None:
