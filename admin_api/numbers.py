@@ -1,5 +1,5 @@
-"""Phone numbers (caller IDs): add, rename, assign to a department's pool, release. A
-released number stays on record and is never presented again."""
+"""Phone numbers (caller IDs): add, rename, assign to a department's pool, rest or retire,
+release. A released number stays on record and is never presented again."""
 
 from __future__ import annotations
 
@@ -113,7 +113,8 @@ OPERATIONS = [
     Operation("GET", "/numbers/{number}", get_number, "Read a phone number", _MANAGE,
               "numbers", response=NumberOut),
     Operation("PATCH", "/numbers/{number}", update_number,
-              "Rename a number, or assign it to a department's pool", _MANAGE, "numbers",
+              "Rename a number, assign it to a department's pool, or set its reputation",
+              _MANAGE, "numbers",
               body=NumberPatch, response=NumberOut, conditional=True),
     Operation("POST", "/numbers/{number}/release", release_number, "Release a number",
               _MANAGE, "numbers", response=NumberOut, conditional=True),

@@ -25,6 +25,7 @@ from callerid import (
     Group,
     Permission,
     PhoneNumber,
+    Reputation,
     User,
 )
 from callerid.model import (
@@ -327,6 +328,10 @@ class NumberPatch(_Request, frozen=True):
     sms: bool | UnsetType = UNSET
     department: Id | UnsetType | None = UNSET
     """The department pool the number belongs to; null for none."""
+    reputation: Reputation | UnsetType = UNSET
+    """``resting`` (with ``resting_until``): automatic rules pass it over until then;
+    ``retired``: never presented; ``active``: back in use."""
+    resting_until: Annotated[datetime, msgspec.Meta(tz=True)] | UnsetType | None = UNSET
 
 
 class NumberStatusFilter(enum.StrEnum):

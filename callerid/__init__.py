@@ -16,13 +16,14 @@ from .model import (
     Outcome,
     PhoneNumber,
     Reason,
+    Reputation,
     Rule,
     SipCredential,
     User,
 )
 from .permissions import ALL_PERMISSIONS, BUCKETS, Permission, effective_permissions
 from .resolve import Resolution, TraceStep, attest, resolve, resolve_emergency, sticky_numbers
-from .snapshot import AccountSnapshot, UserView, compile_account
+from .snapshot import AccountSnapshot, UserView, compile_account, resting_at
 
 __all__ = [
     "ALL_PERMISSIONS",
@@ -45,6 +46,7 @@ __all__ = [
     "Permission",
     "PhoneNumber",
     "Reason",
+    "Reputation",
     "Resolution",
     "Rule",
     "SipCredential",
@@ -57,5 +59,6 @@ __all__ = [
     "effective_permissions",
     "resolve",
     "resolve_emergency",
+    "resting_at",
     "sticky_numbers",
 ]

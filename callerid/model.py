@@ -12,6 +12,7 @@ are enums defined here, once.
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from typing import Annotated, Final, Literal
 
 import msgspec
@@ -120,6 +121,17 @@ class AvailableCallerIds(enum.StrEnum):
 class NumberStatus(enum.StrEnum):
     ACTIVE = "active"
     RELEASED = "released"
+
+
+class Reputation(enum.StrEnum):
+    """How a number stands with the carriers' spam filters, as the account manages it."""
+
+    ACTIVE = "active"
+    RESTING = "resting"
+    """Passed over by every automatic rule until its ``resting_until``; a user who may
+    choose the caller ID can still ask for it."""
+    RETIRED = "retired"
+    """Never presented, though still the account's (no other account can take it)."""
 
 
 class Rule(enum.StrEnum):
@@ -238,6 +250,13 @@ class PhoneNumber(_Config, frozen=True):
     status: NumberStatus = NumberStatus.ACTIVE
     department: Id | None = None
     """The department whose dedicated caller-ID pool holds this number, if any."""
+    reputation: Reputation = Reputation.ACTIVE
+    resting_until: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+    """When a resting number's rest ends (with a time zone); set for ``resting`` only."""
+
+    def __post_init__(self) -> None:
+        if (self.reputation is Reputation.RESTING) != (self.resting_until is not None):
+            raise ValueError("a resting number has a `resting_until`, and only a resting one")
 
 
 class Department(_Config, frozen=True):

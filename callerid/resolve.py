@@ -14,7 +14,9 @@ The first step that yields a number in the user's available set wins:
 5. the user's default, 6. the department's default, 7. the account's default.
 8. nothing: deny ``no_caller_id``; when the user may choose, the denial lists the choices.
 
-Emergency calls skip all of this: they are always allowed, from the first default that exists.
+A resting number (its reputation, ``Reputation.RESTING``) is passed over by every step but
+the first; a retired one is in no available set. Emergency calls skip all of this: they are
+always allowed, from the first default that exists.
 
 Pure: no I/O, no clock. ``trace``, when a list is given, receives one ``TraceStep`` per step
 considered, saying what it found and why it was skipped; the hot path passes None.
@@ -101,6 +103,12 @@ def _unavailable(user: UserView, number: str) -> str:
     return f"{number} is not in the user's available caller IDs (or is not an active number)"
 
 
+def _passed_over(user: UserView, number: str, resting: frozenset[str]) -> str:
+    if number in resting:
+        return f"{number} is resting: automatic rules pass it over until its rest ends"
+    return _unavailable(user, number)
+
+
 def attest(account: AccountSnapshot, user: UserView, caller_id: str) -> Attestation | None:
     """The attestation an allowed call from ``caller_id`` gets: ``A`` when it is in the
     user's available set (every rule but the emergency one chooses from there), ``B`` when
@@ -114,11 +122,13 @@ def attest(account: AccountSnapshot, user: UserView, caller_id: str) -> Attestat
 
 
 def sticky_numbers(
-    user: UserView, dest: Destination, requested: str | None
+    user: UserView, dest: Destination, requested: str | None,
+    resting: frozenset[str] = frozenset(),
 ) -> frozenset[str] | None:
     """The numbers a sticky caller ID may answer this dial with, or None when no sticky
     caller ID can: it comes after a requested one, only when the user has sticky caller ID
-    on, and never for an emergency call (which takes its caller ID apart from all of this).
+    on, and never for an emergency call (which takes its caller ID apart from all of this);
+    a ``resting`` number is passed over, as by every automatic rule.
 
     This is the one statement of sticky's place among the rules: ``resolve`` applies it to a
     sticky caller ID it is given, and the engine hands the same set to the store, which
@@ -126,7 +136,7 @@ def sticky_numbers(
     when it is one of these."""
     if requested is not None or dest.emergency or not user.settings.sticky_caller_id:
         return None
-    return user.available
+    return user.available - resting if resting else user.available
 
 
 def resolve(
@@ -137,12 +147,15 @@ def resolve(
     requested: str | None = None,
     sticky: str | None = None,
     trace: list[TraceStep] | None = None,
+    resting: frozenset[str] = frozenset(),
 ) -> Resolution:
     """Choose the caller ID for ``user`` calling ``dest``.
 
     ``sticky`` is the number last used with this contact on a connected call, or None; it is
-    considered only when the user's sticky setting is on. Returns an allowed ``Resolution``
-    (number and rule) or a denial (``caller_id_not_allowed`` or ``no_caller_id``).
+    considered only when the user's sticky setting is on. ``resting``: the numbers resting
+    now (``resting_at``), which every rule but ``requested`` passes over. Returns an allowed
+    ``Resolution`` (number and rule) or a denial (``caller_id_not_allowed`` or
+    ``no_caller_id``).
     """
     available = user.available
     if requested is not None:
@@ -158,13 +171,15 @@ def resolve(
         return Resolution(caller_id=requested, rule=Rule.REQUESTED)
     _note(trace, Rule.REQUESTED, StepResult.SKIPPED, "no caller ID requested")
 
-    usable = sticky_numbers(user, dest, requested)
+    auto = available - resting if resting else available
+    usable = sticky_numbers(user, dest, requested, resting)
     if usable is None:
         _note(trace, Rule.STICKY, StepResult.SKIPPED, "sticky caller ID is off")
     elif sticky is None:
         _note(trace, Rule.STICKY, StepResult.SKIPPED, "no connected call with this contact yet")
     elif sticky not in usable:
-        _note(trace, Rule.STICKY, StepResult.SKIPPED, _unavailable(user, sticky), sticky)
+        _note(trace, Rule.STICKY, StepResult.SKIPPED, _passed_over(user, sticky, resting),
+              sticky)
     else:
         _note(trace, Rule.STICKY, StepResult.CHOSEN, "last number connected with this contact",
               sticky)
@@ -178,16 +193,16 @@ def resolve(
         if not candidates:
             _note(trace, Step.GEO, StepResult.SKIPPED, "no geo rule matches and no default geo ID")
         for candidate in candidates:
-            if candidate.number in available:
+            if candidate.number in auto:
                 _note(trace, candidate.rule, StepResult.CHOSEN, candidate.detail, candidate.number)
                 return Resolution(caller_id=candidate.number, rule=candidate.rule)
-            detail = f"{candidate.detail}: {_unavailable(user, candidate.number)}"
+            detail = f"{candidate.detail}: {_passed_over(user, candidate.number, resting)}"
             _note(trace, candidate.rule, StepResult.SKIPPED, detail, candidate.number)
 
     if user.local_presence:
         if trace is not None:
-            _trace_local(trace, account, dest, available)
-        picked = local_pick(account.local, dest, available)
+            _trace_local(trace, account, dest, auto)
+        picked = local_pick(account.local, dest, auto)
         if picked is not None:
             return Resolution(caller_id=picked[2], rule=Rule.LOCAL_PRESENCE)
     elif trace is not None:
@@ -202,8 +217,8 @@ def resolve(
     ):
         if number is None:
             _note(trace, rule, StepResult.SKIPPED, "not set")
-        elif number not in available:
-            _note(trace, rule, StepResult.SKIPPED, _unavailable(user, number), number)
+        elif number not in auto:
+            _note(trace, rule, StepResult.SKIPPED, _passed_over(user, number, resting), number)
         else:
             _note(trace, rule, StepResult.CHOSEN, "default caller ID", number)
             return Resolution(caller_id=number, rule=rule)

@@ -3,8 +3,8 @@
 ``compile_account`` does once, per configuration version, everything a decision would
 otherwise redo per dial: effective permissions, effective call settings (Pro features masked
 on non-Pro accounts), each user's available caller-ID set (active numbers only, so a released
-number is never presented), the chain of default caller IDs, geo prefix tables, and the
-active numbers indexed by where they are (local presence).
+or retired number is never presented), the chain of default caller IDs, geo prefix tables,
+the active numbers indexed by where they are (local presence), and the resting ones.
 
 The input must already satisfy the account invariants (``engine.invariants``); compiling
 does not re-check references.
@@ -21,12 +21,15 @@ from .model import (
     AvailableCallerIds,
     CallSettings,
     NumberStatus,
+    Reputation,
     SipCredential,
     User,
 )
 from .permissions import Permission, effective_permissions
 
-__all__ = ["AccountSnapshot", "UserView", "compile_account", "effective_settings"]
+__all__ = [
+    "AccountSnapshot", "UserView", "compile_account", "effective_settings", "resting_at",
+]
 
 
 class UserView(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,6 +65,8 @@ class AccountSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     active_numbers: frozenset[str]
     local: LocalIndex
     """The active numbers by where they are, for local presence."""
+    resting: dict[str, int]
+    """Resting numbers, with when their rest ends (ms since the epoch)."""
     sip_domain: str | None
     sip_users: dict[str, str]
     """User id by SIP username (as the user's credential spells it)."""
@@ -75,7 +80,10 @@ def effective_settings(account: AccountConfig, user: User) -> CallSettings:
 
 
 def compile_account(account: AccountConfig, version: int) -> AccountSnapshot:
-    active = frozenset(n.number for n in account.numbers if n.status == NumberStatus.ACTIVE)
+    active = frozenset(n.number for n in account.numbers if n.status == NumberStatus.ACTIVE
+                       and n.reputation is not Reputation.RETIRED)
+    resting = {n.number: int(n.resting_until.timestamp() * 1000) for n in account.numbers
+               if n.number in active and n.resting_until is not None}
     pools: dict[str, set[str]] = {}
     for n in account.numbers:
         if n.department is not None and n.number in active:
@@ -128,6 +136,17 @@ def compile_account(account: AccountConfig, version: int) -> AccountSnapshot:
         users=users,
         active_numbers=active,
         local=compile_local(active),
+        resting=resting,
         sip_domain=account.sip_domain,
         sip_users={u.sip.username: u.id for u in account.users if u.sip is not None},
     )
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+def resting_at(account: AccountSnapshot, now_ms: int) -> frozenset[str]:
+    """The account's numbers resting at ``now_ms``: every automatic rule passes them over."""
+    if not account.resting:
+        return _NONE
+    return frozenset(n for n, until in account.resting.items() if until > now_ms)

@@ -38,6 +38,7 @@ from callerid import (
     compile_account,
     resolve,
     resolve_emergency,
+    resting_at,
     sticky_numbers,
 )
 from callerid.resolve import Step, StepResult
@@ -66,6 +67,7 @@ def decide(
     sticky: str | None,
     lease_expires_at: str | None = None,
     trace: list[TraceStep] | None = None,
+    resting: frozenset[str] = frozenset(),
 ) -> Decision:
     """Steps 1-3 for one dial, pure: the decision before any channel is taken (an allowed
     one carries ``lease_expires_at``, the expiry its lease would get)."""
@@ -102,7 +104,8 @@ def decide(
         if trace is not None:
             trace.append(TraceStep(step=Step.POLICY, result=StepResult.OK,
                                    detail="destination permitted"))
-        resolution = resolve(account, user, dest, requested=requested, sticky=sticky, trace=trace)
+        resolution = resolve(account, user, dest, requested=requested, sticky=sticky,
+                             trace=trace, resting=resting)
     if resolution.reason is not None:
         return Decision(
             allowed=False,
@@ -192,15 +195,18 @@ class Engine:
 
     def _ticket(
         self, account_id: str, request: DialRequest, *, sip: bool = False
-    ) -> tuple[AccountSnapshot, UserView, Destination | None, Ticket, frozenset[str] | None]:
-        """The dial's account, user, destination and ticket, and the numbers a sticky caller
-        ID may answer it with (None: sticky does not apply, and no contact is read)."""
+    ) -> tuple[AccountSnapshot, UserView, Destination | None, Ticket, frozenset[str] | None,
+               frozenset[str]]:
+        """The dial's account, user, destination and ticket, the numbers a sticky caller ID
+        may answer it with (None: sticky does not apply, and no contact is read), and the
+        numbers resting now."""
         account = self.snapshot(account_id)
         user = self._user(account, request.user)
         dest = normalise(request.to, account.default_region)
         requested = request.caller_id
         emergency = dest is not None and dest.emergency
-        usable = sticky_numbers(user, dest, requested) if dest is not None else None
+        resting = resting_at(account, time.time_ns() // 1_000_000)
+        usable = sticky_numbers(user, dest, requested, resting) if dest is not None else None
         ticket = Ticket(
             account_id=account_id,
             call_id=request.call_id or _new_call_id(),
@@ -214,7 +220,7 @@ class Engine:
             ttl_ms=self._sip_lease_ttl_ms[account_id] if sip else account.lease_ttl_ms,
             sticky_ttl_ms=account.sticky_ttl_ms,
         )
-        return account, user, dest, ticket, usable
+        return account, user, dest, ticket, usable, resting
 
     async def dial(self, account_id: str, request: DialRequest, *, sip: bool = False) -> Decision:
         """Decide one dial and, when allowed, take its channel. Raises ``NotFound`` for an
@@ -225,9 +231,10 @@ class Engine:
         ``sip_lease_ttl_s`` (at most ``lease_ttl_s``), because a phone that follows a
         redirect never says when the call ends; a heartbeat extends it like any lease."""
         started = time.perf_counter()
-        account, user, dest, ticket, usable = self._ticket(account_id, request, sip=sip)
+        account, user, dest, ticket, usable, resting = self._ticket(account_id, request, sip=sip)
         fallback = decide(
-            account, user, request.to, dest, request.caller_id, ticket.call_id, None
+            account, user, request.to, dest, request.caller_id, ticket.call_id, None,
+            resting=resting,
         )
         plan = Plan(decision=fallback)
         if usable is not None and fallback.reason is not Reason.PERMISSION_DENIED:
@@ -269,7 +276,7 @@ class Engine:
     async def explain(self, account_id: str, request: DialRequest) -> Decision:
         """The decision ``dial`` would make now, with the trace of every step; no channel is
         taken and nothing is written."""
-        account, user, dest, ticket, _ = self._ticket(account_id, request)
+        account, user, dest, ticket, _, resting = self._ticket(account_id, request)
         peek = await self._store.peek(ticket)
         if peek.known is not None:
             replayed = TraceStep(
@@ -281,7 +288,7 @@ class Engine:
         trace: list[TraceStep] = []
         decision = decide(
             account, user, request.to, dest, request.caller_id, ticket.call_id, peek.sticky,
-            trace=trace,
+            trace=trace, resting=resting,
         )
         if decision.allowed and ticket.counted:
             refusal = channel_refusal(ticket, peek.user_leases, peek.account_leases)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import msgspec
 
-from callerid import AccountConfig, NumberStatus, PhoneNumber
+from callerid import AccountConfig, NumberStatus, PhoneNumber, Reputation
 
-from ..errors import Conflict
+from ..errors import Conflict, InvalidField
 from .parts import Change, Fields, number_of, with_number
 
 __all__ = ["add_number", "assign_number", "release_number", "update_number"]
@@ -40,13 +40,25 @@ def add_number(number: PhoneNumber) -> Change:
 
 
 def update_number(number: str, fields: Fields) -> Change:
-    """Replace the ``fields`` of a number (its name, whether it carries voice and SMS). Its
-    pool is ``assign_number``'s: a ``department`` among ``fields`` is a ``ValueError``."""
+    """Replace the ``fields`` of a number (its name, whether it carries voice and SMS, its
+    reputation). Its pool is ``assign_number``'s: a ``department`` among ``fields`` is a
+    ``ValueError``. A number put back to ``active`` or ``retired`` loses its
+    ``resting_until``; one put to rest without one (or given one while not resting) is an
+    ``InvalidField`` naming ``resting_until``."""
     if "department" in fields:
         raise ValueError("a number's pool changes through assign_number")
 
     def change(config: AccountConfig) -> AccountConfig:
-        return with_number(config, _replace(number_of(config, number), **fields))
+        found = number_of(config, number)
+        updates = dict(fields)
+        if (updates.get("reputation", found.reputation) is not Reputation.RESTING
+                and "resting_until" not in updates):
+            updates["resting_until"] = None
+        try:
+            changed = _replace(found, **updates)
+        except ValueError as exc:
+            raise InvalidField(f"{number}: {exc}", field="resting_until") from None
+        return with_number(config, changed)
 
     return change
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -22,9 +23,10 @@ from callerid import (
     Group,
     NumberStatus,
     PhoneNumber,
+    Reputation,
     SipCredential,
 )
-from engine import numbers
+from engine import configfile, numbers
 from engine.errors import Conflict, InvalidField, NotFound
 from engine.invariants import Entry, Violation, check, violations, violations_of
 
@@ -327,3 +329,16 @@ def test_every_pattern_of_the_numbering_plan_is_read() -> None:
 def test_a_pattern_outside_what_the_reader_knows_is_an_error(pattern: str) -> None:
     with pytest.raises(ValueError, match="cannot read it"):
         numbers._PatternReader(pattern).read()
+
+
+@pytest.mark.parametrize("fmt", ["toml", "json"])
+def test_a_numbers_reputation_goes_through_a_file_and_back(
+    demo: AccountConfig, fmt: configfile.Format
+) -> None:
+    rested = msgspec.structs.replace(
+        demo.numbers[1], reputation=Reputation.RESTING,
+        resting_until=datetime(2026, 12, 10, 9, tzinfo=UTC))
+    retired = msgspec.structs.replace(demo.numbers[2], reputation=Reputation.RETIRED)
+    config = msgspec.structs.replace(demo, numbers=(demo.numbers[0], rested, retired,
+                                                    *demo.numbers[3:]))
+    assert configfile.decode(configfile.encode(config, fmt), fmt, source="f") == config
