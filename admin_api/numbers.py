@@ -1,20 +1,34 @@
 """Phone numbers (caller IDs): add, rename, assign to a department's pool, rest or retire,
-release. A released number stays on record and is never presented again."""
+cap, release; and how many calls each placed on a day. A released number stays on record
+and is never presented again."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from datetime import date
 
 import msgspec
 from msgspec import UNSET
 
-from callerid import AccountConfig, Permission, PhoneNumber
+from callerid import AccountConfig, NumberStatus, Permission, PhoneNumber
 from engine import changes
+from engine.days import local_day
+from engine.errors import InvalidField
 from engine.store import AuditEntry
 
 from .context import Call, Operation, Reply, find, page, tagged, versioned
 from .rules import Actor, require
-from .schemas import NumberCreate, NumberOut, NumberParams, NumberPatch, Page
+from .schemas import (
+    NumberCreate,
+    NumberOut,
+    NumberParams,
+    NumberPatch,
+    NumberUsage,
+    Page,
+    UsageOfDay,
+    UsageParams,
+)
 
 __all__ = ["OPERATIONS"]
 
@@ -52,6 +66,42 @@ async def list_numbers(call: Call) -> Reply:
     chosen = page(numbers, lambda n: n.number, params.cursor, params.limit)
     return Reply(Page(items=[number_out(n) for n in chosen.items],
                       next_cursor=chosen.next_cursor))
+
+
+def _usage_params(call: Call) -> UsageParams:
+    try:
+        return call.query(UsageParams)
+    except InvalidField as exc:
+        if exc.field != "day":
+            raise
+        sent = call.request.query.get("day", "")
+        raise InvalidField(f"day {sent!r} is not a date: write it YYYY-MM-DD, e.g. 2026-12-04",
+                           field="day") from None
+
+
+def _usage_of(config: AccountConfig, counts: dict[str, int]) -> list[NumberUsage]:
+    """Each active number of ``config`` with its ``counts`` (the calls it placed on one day),
+    its cap (its own, else the account's) and what is left of it, in number order."""
+    out = []
+    for number in sorted(config.numbers, key=lambda n: n.number):
+        if number.status is not NumberStatus.ACTIVE:
+            continue
+        calls = counts.get(number.number, 0)
+        cap = number.daily_cap if number.daily_cap is not None else config.daily_cap
+        out.append(NumberUsage(number=number.number, name=number.name, calls=calls,
+                               daily_cap=cap,
+                               remaining=None if cap is None else max(cap - calls, 0)))
+    return out
+
+
+async def number_usage(call: Call) -> Reply:
+    params = _usage_params(call)
+    config, _ = await call.read(P.NUMBERS_MANAGE, P.USAGE_VIEW)
+    day = params.day or date.fromisoformat(
+        local_day(config.time_zone, time.time_ns() // 1_000_000))
+    counts = await call.store.usage(call.account_id, day.isoformat())
+    return Reply(UsageOfDay(day=day, time_zone=config.time_zone,
+                            numbers=_usage_of(config, counts)))
 
 
 async def add_number(call: Call) -> Reply:
@@ -113,9 +163,14 @@ OPERATIONS = [
     Operation("GET", "/numbers/{number}", get_number, "Read a phone number", _MANAGE,
               "numbers", response=NumberOut),
     Operation("PATCH", "/numbers/{number}", update_number,
-              "Rename a number, assign it to a department's pool, or set its reputation",
+              "Rename a number, assign it to a department's pool, set its reputation or its "
+              "daily cap",
               _MANAGE, "numbers",
               body=NumberPatch, response=NumberOut, conditional=True),
     Operation("POST", "/numbers/{number}/release", release_number, "Release a number",
               _MANAGE, "numbers", response=NumberOut, conditional=True),
+    Operation("GET", "/number-usage", number_usage,
+              "Calls each active number placed on a day, against its daily cap",
+              "`numbers.manage` or `usage.view`", "numbers", query=UsageParams,
+              response=UsageOfDay),
 ]

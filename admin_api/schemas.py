@@ -10,7 +10,7 @@ The OpenAPI document is generated from these Structs.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import msgspec
@@ -31,6 +31,7 @@ from callerid import (
 from callerid.model import (
     E164,
     Channels,
+    DailyCap,
     Email,
     Id,
     Name,
@@ -38,6 +39,7 @@ from callerid.model import (
     SipDomain,
     SipUsername,
     SupervisedGroups,
+    TimeZone,
 )
 
 from .presets import Preset
@@ -67,6 +69,7 @@ __all__ = [
     "NumberOut",
     "NumberParams",
     "NumberPatch",
+    "NumberUsage",
     "Page",
     "PresetApply",
     "PresetOut",
@@ -76,6 +79,8 @@ __all__ = [
     "TokenKind",
     "TokenOut",
     "TokenParams",
+    "UsageOfDay",
+    "UsageParams",
     "UserCreate",
     "UserOut",
     "UserParams",
@@ -135,6 +140,13 @@ class AccountOut(_Out, frozen=True):
     sip_lease_ttl_s: int
     """The lease of a call decided over SIP (a 302), at most ``lease_ttl_s``."""
     sticky_ttl_days: int
+    time_zone: TimeZone
+    """Where the account's day starts at midnight: daily caps and usage count by it."""
+    daily_cap: DailyCap | None
+    """Calls each number may place a day (a number's own ``daily_cap`` overrides it); null:
+    no cap."""
+    requested_over_cap: bool
+    """Whether a user who may choose the caller ID may ask for a number over its cap."""
     etag: Etag
 
 
@@ -156,6 +168,15 @@ class AccountPatch(_Request, frozen=True):
     """The lease of a call decided over SIP (a 302); the shorter of it and ``lease_ttl_s``
     applies."""
     sticky_ttl_days: Annotated[int, msgspec.Meta(ge=1, le=3660)] | UnsetType = UNSET
+    time_zone: TimeZone | UnsetType = UNSET
+    """An IANA time zone (``America/New_York``): the account's day, for daily caps and
+    usage, starts at midnight there. One the time zone database does not name is a 409."""
+    daily_cap: DailyCap | UnsetType | None = UNSET
+    """Calls each number may place a day, unless the number has its own ``daily_cap``;
+    null: no cap."""
+    requested_over_cap: bool | UnsetType = UNSET
+    """Let a user who may choose the caller ID ask for a number over its cap (else the
+    dial is denied ``caller_id_capped``)."""
 
 
 class Bootstrap(_Request, frozen=True):
@@ -320,6 +341,9 @@ class NumberCreate(_Request, frozen=True):
     voice: bool = True
     sms: bool = False
     department: Id | None = None
+    daily_cap: DailyCap | None = None
+    """This number's calls a day, in place of the account's ``daily_cap``; null: the
+    account's."""
 
 
 class NumberPatch(_Request, frozen=True):
@@ -332,6 +356,9 @@ class NumberPatch(_Request, frozen=True):
     """``resting`` (with ``resting_until``): automatic rules pass it over until then;
     ``retired``: never presented; ``active``: back in use."""
     resting_until: Annotated[datetime, msgspec.Meta(tz=True)] | UnsetType | None = UNSET
+    daily_cap: DailyCap | UnsetType | None = UNSET
+    """This number's calls a day, in place of the account's ``daily_cap``; null: the
+    account's again."""
 
 
 class NumberStatusFilter(enum.StrEnum):
@@ -344,6 +371,32 @@ class NumberParams(_Request, frozen=True):
     limit: Limit = 50
     status: NumberStatusFilter | None = None
     department: Id | None = None
+
+
+class UsageParams(_Request, frozen=True):
+    day: Annotated[date | None, msgspec.Meta(
+        description="The account's day (YYYY-MM-DD); today in its time zone when absent",
+        examples=["2026-12-04"])] = None
+
+
+class NumberUsage(_Out, frozen=True):
+    number: E164
+    name: Name
+    calls: int
+    """Calls it placed that day (each allowed dial counts when it is decided)."""
+    daily_cap: int | None
+    """Its cap: its own, else the account's; null: none."""
+    remaining: int | None
+    """Calls it may still place that day before automatic rules pass it over; null: no
+    cap."""
+
+
+class UsageOfDay(_Out, frozen=True):
+    day: date
+    time_zone: TimeZone
+    """The account's time zone, in which ``day`` starts at midnight."""
+    numbers: list[NumberUsage]
+    """Every active number of the account, in order."""
 
 
 # -- groups --------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 
 from callgate import PACKAGES
+from engine.days import load_zones
 from engine.http import build_app
 from engine.numbers import load_metadata
 from engine.tokens import issue_token
@@ -87,6 +88,7 @@ async def _check(seconds: float) -> Findings:
     except ImportError as exc:  # blockbuster comes with the test extra
         raise RuntimeError("blockbuster is not installed: pip install -e '.[test,bench]'") from exc
     load_metadata()
+    load_zones()
     findings = Findings()
     config = bench_account()
     catch = _Catch(findings)

@@ -22,7 +22,15 @@ from .model import (
     User,
 )
 from .permissions import ALL_PERMISSIONS, BUCKETS, Permission, effective_permissions
-from .resolve import Resolution, TraceStep, attest, resolve, resolve_emergency, sticky_numbers
+from .resolve import (
+    Resolution,
+    TraceStep,
+    attest,
+    candidate_steps,
+    resolve,
+    resolve_emergency,
+    sticky_numbers,
+)
 from .snapshot import AccountSnapshot, UserView, compile_account, resting_at
 
 __all__ = [
@@ -54,6 +62,7 @@ __all__ = [
     "User",
     "UserView",
     "attest",
+    "candidate_steps",
     "compile_account",
     "compile_geo",
     "effective_permissions",

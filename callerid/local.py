@@ -4,8 +4,8 @@ Among the numbers a user may present, the first tier that has any wins: one with
 area code (the NANP area code, or the geographic area code elsewhere), then one in the
 callee's state or province (NANP numbers, by ``callerid.nanp``), then one in the callee's
 country (for NANP numbers the ISO country, since +1 spans the US, Canada and the Caribbean;
-elsewhere the calling code). Within a tier the lowest number wins, so a dial's answer does
-not depend on anything but the configuration.
+elsewhere the calling code). Within a tier the number used least today wins, the lowest on
+a tie (``callerid.rotation``).
 
 ``compile_local`` indexes an account's active numbers once per configuration version: by the
 start of the E.164 number ('+1212', '+4420', ...) and by NANP region ('US-NY', 'US'), so a
@@ -22,7 +22,9 @@ import msgspec
 from .geo import Destination
 from .nanp import country_of, nanp_region
 
-__all__ = ["LocalIndex", "Tier", "compile_local", "local_candidates", "local_pick"]
+__all__ = [
+    "LocalIndex", "Tier", "compile_local", "local_candidates", "local_pick", "local_tiers",
+]
 
 _SHORTEST, _LONGEST = 2, 9
 """The prefixes indexed: '+7' (a whole calling code) up to '+1212555' (a NANP exchange)."""
@@ -57,7 +59,7 @@ def compile_local(numbers: Iterable[str]) -> LocalIndex:
                       by_region={k: tuple(v) for k, v in by_region.items()})
 
 
-def _tiers(index: LocalIndex, dest: Destination) -> list[tuple[Tier, str, tuple[str, ...]]]:
+def local_tiers(index: LocalIndex, dest: Destination) -> list[tuple[Tier, str, tuple[str, ...]]]:
     """The callee's tiers in order, each with what names it and the account's numbers in it."""
     tiers: list[tuple[Tier, str, tuple[str, ...]]] = []
     if dest.area is not None:
@@ -77,7 +79,7 @@ def local_pick(
     index: LocalIndex, dest: Destination, available: frozenset[str]
 ) -> tuple[Tier, str, str] | None:
     """The first tier with a number of ``available``: (tier, what names it, the number)."""
-    for tier, key, numbers in _tiers(index, dest):
+    for tier, key, numbers in local_tiers(index, dest):
         for number in numbers:
             if number in available:
                 return tier, key, number
@@ -89,4 +91,4 @@ def local_candidates(
 ) -> list[tuple[Tier, str, tuple[str, ...]]]:
     """Every tier with the numbers of ``available`` in it (for ``explain``'s trace)."""
     return [(tier, key, tuple(n for n in numbers if n in available))
-            for tier, key, numbers in _tiers(index, dest)]
+            for tier, key, numbers in local_tiers(index, dest)]

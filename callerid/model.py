@@ -70,6 +70,12 @@ AreaCode = Annotated[
 ]
 CallingCode = Annotated[int, msgspec.Meta(ge=1, le=999, description="Country calling code")]
 Channels = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
+DailyCap = Annotated[int, msgspec.Meta(
+    ge=0, le=10_000_000,
+    description="Outbound calls a number may place in a day (the account's local day)")]
+TimeZone = Annotated[str, msgspec.Meta(
+    pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$(?!\n)", max_length=64,
+    description="An IANA time zone, e.g. America/New_York", examples=["America/New_York"])]
 SipDomain = Annotated[
     str,
     msgspec.Meta(
@@ -167,6 +173,7 @@ class Reason(enum.StrEnum):
     CALLER_ID_NOT_ALLOWED = "caller_id_not_allowed"
     NO_CALLER_ID = "no_caller_id"
     CHANNEL_LIMIT = "channel_limit"
+    CALLER_ID_CAPPED = "caller_id_capped"
     STORE_UNAVAILABLE = "store_unavailable"
 
 
@@ -253,6 +260,8 @@ class PhoneNumber(_Config, frozen=True):
     reputation: Reputation = Reputation.ACTIVE
     resting_until: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
     """When a resting number's rest ends (with a time zone); set for ``resting`` only."""
+    daily_cap: DailyCap | None = None
+    """This number's own cap on calls a day, in place of the account's ``daily_cap``."""
 
     def __post_init__(self) -> None:
         if (self.reputation is Reputation.RESTING) != (self.resting_until is not None):
@@ -345,6 +354,14 @@ class AccountConfig(_Config, frozen=True):
     ``lease_ttl_s``: the shorter of the two applies."""
     sticky_ttl_days: Annotated[int, msgspec.Meta(ge=1, le=3660)] = 180
     """How long a contact's sticky caller ID is kept after its last connected call."""
+    time_zone: TimeZone = "UTC"
+    """The account's time zone: its day, for daily caps and usage, starts at midnight there."""
+    daily_cap: DailyCap | None = None
+    """Calls each number may place a day (a number's own ``daily_cap`` overrides it); absent
+    means no cap. A capped number is passed over by every rule but a requested caller ID."""
+    requested_over_cap: bool = False
+    """Let a user who may choose the caller ID ask for a number over its cap (else the dial
+    is denied ``caller_id_capped``)."""
     users: tuple[User, ...] = ()
     departments: tuple[Department, ...] = ()
     numbers: tuple[PhoneNumber, ...] = ()

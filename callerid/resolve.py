@@ -25,18 +25,21 @@ considered, saying what it found and why it was skipped; the hot path passes Non
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator, Mapping
+from typing import NamedTuple
 
 import msgspec
 
 from .geo import Destination, match
-from .local import local_candidates, local_pick
+from .local import local_tiers
 from .model import Attestation, Reason, Rule
 from .permissions import Permission
+from .rotation import ALL_CAPPED, capped, least_used
 from .snapshot import AccountSnapshot, UserView
 
 __all__ = [
-    "Resolution", "Step", "StepResult", "TraceStep", "attest", "resolve", "resolve_emergency",
-    "sticky_numbers",
+    "Candidates", "Resolution", "Step", "StepResult", "TraceStep", "attest", "candidate_steps",
+    "resolve", "resolve_emergency", "sticky_numbers",
 ]
 
 
@@ -148,12 +151,15 @@ def resolve(
     sticky: str | None = None,
     trace: list[TraceStep] | None = None,
     resting: frozenset[str] = frozenset(),
+    counts: Mapping[str, int] | None = None,
 ) -> Resolution:
     """Choose the caller ID for ``user`` calling ``dest``.
 
     ``sticky`` is the number last used with this contact on a connected call, or None; it is
     considered only when the user's sticky setting is on. ``resting``: the numbers resting
-    now (``resting_at``), which every rule but ``requested`` passes over. Returns an allowed
+    now (``resting_at``), which every rule but ``requested`` passes over. ``counts``: the
+    calls each number placed today, for rotation and daily caps (``callerid.rotation``);
+    None reads as none yet. Returns an allowed
     ``Resolution`` (number and rule) or a denial (``caller_id_not_allowed`` or
     ``no_caller_id``).
     """
@@ -167,11 +173,17 @@ def resolve(
             detail = _unavailable(user, requested)
             _note(trace, Rule.REQUESTED, StepResult.DENIED, detail, requested)
             return Resolution(reason=Reason.CALLER_ID_NOT_ALLOWED, detail=detail)
+        if (account.caps and not account.requested_over_cap
+                and account.caps.over(requested, counts or {})):
+            detail = capped(requested, account.caps.of(requested))
+            _note(trace, Rule.REQUESTED, StepResult.DENIED, detail, requested)
+            return Resolution(reason=Reason.CALLER_ID_CAPPED, detail=detail)
         _note(trace, Rule.REQUESTED, StepResult.CHOSEN, "requested for this call", requested)
         return Resolution(caller_id=requested, rule=Rule.REQUESTED)
     _note(trace, Rule.REQUESTED, StepResult.SKIPPED, "no caller ID requested")
 
     auto = available - resting if resting else available
+    caps = account.caps
     usable = sticky_numbers(user, dest, requested, resting)
     if usable is None:
         _note(trace, Rule.STICKY, StepResult.SKIPPED, "sticky caller ID is off")
@@ -180,49 +192,40 @@ def resolve(
     elif sticky not in usable:
         _note(trace, Rule.STICKY, StepResult.SKIPPED, _passed_over(user, sticky, resting),
               sticky)
+    elif caps and caps.over(sticky, counts or {}):
+        _note(trace, Rule.STICKY, StepResult.SKIPPED, capped(sticky, caps.of(sticky)), sticky)
     else:
         _note(trace, Rule.STICKY, StepResult.CHOSEN, "last number connected with this contact",
               sticky)
         return Resolution(caller_id=sticky, rule=Rule.STICKY)
 
-    if user.geo is None:
-        why = "account is not Pro" if not account.pro else "geo caller ID is off"
-        _note(trace, Step.GEO, StepResult.SKIPPED, why)
-    else:
-        candidates = match(user.geo, dest)
-        if not candidates:
-            _note(trace, Step.GEO, StepResult.SKIPPED, "no geo rule matches and no default geo ID")
-        for candidate in candidates:
-            if candidate.number in auto:
-                _note(trace, candidate.rule, StepResult.CHOSEN, candidate.detail, candidate.number)
-                return Resolution(caller_id=candidate.number, rule=candidate.rule)
-            detail = f"{candidate.detail}: {_passed_over(user, candidate.number, resting)}"
-            _note(trace, candidate.rule, StepResult.SKIPPED, detail, candidate.number)
+    any_capped = False
+    for step in _automatic(account, user, dest, trace):
+        number = least_used(step.numbers, auto, counts, caps)
+        if number is not None:
+            if trace is not None:
+                _note(trace, step.rule, StepResult.CHOSEN, _chosen(step, auto, counts), number)
+            return Resolution(caller_id=number, rule=step.rule)
+        if caps and any(n in auto for n in step.numbers):
+            any_capped = True
+            if trace is not None:
+                over = [n for n in step.numbers if n in auto]
+                _note(trace, step.rule, StepResult.SKIPPED,
+                      f"{step.detail}: {capped(over[0], account.caps.of(over[0]))}"
+                      + (f" (as are the other {len(over) - 1})" if len(over) > 1 else ""),
+                      over[0])
+        elif trace is not None:
+            if len(step.numbers) == 1:
+                why = _passed_over(user, step.numbers[0], resting)
+                _note(trace, step.rule, StepResult.SKIPPED, f"{step.detail}: {why}",
+                      step.numbers[0])
+            else:
+                _note(trace, step.rule, StepResult.SKIPPED,
+                      f"no number of the user's in the callee's {step.detail}")
 
-    if user.local_presence:
-        if trace is not None:
-            _trace_local(trace, account, dest, auto)
-        picked = local_pick(account.local, dest, auto)
-        if picked is not None:
-            return Resolution(caller_id=picked[2], rule=Rule.LOCAL_PRESENCE)
-    elif trace is not None:
-        why = ("local presence is off" if not user.settings.local_presence
-               else "local presence needs the callerid.local_presence permission")
-        _note(trace, Step.LOCAL_PRESENCE, StepResult.SKIPPED, why)
-
-    for rule, number in (
-        (Rule.USER_DEFAULT, user.default_caller_id),
-        (Rule.DEPARTMENT_DEFAULT, user.department_default),
-        (Rule.ACCOUNT_DEFAULT, account.account_default),
-    ):
-        if number is None:
-            _note(trace, rule, StepResult.SKIPPED, "not set")
-        elif number not in auto:
-            _note(trace, rule, StepResult.SKIPPED, _passed_over(user, number, resting), number)
-        else:
-            _note(trace, rule, StepResult.CHOSEN, "default caller ID", number)
-            return Resolution(caller_id=number, rule=rule)
-
+    if any_capped:
+        _note(trace, Step.NO_CALLER_ID, StepResult.DENIED, ALL_CAPPED)
+        return Resolution(reason=Reason.CALLER_ID_CAPPED, detail=ALL_CAPPED)
     choices = (
         user.available_sorted if Permission.CALLERID_CHOOSE in user.permissions else ()
     )
@@ -233,18 +236,78 @@ def resolve(
     return Resolution(reason=Reason.NO_CALLER_ID, detail=detail, choices=choices)
 
 
-def _trace_local(
-    trace: list[TraceStep], account: AccountSnapshot, dest: Destination, available: frozenset[str]
-) -> None:
-    """One step per tier tried: the chosen one names its candidates (the lowest wins)."""
-    for tier, key, numbers in local_candidates(account.local, dest, available):
+class Candidates(NamedTuple):
+    """One automatic step's offer: the numbers it would go out from, best first (one, but
+    for local presence, whose tiers offer every number there)."""
+
+    rule: Rule
+    numbers: tuple[str, ...]
+    detail: str
+
+
+def _automatic(
+    account: AccountSnapshot, user: UserView, dest: Destination,
+    trace: list[TraceStep] | None = None,
+) -> Iterator[Candidates]:
+    """The automatic steps after sticky, in order: geo, local presence by tier, defaults.
+    Their numbers are not yet filtered by what the user may present; steps that offer
+    nothing are noted in ``trace`` here."""
+    if user.geo is None:
+        why = "account is not Pro" if not account.pro else "geo caller ID is off"
+        _note(trace, Step.GEO, StepResult.SKIPPED, why)
+    else:
+        candidates = match(user.geo, dest)
+        if not candidates:
+            _note(trace, Step.GEO, StepResult.SKIPPED, "no geo rule matches and no default geo ID")
+        for candidate in candidates:
+            yield Candidates(candidate.rule, (candidate.number,), candidate.detail)
+    if user.local_presence:
+        for tier, key, numbers in local_tiers(account.local, dest):
+            yield Candidates(Rule.LOCAL_PRESENCE, numbers, f"{tier} {key}")
+    else:
+        why = ("local presence is off" if not user.settings.local_presence
+               else "local presence needs the callerid.local_presence permission")
+        _note(trace, Step.LOCAL_PRESENCE, StepResult.SKIPPED, why)
+    for rule, number in (
+        (Rule.USER_DEFAULT, user.default_caller_id),
+        (Rule.DEPARTMENT_DEFAULT, user.department_default),
+        (Rule.ACCOUNT_DEFAULT, account.account_default),
+    ):
+        if number is None:
+            _note(trace, rule, StepResult.SKIPPED, "not set")
+        else:
+            yield Candidates(rule, (number,), "default caller ID")
+
+
+def candidate_steps(
+    account: AccountSnapshot, user: UserView, dest: Destination,
+    resting: frozenset[str] = frozenset(), *, first: bool = False,
+) -> tuple[tuple[Rule, tuple[str, ...]], ...]:
+    """The automatic steps ``resolve`` walks after sticky, each with the numbers it offers
+    this user now (resting ones left out), steps offering none left out; with ``first``,
+    only the first step that offers any. A store walks these with today's counts
+    (``least_used``) in the step that takes the channel; ``resolve`` given the same counts
+    picks the same number."""
+    auto = user.available - resting if resting else user.available
+    steps = []
+    for step in _automatic(account, user, dest):
+        numbers = tuple(n for n in step.numbers if n in auto)
         if numbers:
-            detail = (f"{tier} {key}: the lowest of {len(numbers)} candidates "
-                      f"({', '.join(numbers[:10])}{', ...' if len(numbers) > 10 else ''})")
-            _note(trace, Step.LOCAL_PRESENCE, StepResult.CHOSEN, detail, numbers[0])
-            return
-        _note(trace, Step.LOCAL_PRESENCE, StepResult.SKIPPED,
-              f"no number of the user's in the callee's {tier} ({key})")
+            steps.append((step.rule, numbers))
+            if first:
+                break
+    return tuple(steps)
+
+
+def _chosen(step: Candidates, auto: frozenset[str], counts: Mapping[str, int] | None) -> str:
+    if step.rule is not Rule.LOCAL_PRESENCE:
+        return step.detail
+    numbers = [n for n in step.numbers if n in auto]
+    listed = ", ".join(numbers[:10]) + (", ..." if len(numbers) > 10 else "")
+    if len(numbers) == 1:
+        return f"{step.detail}: the only candidate ({listed})"
+    how = "the least used today" if counts else "the first"
+    return f"{step.detail}: {how} of {len(numbers)} candidates ({listed})"
 
 
 def resolve_emergency(

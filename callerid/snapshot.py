@@ -4,7 +4,8 @@
 otherwise redo per dial: effective permissions, effective call settings (Pro features masked
 on non-Pro accounts), each user's available caller-ID set (active numbers only, so a released
 or retired number is never presented), the chain of default caller IDs, geo prefix tables,
-the active numbers indexed by where they are (local presence), and the resting ones.
+the active numbers indexed by where they are (local presence), the resting ones and each
+number's daily cap.
 
 The input must already satisfy the account invariants (``engine.invariants``); compiling
 does not re-check references.
@@ -26,6 +27,7 @@ from .model import (
     User,
 )
 from .permissions import Permission, effective_permissions
+from .rotation import Caps
 
 __all__ = [
     "AccountSnapshot", "UserView", "compile_account", "effective_settings", "resting_at",
@@ -67,6 +69,11 @@ class AccountSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """The active numbers by where they are, for local presence."""
     resting: dict[str, int]
     """Resting numbers, with when their rest ends (ms since the epoch)."""
+    caps: Caps
+    """Each number's daily cap."""
+    time_zone: str
+    """Where the account's day (for caps and usage) starts at midnight."""
+    requested_over_cap: bool
     sip_domain: str | None
     sip_users: dict[str, str]
     """User id by SIP username (as the user's credential spells it)."""
@@ -137,6 +144,11 @@ def compile_account(account: AccountConfig, version: int) -> AccountSnapshot:
         active_numbers=active,
         local=compile_local(active),
         resting=resting,
+        caps=Caps(default=account.daily_cap,
+                  overrides={n.number: n.daily_cap for n in account.numbers
+                             if n.daily_cap is not None and n.number in active}),
+        time_zone=account.time_zone,
+        requested_over_cap=account.requested_over_cap,
         sip_domain=account.sip_domain,
         sip_users={u.sip.username: u.id for u in account.users if u.sip is not None},
     )

@@ -23,6 +23,7 @@ import msgspec
 from aiohttp import web
 
 from engine import configfile, logs
+from engine.days import load_zones
 from engine.errors import CallgateError, ConfigurationError
 from engine.http import Lifecycle
 from engine.numbers import load_metadata, load_numbering_plans
@@ -120,6 +121,7 @@ async def serve(settings: ServeSettings, *, ready: Callable[[], None] | None = N
     the banner (a worker process tells its parent)."""
     await asyncio.to_thread(load_metadata)
     await asyncio.to_thread(load_numbering_plans)
+    await asyncio.to_thread(load_zones)
     store = open_store(settings.data_dir, settings.redis, serving=True)
     await store.open()
     try:

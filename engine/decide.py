@@ -35,6 +35,7 @@ from callerid import (
     TraceStep,
     UserView,
     attest,
+    candidate_steps,
     compile_account,
     resolve,
     resolve_emergency,
@@ -42,12 +43,14 @@ from callerid import (
     sticky_numbers,
 )
 from callerid.resolve import Step, StepResult
+from callerid.rotation import ALL_CAPPED, capped
 
+from .days import local_day
 from .errors import NotFound, StoreUnavailable
 from .metrics import Metrics
 from .numbers import normalise
 from .policy import check_destination
-from .store import Plan, Store, Ticket
+from .store import Plan, Rotation, Store, Ticket
 from .store.protocol import channel_denial, channel_refusal
 from .wire import Decision, DialRequest, EndResult, HeartbeatResult, rfc3339
 
@@ -68,9 +71,11 @@ def decide(
     lease_expires_at: str | None = None,
     trace: list[TraceStep] | None = None,
     resting: frozenset[str] = frozenset(),
+    counts: dict[str, int] | None = None,
 ) -> Decision:
     """Steps 1-3 for one dial, pure: the decision before any channel is taken (an allowed
-    one carries ``lease_expires_at``, the expiry its lease would get)."""
+    one carries ``lease_expires_at``, the expiry its lease would get). ``counts``: the
+    calls each number placed today (None: none yet)."""
     if dest is None:
         detail = (
             f"{dialled!r} is not a valid phone number "
@@ -105,7 +110,7 @@ def decide(
             trace.append(TraceStep(step=Step.POLICY, result=StepResult.OK,
                                    detail="destination permitted"))
         resolution = resolve(account, user, dest, requested=requested, sticky=sticky,
-                             trace=trace, resting=resting)
+                             trace=trace, resting=resting, counts=counts)
     if resolution.reason is not None:
         return Decision(
             allowed=False,
@@ -126,6 +131,37 @@ def decide(
         settings=user.settings,
         attestation=attest(account, user, caller_id) if caller_id is not None else None,
     )
+
+
+def _rotation(
+    account: AccountSnapshot, user: UserView, dest: Destination | None, fallback: Decision,
+    resting: frozenset[str],
+) -> Rotation | None:
+    """The rotation a dial's caller ID depends on, given its answer before today's counts
+    are read, or None when the counts cannot change it: no number it could go out from is
+    capped, and no rule offers it more than one number to take turns with."""
+    rule = fallback.rule
+    if not fallback.allowed or dest is None or rule is Rule.EMERGENCY:
+        return None
+    caps = account.caps
+    if rule is Rule.REQUESTED:
+        number = fallback.caller_id
+        if number is None or not caps or account.requested_over_cap or caps.of(number) is None:
+            return None
+        denial = Decision(allowed=False, call_id=fallback.call_id, to=fallback.to,
+                          reason=Reason.CALLER_ID_CAPPED, detail=capped(number, caps.of(number)))
+        return Rotation(steps=((rule, (number,)),), answer=fallback, exhausted=denial)
+    if caps:
+        steps = candidate_steps(account, user, dest, resting)
+    elif rule is Rule.LOCAL_PRESENCE:  # the first step that offers any is local presence's
+        steps = candidate_steps(account, user, dest, resting, first=True)
+        if len(steps[0][1]) < 2:
+            return None
+    else:
+        return None
+    denial = Decision(allowed=False, call_id=fallback.call_id, to=fallback.to,
+                      reason=Reason.CALLER_ID_CAPPED, detail=ALL_CAPPED)
+    return Rotation(steps=steps, answer=fallback, exhausted=denial)
 
 
 _CALL_ID_PREFIX = secrets.token_hex(6)
@@ -205,7 +241,8 @@ class Engine:
         dest = normalise(request.to, account.default_region)
         requested = request.caller_id
         emergency = dest is not None and dest.emergency
-        resting = resting_at(account, time.time_ns() // 1_000_000)
+        now_ms = time.time_ns() // 1_000_000
+        resting = resting_at(account, now_ms)
         usable = sticky_numbers(user, dest, requested, resting) if dest is not None else None
         ticket = Ticket(
             account_id=account_id,
@@ -219,6 +256,7 @@ class Engine:
             account_limit=account.max_channels,
             ttl_ms=self._sip_lease_ttl_ms[account_id] if sip else account.lease_ttl_ms,
             sticky_ttl_ms=account.sticky_ttl_ms,
+            day=local_day(account.time_zone, now_ms),
         )
         return account, user, dest, ticket, usable, resting
 
@@ -253,6 +291,9 @@ class Engine:
                 ),
                 sticky_ids=usable,
             )
+        rotation = _rotation(account, user, dest, fallback, resting)
+        if rotation is not None or (account.caps and plan.sticky is not None):
+            plan = msgspec.structs.replace(plan, rotation=rotation, caps=account.caps)
         try:
             decision = await self._store.admit(ticket, plan)
         except StoreUnavailable as exc:
@@ -286,9 +327,10 @@ class Engine:
             )
             return msgspec.structs.replace(peek.known, trace=(replayed,))
         trace: list[TraceStep] = []
+        counts = await self._store.usage(account_id, ticket.day)
         decision = decide(
             account, user, request.to, dest, request.caller_id, ticket.call_id, peek.sticky,
-            trace=trace, resting=resting,
+            trace=trace, resting=resting, counts=counts,
         )
         if decision.allowed and ticket.counted:
             refusal = channel_refusal(ticket, peek.user_leases, peek.account_leases)

@@ -14,8 +14,8 @@ written.
 5. Every reference resolves: a user's department, default and custom caller IDs and geo rule
    numbers; a department's default caller ID; a number's department pool; the account's
    default caller ID; group members; the groups a user supervises.
-6. Numbers are valid E.164 numbers; regions are regions phonenumbers knows; an area code is
-   mapped to one number only.
+6. Numbers are valid E.164 numbers; regions are regions phonenumbers knows; the time zone
+   is one the IANA database names; an area code is mapped to one number only.
 7. SIP usernames are unique in the account (ignoring case), and SIP credentials exist only
    in an account with a SIP domain (their digests are computed over it).
 8. A released number is in no department's pool (releasing a number takes it out, and the
@@ -37,6 +37,7 @@ they were found, without taking the message apart.
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Iterable, Sequence
 
 import msgspec
@@ -154,6 +155,9 @@ def _user_entry(index: int, user: User) -> Entry:
     return Entry("users", index, user.id)
 
 
+_TIME_ZONES = frozenset(zoneinfo.available_timezones())
+
+
 def violations(config: AccountConfig) -> list[Violation]:
     """Every broken invariant of ``config`` but 0 and 9 (the ones ``check`` reports as a
     ``Conflict``), in the order the module's docstring lists them."""
@@ -183,6 +187,9 @@ def violations(config: AccountConfig) -> list[Violation]:
 
     if config.default_region not in SUPPORTED_REGIONS:
         broken(f"{config.default_region!r} is not a known region", "default_region")
+    if config.time_zone not in _TIME_ZONES:
+        broken(f"{config.time_zone!r} is not a known time zone (an IANA name such as "
+               "'America/New_York')", "time_zone")
     for i, region in enumerate(config.plan_countries):
         if region not in SUPPORTED_REGIONS:
             broken(f"{region!r} is not a known region", "plan_countries", i)

@@ -76,6 +76,7 @@ DENIAL_STATUS: dict[Reason, int] = {
     Reason.INVALID_NUMBER: 484,
     Reason.PERMISSION_DENIED: 403,
     Reason.CALLER_ID_NOT_ALLOWED: 403,
+    Reason.CALLER_ID_CAPPED: 403,
     Reason.NO_CALLER_ID: 480,
     Reason.CHANNEL_LIMIT: 486,
     Reason.STORE_UNAVAILABLE: 503,

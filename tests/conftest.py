@@ -22,6 +22,7 @@ from callerid import AccountConfig
 from callgate import PACKAGES
 from callgate.assembly import assemble
 from engine import configfile
+from engine.days import load_zones
 from engine.decide import Engine
 from engine.numbers import load_metadata
 from engine.service import AccountService
@@ -35,6 +36,7 @@ NO_DRAIN = ("--drain", "0")
 instead of after the default 5 s drain."""
 
 load_metadata()
+load_zones()
 
 
 

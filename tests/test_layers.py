@@ -61,6 +61,7 @@ LAYERS: dict[str, Layer] = {
     "engine": Layer.CORE,
     "engine.changes.*": Layer.CORE,
     "engine.configfile": Layer.CORE,
+    "engine.days": Layer.CORE,
     "engine.errors": Layer.CORE,
     "engine.invariants": Layer.CORE,
     "engine.numbers": Layer.CORE,

@@ -41,8 +41,8 @@ def add_number(number: PhoneNumber) -> Change:
 
 def update_number(number: str, fields: Fields) -> Change:
     """Replace the ``fields`` of a number (its name, whether it carries voice and SMS, its
-    reputation). Its pool is ``assign_number``'s: a ``department`` among ``fields`` is a
-    ``ValueError``. A number put back to ``active`` or ``retired`` loses its
+    reputation, its own daily cap). Its pool is ``assign_number``'s: a ``department`` among
+    ``fields`` is a ``ValueError``. A number put back to ``active`` or ``retired`` loses its
     ``resting_until``; one put to rest without one (or given one while not resting) is an
     ``InvalidField`` naming ``resting_until``."""
     if "department" in fields:

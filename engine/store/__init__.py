@@ -3,7 +3,17 @@
 from pathlib import Path
 
 from .embedded import EmbeddedStore
-from .protocol import AuditEntry, AuditQuery, LiveCall, Peek, Plan, Store, Ticket, TokenRecord
+from .protocol import (
+    AuditEntry,
+    AuditQuery,
+    LiveCall,
+    Peek,
+    Plan,
+    Rotation,
+    Store,
+    Ticket,
+    TokenRecord,
+)
 from .redis_store import RedisSettings, RedisStore
 
 __all__ = [
@@ -13,6 +23,7 @@ __all__ = [
     "LiveCall",
     "Peek",
     "Plan",
+    "Rotation",
     "Store",
     "Ticket",
     "TokenRecord",

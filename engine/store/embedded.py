@@ -36,6 +36,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -48,6 +49,7 @@ from ..wire import Decision, EndResult, rfc3339
 from .callstate import CallState, CallStatus, check_end, check_heartbeat, sticky_pair
 from .protocol import (
     RETENTION_MS,
+    USAGE_KEPT_DAYS,
     AuditEntry,
     AuditQuery,
     Changes,
@@ -92,6 +94,9 @@ CREATE TABLE IF NOT EXISTS call_log (
 CREATE TABLE IF NOT EXISTS number_owners (
     number TEXT PRIMARY KEY, account_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS number_owners_by_account ON number_owners (account_id);
+CREATE TABLE IF NOT EXISTS number_usage (
+    account_id TEXT NOT NULL, day TEXT NOT NULL, number TEXT NOT NULL, calls INTEGER NOT NULL,
+    PRIMARY KEY (account_id, day, number)) WITHOUT ROWID;
 """
 # ``number_owners`` holds every name an account holds alone (``claimed_names``): its active
 # numbers, and its SIP domain as ``sip:<domain>``. The table kept its first name so that a
@@ -106,8 +111,16 @@ CREATE INDEX IF NOT EXISTS number_owners_by_account ON number_owners (account_id
 Key = tuple[str, str]
 Sticky = tuple[str, int]
 """A contact's sticky caller ID and when it expires (ms)."""
+Use = tuple[str, str]
+"""A call counted against a number: (the account's day, the number)."""
 _NEVER = 2**62
 _DEFAULT_STICKY_TTL_MS = 180 * 86_400_000
+
+
+def _first_day_kept(now_ms: int) -> str:
+    """The earliest day whose usage is kept (by UTC days: a day either side is harmless)."""
+    first = datetime.fromtimestamp(now_ms / 1000, UTC) - timedelta(days=USAGE_KEPT_DAYS)
+    return first.date().isoformat()
 
 
 class CallRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -223,6 +236,12 @@ _SET_STICKY = Statement(
     "(?, ?, ?, ?, ?)",
 )
 _DELETE_CALLS = Statement(_DELETE, "DELETE FROM call_log WHERE seq IN (", "?", ")")
+_COUNT_USE = Statement(
+    _APPEND,
+    "INSERT INTO number_usage (account_id, day, number, calls) VALUES ",
+    "(?, ?, ?, ?)",
+    " ON CONFLICT (account_id, day, number) DO UPDATE SET calls = calls + excluded.calls",
+)
 
 
 def _write_call(
@@ -233,12 +252,16 @@ def _write_call(
     replaces: tuple[int | None, ...],
     sticky: tuple[str, Sticky | None] | None,
     now_ms: int,
+    use: Use | None = None,
+    uses: int = 1,
 ) -> Rows:
     """The row changes that make the disk say ``record`` for the call (appended as row ``seq``;
-    None: no record), delete the rows it ``replaces``, and set the contact's sticky caller ID
-    and its expiry (None: cleared)."""
+    None: no record), delete the rows it ``replaces``, set the contact's sticky caller ID
+    and its expiry (None: cleared), and add ``uses`` to a number's calls of a day."""
     account_id, call_id = key
     changes: list[tuple[Statement, tuple[Any, ...]]] = []
+    if use is not None:
+        changes.append((_COUNT_USE, (account_id, *use, uses)))
     if record is not None:
         blob = _record_encoder.encode(record)
         changes.append((_INSERT_CALL, (seq, account_id, call_id, record.retain_until_ms, blob)))
@@ -336,6 +359,8 @@ class EmbeddedStore:
         self._user_expiry: dict[Key, int] = {}
         self._account_expiry: dict[str, int] = {}
         self._sticky: dict[Key, Sticky] = {}
+        self._usage: dict[Key, dict[str, int]] = {}
+        """Calls each number placed, by (account, day)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -344,7 +369,7 @@ class EmbeddedStore:
         await self._db.start()
         await self._db.run(_migrate)
         now = self._clock_ms()
-        calls, sticky, last_row = await self._db.read(
+        calls, sticky, last_row, usage = await self._db.read(
             lambda conn: (
                 conn.execute(
                     "SELECT seq, account_id, call_id, record FROM call_log "
@@ -357,6 +382,8 @@ class EmbeddedStore:
                     (now,),
                 ).fetchall(),
                 conn.execute("SELECT COALESCE(MAX(seq), 0) FROM call_log").fetchone()[0],
+                conn.execute("SELECT account_id, day, number, calls FROM number_usage "
+                             "WHERE day >= ? AND calls > 0", (_first_day_kept(now),)).fetchall(),
             )
         )
         self._last_row = last_row
@@ -367,6 +394,8 @@ class EmbeddedStore:
             if self._holds_channel(record, now):
                 self._index(account_id, call_id, record)
         self._sticky = {(a, c): (n, e) for a, c, n, e in sticky}
+        for account_id, day, number, used in usage:
+            self._usage.setdefault((account_id, day), {})[number] = used
         self._watchdog = asyncio.create_task(self._enforce_deadlines(), name="embedded-deadlines")
 
     async def _enforce_deadlines(self) -> None:
@@ -590,7 +619,8 @@ class EmbeddedStore:
 
         sticky = self._sticky_at(ticket.account_id, ticket.contact, now) if ticket.contact else None
         expires = now + ticket.ttl_ms
-        decision = plan.choose(sticky, rfc3339(expires))
+        decision = plan.choose(sticky, rfc3339(expires),
+                               self._usage.get((ticket.account_id, ticket.day)))
         if decision.allowed and ticket.counted:
             refusal = self._refuse_channel(ticket, now)
             if refusal is not None:
@@ -617,8 +647,21 @@ class EmbeddedStore:
             retain_until_ms=expires + RETENTION_MS,
             sticky_ttl_ms=ticket.sticky_ttl_ms,
         )
-        await self._commit_call(key, record, previous=stale, now=now)
+        use = (ticket.day, decision.caller_id) if ticket.counted and decision.caller_id else None
+        await self._commit_call(key, record, previous=stale, now=now, use=use)
         return decision
+
+    async def usage(self, account_id: str, day: str) -> dict[str, int]:
+        return dict(self._usage.get((account_id, day), {}))
+
+    def _count_use(self, account_id: str, use: Use, uses: int) -> None:
+        day, number = use
+        counts = self._usage.setdefault((account_id, day), {})
+        calls = counts.get(number, 0) + uses
+        if calls > 0:
+            counts[number] = calls
+        else:  # an undone call was the day's only one: as if it never was
+            counts.pop(number, None)
 
     def _sticky_at(self, account_id: str, contact: str, now: int) -> str | None:
         entry = self._sticky.get((account_id, contact))
@@ -718,9 +761,10 @@ class EmbeddedStore:
         previous: CallRecord | None,
         now: int,
         sticky: tuple[str, Sticky] | None = None,
+        use: Use | None = None,
     ) -> None:
-        """Install ``record`` (and a sticky entry) in memory now, write them, and return once
-        they are committed.
+        """Install ``record`` (and a sticky entry, and a number's call counted) in memory
+        now, write them, and return once they are committed.
 
         If the caller never sees the outcome (the write failed, or the caller stopped waiting:
         a deadline or a cancelled request), the change is undone: in memory at once, and on
@@ -733,11 +777,14 @@ class EmbeddedStore:
         self._rows[key] = row
         if sticky is not None:
             self._set_sticky(account_id, *sticky)
+        if use is not None:
+            self._count_use(account_id, use, 1)
         written: asyncio.Future[None] | None = None
         try:
             written = self._db.submit_rows(
                 _write_call(
-                    key, record, seq=row, replaces=(old_row,), sticky=sticky, now_ms=now
+                    key, record, seq=row, replaces=(old_row,), sticky=sticky, now_ms=now,
+                    use=use,
                 )
             )
             self._pending[key] = written
@@ -750,6 +797,8 @@ class EmbeddedStore:
             restore = (sticky[0], old_sticky) if sticky is not None else None
             if sticky is not None:
                 self._set_sticky(account_id, sticky[0], old_sticky)
+            if use is not None:
+                self._count_use(account_id, use, -1)
             undo_row = self._next_row()
             if previous is None:
                 self._rows.pop(key, None)
@@ -764,6 +813,8 @@ class EmbeddedStore:
                         replaces=(row, old_row),
                         sticky=restore,
                         now_ms=self._clock_ms(),
+                        use=use,
+                        uses=-1,
                     )
                 )
                 undo.add_done_callback(_log_undo_failure)
@@ -883,7 +934,13 @@ class EmbeddedStore:
         for leases in (*self._user_leases.values(), *self._account_leases.values()):
             for call_id in [c for c, until in leases.items() if until <= now]:
                 del leases[call_id]
-        await self._db.run(
-            lambda conn: conn.execute("DELETE FROM call_log WHERE retain_until_ms <= ?", (now,))
-        )
+        first_day = _first_day_kept(now)
+        for old in [key for key in self._usage if key[1] < first_day]:
+            del self._usage[old]
+
+        def forget(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM call_log WHERE retain_until_ms <= ?", (now,))
+            conn.execute("DELETE FROM number_usage WHERE day < ?", (first_day,))
+
+        await self._db.run(forget)
         return len(stale)

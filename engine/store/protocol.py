@@ -11,7 +11,8 @@ from typing import Any, Protocol
 
 import msgspec
 
-from callerid import AccountConfig, NumberStatus, Outcome, Reason
+from callerid import AccountConfig, NumberStatus, Outcome, Reason, Rule
+from callerid.rotation import NO_CAPS, Caps, least_used
 
 from ..errors import Conflict
 from ..wire import Decision, EndResult
@@ -19,6 +20,7 @@ from ..wire import Decision, EndResult
 __all__ = [
     "AUDIT_PAGE_MAX",
     "RETENTION_MS",
+    "USAGE_KEPT_DAYS",
     "AuditEntry",
     "AuditQuery",
     "Changes",
@@ -26,6 +28,7 @@ __all__ = [
     "OnChange",
     "Peek",
     "Plan",
+    "Rotation",
     "Store",
     "Ticket",
     "TokenRecord",
@@ -63,6 +66,13 @@ class Ticket(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ttl_ms: int
     sticky_ttl_ms: int = 180 * 86_400_000
     """How long the contact's sticky caller ID lasts once this call connects."""
+    day: str = ""
+    """The account's day now ('2026-12-04'): an allowed call counts against its caller ID's
+    calls of this day (``Store.usage``)."""
+
+
+USAGE_KEPT_DAYS = 32
+"""How many days back each number's calls per day are kept (``Store.usage``)."""
 
 
 def refusal_detail(
@@ -89,39 +99,75 @@ def channel_refusal(ticket: Ticket, user_calls: int, account_calls: int) -> str 
     )
 
 
+class Rotation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A caller ID that depends on today's counts (``callerid.rotation``): the first step
+    with a number under its cap gives it, the least used of the step's numbers."""
+
+    steps: tuple[tuple[Rule, tuple[str, ...]], ...]
+    """``callerid.candidate_steps``: each rule with the numbers it offers, in order."""
+    answer: Decision
+    """The allowed answer, its rule and caller ID set by the pick."""
+    exhausted: Decision
+    """The answer when every number offered is capped (``caller_id_capped``)."""
+
+    def pick(self, counts: dict[str, int], caps: Caps) -> tuple[Rule, str] | None:
+        for rule, numbers in self.steps:
+            number = least_used(numbers, None, counts, caps)
+            if number is not None:
+                return rule, number
+        return None
+
+
 class Plan(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """The engine's answer as data, before the store reads the contact's sticky caller ID.
+    """The engine's answer as data, before the store reads what it keeps: the contact's
+    sticky caller ID and the calls each number placed today.
 
     The store picks ``sticky`` when the caller ID it reads for the contact is one of
     ``sticky_ids`` (``callerid.sticky_numbers``: when and from which numbers sticky answers
-    is decided there, not here), else ``decision``; an allowed answer
-    then takes a channel or becomes a ``channel_limit`` denial. Being data rather than a
-    callback, a plan can travel to a Redis script, which makes that choice next to the data.
+    is decided there, not here) and under its cap, else ``rotation``'s pick when there is
+    one, else ``decision``; an allowed answer then takes a channel or becomes a
+    ``channel_limit`` denial, and counts against its caller ID's calls today. Being data
+    rather than a callback, a plan can travel to a Redis script, which makes that choice
+    next to the data.
     """
 
     decision: Decision
-    """The answer when no usable sticky caller ID is found. When allowed, its
-    ``lease_expires_at`` is left unset: the store sets it from its own clock."""
+    """The answer when no usable sticky caller ID is found and there is no rotation. When
+    allowed, its ``lease_expires_at`` is left unset: the store sets it from its own clock."""
     sticky: Decision | None = None
     """The allowed answer for a sticky hit, ``caller_id`` and lease expiry left unset; None
     when no sticky caller ID can change the answer."""
     sticky_ids: frozenset[str] = frozenset()
+    rotation: Rotation | None = None
+    caps: Caps = NO_CAPS
+    """The account's daily caps: a sticky caller ID over its cap is passed over."""
 
-    def choose(self, sticky: str | None, lease_expires_at: str) -> Decision:
-        """The answer given the sticky caller ID read for the contact (or None); an allowed
-        one carries ``lease_expires_at``."""
-        if sticky is not None and self.sticky is not None and sticky in self.sticky_ids:
+    def choose(
+        self, sticky: str | None, lease_expires_at: str, counts: dict[str, int] | None = None
+    ) -> Decision:
+        """The answer given the sticky caller ID read for the contact (or None) and today's
+        ``counts``; an allowed one carries ``lease_expires_at``."""
+        counts = counts or {}
+        if (sticky is not None and self.sticky is not None and sticky in self.sticky_ids
+                and not self.caps.over(sticky, counts)):
             return msgspec.structs.replace(
                 self.sticky, caller_id=sticky, lease_expires_at=lease_expires_at
             )
+        rotation = self.rotation
+        if rotation is not None:
+            picked = rotation.pick(counts, self.caps)
+            if picked is None:
+                return rotation.exhausted
+            return msgspec.structs.replace(rotation.answer, rule=picked[0], caller_id=picked[1],
+                                           lease_expires_at=lease_expires_at)
         if self.decision.allowed:
             return msgspec.structs.replace(self.decision, lease_expires_at=lease_expires_at)
         return self.decision
 
     @property
     def may_allow(self) -> bool:
-        """Whether any sticky read could make this an allowed answer (else nothing is taken)."""
-        return self.decision.allowed or self.sticky is not None
+        """Whether any read could make this an allowed answer (else nothing is taken)."""
+        return self.decision.allowed or self.sticky is not None or self.rotation is not None
 
 
 def owned_numbers(config: AccountConfig) -> list[str]:
@@ -357,6 +403,12 @@ class Store(Protocol):
     ) -> int: ...
 
     async def peek(self, ticket: Ticket) -> Peek: ...
+
+    async def usage(self, account_id: str, day: str) -> dict[str, int]:
+        """The calls each number of the account placed on ``day`` (the account's day, as
+        ``Ticket.day`` names it), counted when each call was allowed; numbers that placed
+        none are left out. Kept for ``USAGE_KEPT_DAYS``."""
+        ...
 
     async def sweep(self) -> int: ...
 

@@ -132,7 +132,7 @@ def test_the_trace_names_each_tier_tried_and_the_candidates() -> None:
     steps = [t for t in trace if t.step == Step.LOCAL_PRESENCE]
     assert [(t.result, t.caller_id) for t in steps] == [
         (StepResult.SKIPPED, None), (StepResult.CHOSEN, MANHATTAN_2)]
-    assert "area code (+1718)" in steps[0].detail
+    assert "area code +1718" in steps[0].detail
     assert "state or province US-NY" in steps[1].detail
     assert all(n in steps[1].detail for n in (MANHATTAN_2, MANHATTAN_1, BUFFALO))
 

@@ -75,10 +75,11 @@ async def reopen(store: Store, clock: Clock) -> Store:
 def ticket(call_id: str, *, user: str = "u", limit: int = 2, account_limit: int | None = None,
            remember: bool = True, contact: str | None = "+12125550187", counted: bool = True,
            fingerprint: str = "f", ttl_ms: int = 60_000,
-           sticky_ttl_ms: int = 86_400_000) -> Ticket:
+           sticky_ttl_ms: int = 86_400_000, day: str = "2026-12-04") -> Ticket:
     return Ticket(account_id="a", call_id=call_id, user_id=user, fingerprint=fingerprint,
                   remember=remember, contact=contact, counted=counted, user_limit=limit,
-                  account_limit=account_limit, ttl_ms=ttl_ms, sticky_ttl_ms=sticky_ttl_ms)
+                  account_limit=account_limit, ttl_ms=ttl_ms, sticky_ttl_ms=sticky_ttl_ms,
+                  day=day)
 
 
 OURS = frozenset({"+12125550100", "+13105550110"})

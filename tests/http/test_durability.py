@@ -177,7 +177,9 @@ async def test_a_dial_held_up_by_the_disk_holds_a_channel_only_if_it_was_allowed
 
 
 async def test_a_dial_whose_write_failed_leaves_nothing_behind(servers: ServerFactory) -> None:
-    server = servers.start(account(replace_users={"ana": {"max_channels": 1}}))
+    """Neither its channel nor its count against the caller ID's daily cap (1 here: a count
+    left behind would deny the retry ``caller_id_capped``)."""
+    server = servers.start(account(replace_users={"ana": {"max_channels": 1}}, daily_cap=1))
     body = {"user": "ana", "to": CONTACT, "call_id": "slow-1"}
     async with connect(server) as api:
         # Past SQLite's busy timeout, so the server's write of this call fails.

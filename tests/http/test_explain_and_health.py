@@ -237,7 +237,7 @@ async def test_local_presence_presents_a_number_near_the_callee(
     assert (decision["rule"], decision["caller_id"]) == ("local_presence", caller_id)
     chosen = next(t for t in decision["trace"]
                   if t["step"] == "local_presence" and t["result"] == "chosen")
-    assert chosen["caller_id"] == caller_id and "candidates" in chosen["detail"]
+    assert chosen["caller_id"] == caller_id and "candidate" in chosen["detail"]
 
 
 async def test_explain_shows_the_sticky_caller_id_it_would_use(api: Api) -> None:

@@ -13,8 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
+from callerid import (
+    AccountConfig,
+    AvailableCallerIds,
+    CallSettings,
+    Permission,
+    PhoneNumber,
+    User,
+)
 from tests.conftest import Server
 from tests.http.http_support import SALES_1, Api, account, agent, connect
 
@@ -107,6 +116,63 @@ async def test_1000_dials_over_4_processes_hold_the_account_cap(fleet: Fleet) ->
             await apis[i % 4].end(d["call_id"], "no_answer")
     assert leases(fleet.redis, users=[u.id for u in users])["account"] == 0
     assert set(leases(fleet.redis, users=[u.id for u in users]).values()) == {0}
+
+
+NEW_YORK = ("+12125550101", "+12125550102", "+12125550103", "+12125550104", "+12125550105")
+"""Five Sales numbers of area code 212: the demo's two and three more."""
+ELSEWHERE_US = ("+13105550110", "+13125550120", "+15125550130")
+"""Sales' other US numbers: local presence's country tier for a 212 callee."""
+
+
+def rotating(**changes: Any) -> AccountConfig:
+    """The demo with five 212 numbers in Sales and a user with local presence who may hold
+    1,000 calls; ``changes`` to the account."""
+    config = account(max_channels=None, **changes)
+    added = tuple(PhoneNumber(number=n, name=f"New York {n[-1]}", department="sales")
+                  for n in NEW_YORK[2:])
+    user = User(id="rota", email="rota@http-tests.example", department="sales",
+                available_caller_ids=AvailableCallerIds.DEPARTMENT, max_channels=1000,
+                extra_permissions_enabled=True,
+                extra_permissions=(Permission.CALLERID_LOCAL_PRESENCE,),
+                call_settings=CallSettings(local_presence=True))
+    return msgspec.structs.replace(config, numbers=config.numbers + added,
+                                   users=(*config.users, user))
+
+
+def usage(redis: RedisServer) -> dict[str, int]:
+    """Today's calls per number, as Redis holds them (the account's day: UTC here)."""
+    (key,) = redis.cli("KEYS", "cg:{demo}:usage:*").split()
+    flat = redis.cli("HGETALL", key).split()
+    return {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+async def test_1000_dials_over_4_processes_take_turns_exactly(fleet: Fleet) -> None:
+    """A burst through four processes: the five numbers of the callee's area code each place
+    200, as the counts in Redis say."""
+    fleet.setup(rotating())
+    servers = fleet.start(4)
+    decisions = await spread(servers, [{"user": "rota", "to": f"+1212555{i:04d}"}
+                                       for i in range(1000)])
+    assert {d["rule"] for d in decisions} == {"local_presence"}
+    assert Counter(d["caller_id"] for d in decisions) == dict.fromkeys(NEW_YORK, 200)
+    assert usage(fleet.redis) == dict.fromkeys(NEW_YORK, 200)
+
+
+async def test_1000_dials_over_4_processes_never_pass_a_daily_cap(fleet: Fleet) -> None:
+    """Cap 100 a number: the five 212 numbers, then Sales' three other US numbers, each
+    place exactly 100; the other 200 dials are denied ``caller_id_capped`` and hold no
+    channel."""
+    fleet.setup(rotating(daily_cap=100))
+    servers = fleet.start(4)
+    decisions = await spread(servers, [{"user": "rota", "to": f"+1212555{i:04d}"}
+                                       for i in range(1000)])
+    allowed = [d for d in decisions if d["allowed"]]
+    assert Counter(d["caller_id"] for d in allowed) == dict.fromkeys(NEW_YORK + ELSEWHERE_US,
+                                                                     100)
+    assert Counter(d["reason"] for d in decisions if not d["allowed"]) == {
+        "caller_id_capped": 200}
+    assert usage(fleet.redis) == dict.fromkeys(NEW_YORK + ELSEWHERE_US, 100)
+    assert leases(fleet.redis, users=["rota"])["rota"] == 800
 
 
 async def test_a_call_id_retried_on_every_process_gets_one_answer_and_one_lease(

@@ -21,6 +21,7 @@ from engine.errors import NotFound
 from engine.metrics import Metrics
 from engine.service import AccountService
 from engine.store.redis_store import RedisStore
+from engine.store.redis_store import scripts as S
 from engine.sync import refresh_forever
 from engine.wire import DialRequest
 
@@ -250,12 +251,15 @@ async def test_an_undo_gives_back_the_channel_of_its_own_attempt_only(
     head = redis_server.cli("EVAL", "return string.match(redis.call('GET', KEYS[1]), '^[^|]*')",
                             "1", record)  # the fields before the answer (lua/record.lua)
     nonce = head.split(" ")[6]
-    keys = (record, "cg:{demo}:channels", "cg:{demo}:held")
+    usage = redis_server.cli("KEYS", "cg:{demo}:usage:*")  # today's, in the account's zone
+    assert redis_server.cli("HGET", usage, allowed.caller_id) == "1"
+    keys = S.UndoKeys(record, "cg:{demo}:channels", "cg:{demo}:held", usage)
     await store._undo(keys, "u1", "another-attempt", 0.0)
     assert store.undone == 0 and redis_server.cli("EXISTS", record) == "1"
     await store._undo(keys, "u1", nonce, 0.0)
     assert store.undone == 1 and redis_server.cli("EXISTS", record) == "0"
     assert int(redis_server.cli("ZCARD", "cg:{demo}:channels")) == held
     assert redis_server.cli("HGET", "cg:{demo}:held", "ana") in ("", "0")
+    assert redis_server.cli("HEXISTS", usage, allowed.caller_id) == "0"  # no longer counted
     await store._undo(keys, "u1", nonce, 0.0)
     assert store.undone == 1

@@ -42,25 +42,25 @@ def _admit_args(**optional: object) -> S.AdmitArgs:
 
 
 def test_a_plain_dial_sends_only_what_its_path_reads() -> None:
-    keys = S.AdmitKeys(record="r", leases="l", counts="c")
+    keys = S.AdmitKeys(record="r", leases="l", counts="c", usage="u")
     sent = S.ADMIT.call_args(keys, _admit_args())
-    assert sent[0] == 3 and sent[1:4] == ("r", "l", "c")
-    assert len(sent) == 1 + 3 + 11  # no denied key, no fingerprint, nonce or sticky arguments
+    assert sent[0] == 4 and sent[1:5] == ("r", "l", "c", "u")
+    assert len(sent) == 1 + 4 + 11  # no denied key; no fingerprint, nonce, sticky or rotation
 
 
 def test_a_sticky_dial_sends_every_key_and_argument_in_place() -> None:
-    keys = S.AdmitKeys(record="r", leases="l", counts="c", denied="d", sticky="s")
+    keys = S.AdmitKeys(record="r", leases="l", counts="c", usage="u", denied="d", sticky="s")
     args = _admit_args(fingerprint="f1", nonce="n1", contact="+12125550100",
                        sticky_answer=b"y", sticky_ids=",+12125550111,")
     sent = S.ADMIT.call_args(keys, args)
-    assert sent[:6] == (5, "r", "l", "c", "d", "s")
-    assert sent[6:] == tuple(args)
+    assert sent[:7] == (6, "r", "l", "c", "u", "d", "s")
+    assert sent[7:] == tuple(args)[:len(sent) - 7]  # the rotation's arguments left out
 
 
 def test_a_key_or_argument_left_out_before_a_given_one_is_refused() -> None:
     with pytest.raises(ValueError, match="only trailing"):
-        S.ADMIT.call_args(S.AdmitKeys(record="r", leases="l", counts="c", sticky="s"),
+        S.ADMIT.call_args(S.AdmitKeys(record="r", leases="l", counts="c", usage="u", sticky="s"),
                           _admit_args())
     with pytest.raises(ValueError, match="only trailing"):
-        S.ADMIT.call_args(S.AdmitKeys(record="r", leases="l", counts="c"),
+        S.ADMIT.call_args(S.AdmitKeys(record="r", leases="l", counts="c", usage="u"),
                           _admit_args(contact="+12125550100"))

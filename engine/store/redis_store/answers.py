@@ -20,6 +20,7 @@ __all__ = [
     "caller_and_number",
     "denial_answer",
     "fingerprint_of",
+    "pick_tail",
     "stored_answer",
     "text",
 ]
@@ -76,6 +77,17 @@ def stored_answer(decision: Decision) -> bytes:
         reason=decision.reason, detail=decision.detail, to=decision.to,
         permission=decision.permission, choices=decision.choices,
     ))
+
+
+def pick_tail(template: Decision) -> bytes:
+    """An allowed answer as ``stored_answer`` keeps it, less its array header and its rule:
+    what ADMIT appends to the rule a rotation chose (its caller ID goes in the record's
+    head, so the stored one is None)."""
+    assert template.rule is not None
+    blob = stored_answer(msgspec.structs.replace(template, caller_id=None))
+    head = b"\x95" + _allowed_encoder.encode(template.rule.value)
+    assert blob.startswith(head) and len(template.rule.value) < 32  # a fixarray, a fixstr
+    return blob[len(head):]
 
 
 def allowed_answer(

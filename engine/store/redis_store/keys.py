@@ -28,6 +28,8 @@ key                        type       what
 ``…:sticky-expiry``        zset       contact -> its sticky entry's expiry (for pruning)
 ``…:call:<call id>``       string     a call that was allowed (see ``lua/record.lua``)
 ``…:denied:<call id>``     string     a remembered denial (see ``lua/admit.lua``)
+``…:usage:<day>``          hash       number -> calls it placed on the account's day
+                                      (``2026-12-04``); kept ``USAGE_KEPT_DAYS``
 =========================  =========  ===============================================
 """
 
@@ -95,3 +97,6 @@ class AccountKeys:
 
     def denied(self, call_id: str) -> str:
         return self.prefix + "denied:" + call_id
+
+    def usage(self, day: str) -> str:
+        return self.prefix + "usage:" + day

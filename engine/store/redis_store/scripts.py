@@ -23,7 +23,7 @@ import re
 from importlib import resources
 from typing import Any, NamedTuple
 
-from ..protocol import RETENTION_MS
+from ..protocol import RETENTION_MS, USAGE_KEPT_DAYS
 
 __all__ = [
     "ADD_TOKEN", "ADMIT", "ANNOUNCE", "AUDIT_KEPT", "CLAIM_NUMBERS", "END", "FEED", "HEARTBEAT",
@@ -69,7 +69,9 @@ class Script:
 
 def _read(name: str) -> str:
     text = resources.files(__package__).joinpath("lua", f"{name}.lua").read_text()
-    return text.replace("AUDIT_KEPT", str(AUDIT_KEPT)).replace("RETENTION_MS", str(RETENTION_MS))
+    return (text.replace("AUDIT_KEPT", str(AUDIT_KEPT))
+            .replace("RETENTION_MS", str(RETENTION_MS))
+            .replace("USAGE_KEPT_S", str(USAGE_KEPT_DAYS * 86400)))
 
 
 _NAME = re.compile(r"\b([KA])\.([a-z_]+)\b")
@@ -109,6 +111,7 @@ class AdmitKeys(NamedTuple):
     record: str
     leases: str
     counts: str
+    usage: str
     denied: str | None = None
     """When the dial remembers (a call id the client chose) or ``sticky`` is given."""
     sticky: str | None = None
@@ -137,6 +140,15 @@ class AdmitArgs(NamedTuple):
     contact: str | None = None
     sticky_answer: bytes | None = None
     sticky_ids: str | None = None
+    cap: int | str | None = None
+    """The account's daily cap per number ('' none); with ``caps``, only when a number's
+    cap matters: a sticky caller ID over its cap is passed over."""
+    caps: str | None = None
+    """The numbers with a cap of their own: ',<number>=<cap>,...'."""
+    steps: str | None = None
+    """A rotation (``Plan.rotation``): '<rule> <number> <number>...;' per step, in order."""
+    pick: bytes | None = None
+    """The rotation's answer after its rule (``answers.pick_tail``)."""
 
 
 class AdmitCode(enum.IntEnum):
@@ -152,6 +164,7 @@ class UndoKeys(NamedTuple):
     record: str
     leases: str
     counts: str
+    usage: str
 
 
 class UndoArgs(NamedTuple):

@@ -58,12 +58,21 @@ from typing import Any
 
 import msgspec
 
+from callerid import Rule
+
 from ...errors import ConfigurationError, Conflict, StoreUnavailable
 from ...wire import Decision, rfc3339
 from ..callstate import sticky_pair
-from ..protocol import Plan, Ticket, channel_denial, refusal_detail
+from ..protocol import Plan, Rotation, Ticket, channel_denial, refusal_detail
 from . import scripts as S
-from .answers import allowed_answer, denial_answer, fingerprint_of, stored_answer, text
+from .answers import (
+    allowed_answer,
+    denial_answer,
+    fingerprint_of,
+    pick_tail,
+    stored_answer,
+    text,
+)
 from .audit import AuditCommands
 from .calls import ScriptCall
 from .configuration import ConfigurationCommands
@@ -346,17 +355,22 @@ class RedisStore(LifecycleCommands, ConfigurationCommands, TokenCommands, AuditC
         account = self._account_keys(ticket.account_id)
         self._active[ticket.account_id] = deadline
         call_id = ticket.call_id
-        fallback, sticky = plan.decision, plan.sticky
+        fallback, sticky, rotation, caps = plan.decision, plan.sticky, plan.rotation, plan.caps
+        if rotation is not None:
+            fallback = rotation.exhausted  # the answer unless the rotation finds a number
         reads_sticky = sticky is not None and ticket.contact is not None
         replays = ticket.remember or reads_sticky  # then K.denied, fingerprint and nonce go
         keys = S.AdmitKeys(
             record=account.call(call_id),
             leases=account.leases,
             counts=account.counts,
+            usage=account.usage(ticket.day),
             denied=account.denied(call_id) if replays else None,
             sticky=account.sticky if reads_sticky else None,
         )
         kept = sticky_pair(fallback) if fallback.allowed else None
+        capped = bool(caps) and (reads_sticky or rotation is not None)
+        later = capped or rotation is not None  # arguments after the sticky ones follow
         nonce = f"{_NONCE_PREFIX}{next(_attempts)}"
         fingerprint = fingerprint_of(ticket)
         try:
@@ -406,13 +420,21 @@ class RedisStore(LifecycleCommands, ConfigurationCommands, TokenCommands, AuditC
             tail=f"{counted} {nonce} {fingerprint} {ticket.user_id} {contact} "
             f"{ticket.sticky_ttl_ms}|",
             answer=stored_answer(fallback),
-            fingerprint=fingerprint if replays else None,
-            nonce=nonce if replays else None,
-            contact=contact if reads_sticky else None,
-            sticky_answer=stored_answer(sticky) if sticky is not None and reads_sticky else None,
-            sticky_ids=self._id_list(plan.sticky_ids) if reads_sticky else None,
+            fingerprint=fingerprint if replays else "" if later else None,
+            nonce=nonce if replays else "" if later else None,
+            contact=contact if reads_sticky else "" if later else None,
+            sticky_answer=(stored_answer(sticky) if sticky is not None and reads_sticky
+                           else b"" if later else None),
+            sticky_ids=self._id_list(plan.sticky_ids) if reads_sticky else "" if later else None,
+            cap=("" if caps.default is None else caps.default) if capped else
+            "" if rotation is not None else None,
+            caps="".join(f",{n}={c}" for n, c in caps.overrides.items()) + ","
+            if capped else "" if rotation is not None else None,
+            steps="".join(f"{rule} {' '.join(numbers)};" for rule, numbers in rotation.steps)
+            if rotation is not None else None,
+            pick=pick_tail(rotation.answer) if rotation is not None else None,
         )
-        undo = (keys.record, keys.leases, keys.counts)
+        undo = S.UndoKeys(keys.record, keys.leases, keys.counts, keys.usage)
 
         def late(reply: Any) -> None:
             if isinstance(reply, list) and reply and reply[0] == S.AdmitCode.ALLOWED:
@@ -438,7 +460,7 @@ class RedisStore(LifecycleCommands, ConfigurationCommands, TokenCommands, AuditC
         self._healthy = True
         if reply[0] == S.AdmitCode.LATE and node.clock_suspect():
             self._spawn(self._remeasure(node))
-        return self._admitted(ticket, fingerprint, fallback, sticky, reply)
+        return self._admitted(ticket, fingerprint, fallback, sticky, rotation, reply)
 
     async def _remeasure(self, node: Node) -> None:
         """A dial ran past its deadline by Redis's clock: if that clock stepped (NTP, a VM
@@ -472,14 +494,18 @@ class RedisStore(LifecycleCommands, ConfigurationCommands, TokenCommands, AuditC
 
     def _admitted(
         self, ticket: Ticket, fingerprint: str, fallback: Decision, sticky: Decision | None,
-        reply: list[Any],
+        rotation: Rotation | None, reply: list[Any],
     ) -> Decision:
         code = reply[0]
         call_id = ticket.call_id
         if code == S.AdmitCode.ALLOWED:
-            _, _, expires, taken, in_account = reply
+            _, _, expires, taken, in_account, rule = reply
             answer = fallback
-            if taken:
+            if rule:
+                assert rotation is not None
+                answer = msgspec.structs.replace(rotation.answer, rule=Rule(text(rule)),
+                                                 caller_id=text(taken))
+            elif taken:
                 assert sticky is not None
                 answer = msgspec.structs.replace(sticky, caller_id=text(taken))
             if not ticket.counted:
@@ -515,7 +541,7 @@ class RedisStore(LifecycleCommands, ConfigurationCommands, TokenCommands, AuditC
             )
 
     async def _undo(
-        self, keys: tuple[str, str, str], call_id: str, nonce: str, wait_s: float
+        self, keys: S.UndoKeys, call_id: str, nonce: str, wait_s: float
     ) -> None:
         """Give back an admission whose answer its caller never had. ``wait_s``: until the
         dial's deadline has passed in Redis (after that it cannot take anything any more)."""
@@ -535,6 +561,12 @@ class RedisStore(LifecycleCommands, ConfigurationCommands, TokenCommands, AuditC
                                 "until its lease expires", call_id)
                     return
                 await asyncio.sleep(0.25)
+
+    async def usage(self, account_id: str, day: str) -> dict[str, int]:
+        key = self._account_keys(account_id).usage(day)
+        flat = await self._command(key, "HGETALL", key)
+        counts = {text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return {number: calls for number, calls in counts.items() if calls > 0}
 
     def lease_counts(self) -> dict[str, int]:
         """Channels held per account, as this process last saw them (every dial and end

@@ -19,12 +19,22 @@
 -- the latter (the contact's sticky caller ID, if one of A.sticky_ids, answers instead: the
 -- engine's callerid.sticky_numbers decides when sticky applies and from which numbers).
 --
+-- Rotation and daily caps (callerid/rotation.py): K.usage counts the calls each number placed
+-- on the account's day; every allowed call that takes a channel counts against its caller
+-- ID. A.cap/A.caps, when given, are the daily caps: a sticky caller ID over its cap is passed
+-- over. A.steps, when given, is the rotation that answers instead of the plan's answer (then
+-- A.answer is its denial for when every number is capped, and the allowed flag is '0'):
+-- '<rule> <number> <number>...;' per step; the first step with a number under its cap gives
+-- the least used of its numbers (the first on a tie), its answer being the array header,
+-- the rule, and A.pick (the answer's other fields, msgpack).
+--
 -- Returns {code, now, ...}:
 --   0 LATE     {0, now}: past the deadline; nothing read or written
 --   1 REPLAY   {1, now, f, d, x, s, c}: the record of an allowed call
 --   2 REPLAY_DENIAL  {2, now, denial}
---   3 ALLOWED  {3, now, lease expiry, sticky caller ID taken or '', calls in the account
---              (-1: not counted, the account having no limit)}
+--   3 ALLOWED  {3, now, lease expiry, sticky or rotation caller ID taken or '', calls in the
+--              account (-1: not counted, the account having no limit), the rotation's rule
+--              or '' (then a non-empty caller ID is a sticky one)}
 --   4 DENIED   {4, now}: the plan's own denial (remembered when the dial remembers)
 --   5 LIMIT    {5, now, the user's calls, the account's calls}
 if now > tonumber(A.deadline_ms) then return {0, now} end
@@ -54,14 +64,42 @@ local function remember_denial(limits, answer)
       .. A.user .. ' ' .. limits .. '|' .. answer, 'PX', 'RETENTION_MS')
   end
 end
-local answer, sticky, keep = A.answer, '', A.keep
+-- A number's daily cap ('+' is the only magic character an E.164 number holds).
+local function cap_of(number)
+  local own = A.caps and string.match(A.caps, ',%' .. number .. '=(%d+),')
+  return tonumber(own or A.cap)
+end
+local answer, sticky, keep, rule = A.answer, '', A.keep, ''
 if K.sticky then
   local entry = redis.call('HGET', K.sticky, A.contact)
   if entry then
     local caller, expires = string.match(entry, '^(%S+) (%d+)$')
     if caller and tonumber(expires) > now
         and string.find(A.sticky_ids, ',' .. caller .. ',', 1, true) then
-      answer, allowed, sticky, keep = A.sticky_answer, true, caller, caller
+      local cap = A.cap and cap_of(caller)
+      if not cap or tonumber(redis.call('HGET', K.usage, caller) or '0') < cap then
+        answer, allowed, sticky, keep = A.sticky_answer, true, caller, caller
+      end
+    end
+  end
+end
+if A.steps and sticky == '' then
+  for name, list in string.gmatch(A.steps, '(%S+) ([^;]+);') do
+    local numbers = {}
+    for number in string.gmatch(list, '%S+') do numbers[#numbers + 1] = number end
+    local used = redis.call('HMGET', K.usage, unpack(numbers))
+    local best, fewest
+    for i, number in ipairs(numbers) do
+      local calls = tonumber(used[i] or '0')
+      local cap = A.cap and cap_of(number)
+      if (not best or calls < fewest) and (not cap or calls < cap) then
+        best, fewest = number, calls
+      end
+    end
+    if best then
+      answer = '\149' .. string.char(160 + #name) .. name .. A.pick
+      allowed, sticky, keep, rule = true, best, best, name
+      break
     end
   end
 end
@@ -94,8 +132,11 @@ if counted then
   end
   redis.call('ZADD', K.leases, string.format('%d', expires), A.user .. '|' .. A.call_id)
   if in_account >= 0 then in_account = in_account + 1 end
+  if keep ~= '' and redis.call('HINCRBY', K.usage, keep, 1) == 1 then
+    redis.call('EXPIRE', K.usage, USAGE_KEPT_S)
+  end
 end
 local retain = expires + RETENTION_MS
 redis.call('SET', K.record, string.format('%d %d  ', retain, expires) .. sticky .. ' ' .. keep
   .. ' ' .. A.tail .. answer, 'PX', string.format('%d', retain - now))
-return {3, now, expires, sticky, in_account}
+return {3, now, expires, sticky, in_account, rule}
