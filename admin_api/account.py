@@ -37,7 +37,9 @@ def account_out(config: AccountConfig) -> AccountOut:
         departments_mode=config.departments_mode, max_channels=config.max_channels,
         lease_ttl_s=config.lease_ttl_s, sip_lease_ttl_s=config.sip_lease_ttl_s,
         sticky_ttl_days=config.sticky_ttl_days, time_zone=config.time_zone,
-        daily_cap=config.daily_cap, requested_over_cap=config.requested_over_cap, etag="",
+        daily_cap=config.daily_cap, requested_over_cap=config.requested_over_cap,
+        sms_sticky_shared=config.sms_sticky_shared,
+        auto_rest=config.auto_rest, etag="",
     ))
 
 

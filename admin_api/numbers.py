@@ -79,18 +79,23 @@ def _usage_params(call: Call) -> UsageParams:
                            field="day") from None
 
 
-def _usage_of(config: AccountConfig, counts: dict[str, int]) -> list[NumberUsage]:
-    """Each active number of ``config`` with its ``counts`` (the calls it placed on one day),
-    its cap (its own, else the account's) and what is left of it, in number order."""
+def _usage_of(
+    config: AccountConfig, counts: dict[str, int], texts: dict[str, int]
+) -> list[NumberUsage]:
+    """Each active number of ``config`` with its ``counts`` (the calls it placed on one day)
+    and ``texts`` (the texts it sent), its cap (its own, else the account's) and what is
+    left of it for each, in number order."""
     out = []
     for number in sorted(config.numbers, key=lambda n: n.number):
         if number.status is not NumberStatus.ACTIVE:
             continue
-        calls = counts.get(number.number, 0)
+        calls, sent = counts.get(number.number, 0), texts.get(number.number, 0)
         cap = number.daily_cap if number.daily_cap is not None else config.daily_cap
         out.append(NumberUsage(number=number.number, name=number.name, calls=calls,
                                daily_cap=cap,
-                               remaining=None if cap is None else max(cap - calls, 0)))
+                               remaining=None if cap is None else max(cap - calls, 0),
+                               texts=sent,
+                               texts_remaining=None if cap is None else max(cap - sent, 0)))
     return out
 
 
@@ -100,8 +105,9 @@ async def number_usage(call: Call) -> Reply:
     day = params.day or date.fromisoformat(
         local_day(config.time_zone, time.time_ns() // 1_000_000))
     counts = await call.store.usage(call.account_id, day.isoformat())
+    texts = await call.store.texts(call.account_id, day.isoformat())
     return Reply(UsageOfDay(day=day, time_zone=config.time_zone,
-                            numbers=_usage_of(config, counts)))
+                            numbers=_usage_of(config, counts, texts)))
 
 
 async def add_number(call: Call) -> Reply:

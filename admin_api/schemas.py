@@ -17,6 +17,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from callerid import (
+    AutoRest,
     AvailableCallerIds,
     CallSettings,
     Department,
@@ -147,6 +148,11 @@ class AccountOut(_Out, frozen=True):
     no cap."""
     requested_over_cap: bool
     """Whether a user who may choose the caller ID may ask for a number over its cap."""
+    sms_sticky_shared: bool
+    """Whether texts and calls share each contact's sticky number."""
+    auto_rest: AutoRest | None
+    """When a number rests by itself (its answer rate over its last ended calls); null:
+    never."""
     etag: Etag
 
 
@@ -177,6 +183,12 @@ class AccountPatch(_Request, frozen=True):
     requested_over_cap: bool | UnsetType = UNSET
     """Let a user who may choose the caller ID ask for a number over its cap (else the
     dial is denied ``caller_id_capped``)."""
+    sms_sticky_shared: bool | UnsetType = UNSET
+    """Texts and calls share each contact's sticky number (else texts keep their own)."""
+    auto_rest: AutoRest | UnsetType | None = UNSET
+    """Rest a number by itself when its answer rate over its last ``over_calls`` ended calls
+    falls below ``min_answer_rate``, for ``rest_hours`` (replaced whole: a field left out
+    takes its default); null: never."""
 
 
 class Bootstrap(_Request, frozen=True):
@@ -389,6 +401,10 @@ class NumberUsage(_Out, frozen=True):
     remaining: int | None
     """Calls it may still place that day before automatic rules pass it over; null: no
     cap."""
+    texts: int
+    """Texts it sent that day (``POST /v1/sms/sender``), counted apart from calls."""
+    texts_remaining: int | None
+    """Texts it may still send that day under the same cap; null: no cap."""
 
 
 class UsageOfDay(_Out, frozen=True):

@@ -24,6 +24,7 @@ __all__ = [
     "NOBODY",
     "AccountConfig",
     "AreaCodeRule",
+    "AutoRest",
     "AvailableCallerIds",
     "CallSettings",
     "CountryRule",
@@ -328,6 +329,25 @@ class Group(_Config, frozen=True):
     members: tuple[Id, ...] = ()
 
 
+class AutoRest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """When a number rests by itself: once the last ``over_calls`` calls that went out from
+    it and ended have connected (answered or voicemail) at a rate below
+    ``min_answer_rate``, it rests for ``rest_hours``, as if an administrator had rested it
+    (the audit log names the actor ``system``), and its count starts afresh."""
+
+    # Encoded whole (no omitted defaults, unlike _Config): a file or an answer shows every
+    # setting. "Connected" is Outcome.connected.
+
+    min_answer_rate: Annotated[float, msgspec.Meta(
+        ge=0, le=1, description="The lowest share of connected calls (0 to 1, e.g. 0.15) a "
+        "number may have over its last `over_calls` ended calls before it rests")]
+    over_calls: Annotated[int, msgspec.Meta(
+        ge=5, le=1000, description="How many of a number's last ended calls the rate is "
+        "taken over; fewer never rest it")] = 50
+    rest_hours: Annotated[int, msgspec.Meta(
+        ge=1, le=720, description="How long an automatic rest lasts")] = 24
+
+
 class AccountConfig(_Config, frozen=True):
     """One account (tenant) and everything in it."""
 
@@ -362,6 +382,13 @@ class AccountConfig(_Config, frozen=True):
     requested_over_cap: bool = False
     """Let a user who may choose the caller ID ask for a number over its cap (else the dial
     is denied ``caller_id_capped``)."""
+    auto_rest: AutoRest | None = None
+    """Rest a number automatically when too few of its recent calls connect; absent: never
+    (numbers rest only when an administrator says so)."""
+    sms_sticky_shared: bool = False
+    """Texts and calls share each contact's sticky number: a text goes out from the number
+    the contact last connected with on a call, and a later call from the number last texted
+    from. Off: texts keep a sticky number per contact of their own."""
     users: tuple[User, ...] = ()
     departments: tuple[Department, ...] = ()
     numbers: tuple[PhoneNumber, ...] = ()

@@ -74,6 +74,11 @@ class AccountSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     time_zone: str
     """Where the account's day (for caps and usage) starts at midnight."""
     requested_over_cap: bool
+    sms_numbers: frozenset[str]
+    """The active numbers that can send text messages."""
+    sms_sticky_shared: bool
+    texting: dict[str, UserView] = {}
+    """Each user as a sender of texts (``callerid.sms.texting``), made on first use."""
     sip_domain: str | None
     sip_users: dict[str, str]
     """User id by SIP username (as the user's credential spells it)."""
@@ -149,6 +154,8 @@ def compile_account(account: AccountConfig, version: int) -> AccountSnapshot:
                              if n.daily_cap is not None and n.number in active}),
         time_zone=account.time_zone,
         requested_over_cap=account.requested_over_cap,
+        sms_numbers=frozenset(n.number for n in account.numbers if n.sms and n.number in active),
+        sms_sticky_shared=account.sms_sticky_shared,
         sip_domain=account.sip_domain,
         sip_users={u.sip.username: u.id for u in account.users if u.sip is not None},
     )

@@ -29,8 +29,10 @@ from callerid import (
     AccountSnapshot,
     Attestation,
     Destination,
+    NumberStatus,
     Outcome,
     Reason,
+    Reputation,
     Rule,
     TraceStep,
     UserView,
@@ -44,15 +46,26 @@ from callerid import (
 )
 from callerid.resolve import Step, StepResult
 from callerid.rotation import ALL_CAPPED, capped
+from callerid.sms import not_for_texts, sticky_contact, texting
 
 from .days import local_day
 from .errors import NotFound, StoreUnavailable
 from .metrics import Metrics
 from .numbers import normalise
 from .policy import check_destination
-from .store import Plan, Rotation, Store, Ticket
-from .store.protocol import channel_denial, channel_refusal
-from .wire import Decision, DialRequest, EndResult, HeartbeatResult, rfc3339
+from .resting import AutoRester
+from .service import AccountService
+from .store import Plan, Rotation, Store, TextTicket, Ticket
+from .store.protocol import AnswerWindow, channel_denial, channel_refusal
+from .wire import (
+    Decision,
+    DialRequest,
+    EndResult,
+    HeartbeatResult,
+    SenderRequest,
+    TextSender,
+    rfc3339,
+)
 
 __all__ = ["Engine", "decide"]
 
@@ -164,6 +177,16 @@ def _rotation(
     return Rotation(steps=steps, answer=fallback, exhausted=denial)
 
 
+def _text_answer(decision: Decision) -> TextSender:
+    detail = decision.detail
+    if decision.reason is Reason.NO_CALLER_ID:
+        detail = "no number that can send texts applies: give the user a default one (SMS-" \
+            "capable)" + (" or pick one of the choices" if decision.choices else "")
+    return TextSender(allowed=decision.allowed, sender=decision.caller_id, rule=decision.rule,
+                      to=decision.to, reason=decision.reason, detail=detail,
+                      permission=decision.permission, choices=decision.choices)
+
+
 _CALL_ID_PREFIX = secrets.token_hex(6)
 _call_numbers = itertools.count(1)
 
@@ -182,6 +205,13 @@ class Engine:
         self._sip_lease_ttl_ms: dict[str, int] = {}
         """The lease of a dial decided over SIP, per account (installed with its snapshot)."""
         self._domains: dict[str, str] = {}
+        self._windows: dict[str, AnswerWindow] = {}
+        """The answer window of each account with ``auto_rest`` (``engine.resting``)."""
+        self._retired: dict[str, frozenset[str]] = {}
+        """Each account's retired numbers (its snapshot leaves them out), for the metrics."""
+        self._rester = AutoRester(AccountService(store, on_saved=self.install))
+        if metrics is not None:
+            metrics.number_states = self.number_states
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -192,6 +222,13 @@ class Engine:
             self._snapshots[config.id] = compile_account(config, version)
             self._sip_lease_ttl_ms[config.id] = (
                 min(config.sip_lease_ttl_s, config.lease_ttl_s) * 1000)
+            if config.auto_rest is not None:
+                self._windows[config.id] = AnswerWindow.of(config.auto_rest)
+            else:
+                self._windows.pop(config.id, None)
+            self._retired[config.id] = frozenset(
+                n.number for n in config.numbers
+                if n.status is NumberStatus.ACTIVE and n.reputation is Reputation.RETIRED)
             if config.sip_domain != (current.sip_domain if current else None):
                 self._index_domains()
 
@@ -208,6 +245,20 @@ class Engine:
 
     def versions(self) -> dict[str, int]:
         return {account_id: s.version for account_id, s in self._snapshots.items()}
+
+    def number_states(self) -> list[tuple[str, str, Reputation]]:
+        """(account, number, reputation now) for each number of every account installed
+        that is not released; a resting number whose rest has ended is ``active``."""
+        now_ms = time.time_ns() // 1_000_000
+        states = []
+        for account_id, snapshot in sorted(self._snapshots.items()):
+            resting = resting_at(snapshot, now_ms)
+            for number in sorted(snapshot.active_numbers):
+                states.append((account_id, number,
+                               Reputation.RESTING if number in resting else Reputation.ACTIVE))
+            states += [(account_id, n, Reputation.RETIRED)
+                       for n in sorted(self._retired.get(account_id, ()))]
+        return states
 
     def account(self, account_id: str) -> AccountSnapshot | None:
         return self._snapshots.get(account_id)
@@ -306,6 +357,8 @@ class Engine:
         elapsed = time.perf_counter() - started
         if self._metrics is not None:
             self._metrics.observe(decision, elapsed)
+            if decision.allowed and ticket.counted and decision.caller_id is not None:
+                self._metrics.attempt(account_id, decision.caller_id)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("decision", extra={"fields": {
                 "account": account_id, "user": user.id, "to": request.to,
@@ -351,9 +404,27 @@ class Engine:
     async def end(
         self, account_id: str, call_id: str, outcome: Outcome, user_id: str | None = None
     ) -> EndResult:
-        """End a call; with ``user_id`` (a user's own token), only one of that user's."""
-        self.snapshot(account_id)
-        return await self._store.end(account_id, call_id, outcome, user_id)
+        """End a call; with ``user_id`` (a user's own token), only one of that user's.
+
+        With the account's ``auto_rest``, the store adds the outcome to the window of the
+        call's caller ID; a window that says the number is due a rest has the number rested
+        in the background (``engine.resting``), when it is in use now: the answer does not
+        wait for that write."""
+        account = self.snapshot(account_id)
+        ended = await self._store.end(account_id, call_id, outcome, user_id,
+                                      self._windows.get(account_id))
+        number = ended.number
+        if number is not None:
+            if outcome.connected and self._metrics is not None:
+                self._metrics.answered(account_id, number)
+            if (ended.rest_due and number in account.active_numbers
+                    and account.resting.get(number, 0) <= time.time_ns() // 1_000_000):
+                self._rester.rest(account_id, number)
+        return ended.answer
+
+    async def settle(self) -> None:
+        """Until the automatic rests this engine started are written (or given up)."""
+        await self._rester.settle()
 
     async def heartbeat(
         self, account_id: str, call_id: str, user_id: str | None = None
@@ -363,6 +434,46 @@ class Engine:
             account_id, call_id, account.lease_ttl_ms, user_id
         )
         return HeartbeatResult(call_id=call_id, lease_expires_at=rfc3339(expires))
+
+    async def text_sender(self, account_id: str, request: SenderRequest) -> TextSender:
+        """Which number a text from the user to ``request.to`` goes out from: a call's
+        precedence among the numbers that can send texts (``callerid.sms``). The text counts
+        against its sender's texts today and makes the sender the contact's sticky number;
+        no channel is taken. Raises ``NotFound`` for an unknown user; a store that cannot
+        answer in time gives a ``store_unavailable`` denial."""
+        account = self.snapshot(account_id)
+        user = texting(account, self._user(account, request.user))
+        dest = normalise(request.to, account.default_region)
+        requested = request.sender
+        if dest is not None and dest.emergency:
+            return TextSender(allowed=False, to=dest.e164, reason=Reason.INVALID_NUMBER,
+                              detail=f"{dest.e164} is an emergency number: call it, do not "
+                              "text it from here")
+        why = not_for_texts(account, requested) if requested is not None else None
+        if why is not None:
+            return TextSender(allowed=False, to=dest.e164 if dest else None,
+                              reason=Reason.CALLER_ID_NOT_ALLOWED, detail=why)
+        now_ms = time.time_ns() // 1_000_000
+        resting = resting_at(account, now_ms)
+        fallback = decide(account, user, request.to, dest, requested, "", None, resting=resting)
+        if dest is None or fallback.reason is Reason.PERMISSION_DENIED:
+            return _text_answer(fallback)
+        plan = Plan(decision=fallback)
+        usable = sticky_numbers(user, dest, requested, resting)
+        if usable:
+            plan = Plan(decision=fallback, sticky_ids=usable, sticky=Decision(
+                allowed=True, call_id="", rule=Rule.STICKY, to=dest.e164))
+        rotation = _rotation(account, user, dest, fallback, resting)
+        if rotation is not None or account.caps:
+            plan = msgspec.structs.replace(plan, rotation=rotation, caps=account.caps)
+        ticket = TextTicket(account_id=account_id, contact=sticky_contact(account, dest.e164),
+                            day=local_day(account.time_zone, now_ms),
+                            sticky_ttl_ms=account.sticky_ttl_ms)
+        try:
+            return _text_answer(await self._store.send_text(ticket, plan))
+        except StoreUnavailable as exc:
+            return TextSender(allowed=False, to=dest.e164, reason=Reason.STORE_UNAVAILABLE,
+                              detail=exc.detail)
 
     @staticmethod
     def _user(account: AccountSnapshot, user_id: str) -> UserView:

@@ -2,13 +2,15 @@
 
 The decision counter and latency histogram are counted with plain ints and exported by a
 collector of our own: only the event loop's thread counts them, so the locks of
-prometheus-client's Counter and Histogram buy nothing, and they cost about 2 µs a dial.
+prometheus-client's Counter and Histogram buy nothing, and they cost about 2 µs a dial. The
+per-number counters are the same: a dict increment on the dial (attempts) and on the end
+(answered) of this process; the numbers' states are read from the engine at each scrape.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -28,6 +30,8 @@ LATENCY_BUCKETS_S = (
 )
 
 _Key = tuple[bool, str, str]
+_Number = tuple[str, str]
+"""(account, number)"""
 
 
 class Metrics(Collector):
@@ -41,7 +45,21 @@ class Metrics(Collector):
         self._latency_sum_s = 0.0
         self.http_throttled: Callable[[], int] = lambda: 0
         """Requests refused with 429 after failed authentications (set by the HTTP app)."""
+        self._attempts: dict[_Number, int] = {}
+        self._answered: dict[_Number, int] = {}
+        self.number_states: Callable[[], Iterable[tuple[str, str, str]]] = lambda: ()
+        """(account, number, reputation now) of every number (set by the engine)."""
         registry.register(self)
+
+    def attempt(self, account_id: str, number: str) -> None:
+        """An allowed dial went out from ``number`` (counted against it)."""
+        key = (account_id, number)
+        self._attempts[key] = self._attempts.get(key, 0) + 1
+
+    def answered(self, account_id: str, number: str) -> None:
+        """A call from ``number`` ended connected (answered or voicemail)."""
+        key = (account_id, number)
+        self._answered[key] = self._answered.get(key, 0) + 1
 
     def observe(self, decision: Decision, seconds: float) -> None:
         key = (decision.allowed, decision.rule or "", decision.reason or "")
@@ -77,6 +95,23 @@ class Metrics(Collector):
         for account, count in sorted(self._lease_counts().items()):
             leases.add_metric([account], count)
         yield leases
+        for name, help_text, counts in (
+            ("callgate_number_attempts", "Allowed dials that went out from a number (this "
+             "process), by account and number", self._attempts),
+            ("callgate_number_answered", "Calls from a number that ended connected (answered "
+             "or voicemail; this process), by account and number", self._answered),
+        ):
+            family = CounterMetricFamily(name, help_text, labels=["account", "number"])
+            for (account, number), count in sorted(counts.items()):
+                family.add_metric([account, number], count)
+            yield family
+        states = GaugeMetricFamily(
+            "callgate_number_state",
+            "1 for each number's reputation now (active, resting or retired); a resting number "
+            "whose rest has ended is active", labels=["account", "number", "state"])
+        for account, number, state in self.number_states():
+            states.add_metric([account, number, str(state)], 1)
+        yield states
         yield CounterMetricFamily(
             "callgate_http_throttled",
             "HTTP requests refused with 429 after repeated failed authentications from their "

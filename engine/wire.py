@@ -20,6 +20,8 @@ __all__ = [
     "HeartbeatRequest",
     "HeartbeatResult",
     "Problem",
+    "SenderRequest",
+    "TextSender",
     "rfc3339",
 ]
 
@@ -47,6 +49,29 @@ class DialRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     to: Dialled
     caller_id: E164 | None = None
     call_id: CallId | None = None
+
+
+class SenderRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Which number a text from ``user`` to ``to`` goes out from (``POST /v1/sms/sender``)."""
+
+    user: Id
+    to: Dialled
+    sender: E164 | None = None
+    """The number the user asks to text from (a user who may choose the caller ID)."""
+
+
+class TextSender(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """The answer to a ``SenderRequest``: allowed with the ``sender`` and the rule that chose
+    it, or denied with a reason (a call's reasons, but for ``channel_limit``)."""
+
+    allowed: bool
+    sender: str | None = None
+    rule: Rule | None = None
+    to: str | None = None
+    reason: Reason | None = None
+    detail: str | None = None
+    permission: Permission | None = None
+    choices: tuple[str, ...] | None = None
 
 
 class EndRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -72,6 +72,7 @@ LAYERS: dict[str, Layer] = {
     "engine.decide": Layer.ENGINE,
     "engine.logs": Layer.ENGINE,
     "engine.metrics": Layer.ENGINE,
+    "engine.resting": Layer.ENGINE,
     "engine.service": Layer.ENGINE,
     "engine.store.*": Layer.ENGINE,
     "engine.sync": Layer.ENGINE,

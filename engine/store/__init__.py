@@ -4,27 +4,33 @@ from pathlib import Path
 
 from .embedded import EmbeddedStore
 from .protocol import (
+    AnswerWindow,
     AuditEntry,
     AuditQuery,
+    Ended,
     LiveCall,
     Peek,
     Plan,
     Rotation,
     Store,
+    TextTicket,
     Ticket,
     TokenRecord,
 )
 from .redis_store import RedisSettings, RedisStore
 
 __all__ = [
+    "AnswerWindow",
     "AuditEntry",
     "AuditQuery",
     "EmbeddedStore",
+    "Ended",
     "LiveCall",
     "Peek",
     "Plan",
     "Rotation",
     "Store",
+    "TextTicket",
     "Ticket",
     "TokenRecord",
     "open_store",

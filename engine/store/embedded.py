@@ -45,24 +45,28 @@ import msgspec
 from callerid import AccountConfig, Outcome
 
 from ..errors import Conflict, InvalidField, PreconditionFailed, StoreUnavailable
-from ..wire import Decision, EndResult, rfc3339
+from ..wire import Decision, rfc3339
 from .callstate import CallState, CallStatus, check_end, check_heartbeat, sticky_pair
 from .protocol import (
     RETENTION_MS,
     USAGE_KEPT_DAYS,
+    AnswerWindow,
     AuditEntry,
     AuditQuery,
     Changes,
+    Ended,
     LiveCall,
     OnChange,
     Peek,
     Plan,
+    TextTicket,
     Ticket,
     TokenRecord,
     channel_denial,
     channel_refusal,
     claim_refused,
     claimed_names,
+    record_answer,
 )
 from .sqlite import Rows, SqliteThread, Statement
 
@@ -96,8 +100,15 @@ CREATE TABLE IF NOT EXISTS number_owners (
 CREATE INDEX IF NOT EXISTS number_owners_by_account ON number_owners (account_id);
 CREATE TABLE IF NOT EXISTS number_usage (
     account_id TEXT NOT NULL, day TEXT NOT NULL, number TEXT NOT NULL, calls INTEGER NOT NULL,
+    texts INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, day, number)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS number_answers (
+    account_id TEXT NOT NULL, number TEXT NOT NULL, outcomes TEXT NOT NULL,
+    PRIMARY KEY (account_id, number)) WITHOUT ROWID;
 """
+# ``number_answers`` is each number's window of last ended calls for ``auto_rest``
+# (``protocol.record_answer``): '1' a connected call, '0' any other, oldest first; '' once a
+# rest cleared it.
 # ``number_owners`` holds every name an account holds alone (``claimed_names``): its active
 # numbers, and its SIP domain as ``sip:<domain>``. The table kept its first name so that a
 # database from before domains were claimed needs no new table, only the domains' rows.
@@ -113,6 +124,8 @@ Sticky = tuple[str, int]
 """A contact's sticky caller ID and when it expires (ms)."""
 Use = tuple[str, str]
 """A call counted against a number: (the account's day, the number)."""
+Answers = tuple[str, str]
+"""A number's window of last ended calls, as it is to be kept: (the number, its outcomes)."""
 _NEVER = 2**62
 _DEFAULT_STICKY_TTL_MS = 180 * 86_400_000
 
@@ -236,12 +249,33 @@ _SET_STICKY = Statement(
     "(?, ?, ?, ?, ?)",
 )
 _DELETE_CALLS = Statement(_DELETE, "DELETE FROM call_log WHERE seq IN (", "?", ")")
+_SET_ANSWERS = Statement(
+    _APPEND,
+    "INSERT OR REPLACE INTO number_answers (account_id, number, outcomes) VALUES ",
+    "(?, ?, ?)",
+)
 _COUNT_USE = Statement(
     _APPEND,
     "INSERT INTO number_usage (account_id, day, number, calls) VALUES ",
     "(?, ?, ?, ?)",
     " ON CONFLICT (account_id, day, number) DO UPDATE SET calls = calls + excluded.calls",
 )
+_COUNT_TEXT = Statement(
+    _APPEND,
+    "INSERT INTO number_usage (account_id, day, number, calls, texts) VALUES ",
+    "(?, ?, ?, 0, ?)",
+    " ON CONFLICT (account_id, day, number) DO UPDATE SET texts = texts + excluded.texts",
+)
+
+
+def _write_text(account_id: str, use: Use, texts: int, sticky: tuple[str, Sticky | None],
+                now_ms: int) -> Rows:
+    """The row changes that count ``texts`` against a number's texts of a day and set the
+    contact's sticky number (None: cleared)."""
+    contact, entry = sticky
+    caller_id, expires = entry if entry is not None else (None, 0)
+    return Rows(((_COUNT_TEXT, (account_id, *use, texts)),
+                 (_SET_STICKY, (account_id, contact, caller_id, now_ms, expires))))
 
 
 def _write_call(
@@ -254,12 +288,16 @@ def _write_call(
     now_ms: int,
     use: Use | None = None,
     uses: int = 1,
+    answers: Answers | None = None,
 ) -> Rows:
     """The row changes that make the disk say ``record`` for the call (appended as row ``seq``;
     None: no record), delete the rows it ``replaces``, set the contact's sticky caller ID
-    and its expiry (None: cleared), and add ``uses`` to a number's calls of a day."""
+    and its expiry (None: cleared), add ``uses`` to a number's calls of a day, and set a
+    number's window of last ended calls."""
     account_id, call_id = key
     changes: list[tuple[Statement, tuple[Any, ...]]] = []
+    if answers is not None:
+        changes.append((_SET_ANSWERS, (account_id, *answers)))
     if use is not None:
         changes.append((_COUNT_USE, (account_id, *use, uses)))
     if record is not None:
@@ -314,6 +352,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
     for column in ("user_id TEXT", "expires_ms INTEGER", "last_used_ms INTEGER"):
         if column.split()[0] not in token_columns:
             conn.execute(f"ALTER TABLE tokens ADD COLUMN {column}")
+    if "texts" not in {row[1] for row in conn.execute("PRAGMA table_info(number_usage)")}:
+        conn.execute("ALTER TABLE number_usage ADD COLUMN texts INTEGER NOT NULL DEFAULT 0")
     columns = {row[1] for row in conn.execute("PRAGMA table_info(sticky)")}
     if "expires_ms" not in columns:
         conn.execute(
@@ -360,7 +400,11 @@ class EmbeddedStore:
         self._account_expiry: dict[str, int] = {}
         self._sticky: dict[Key, Sticky] = {}
         self._usage: dict[Key, dict[str, int]] = {}
+        self._texts: dict[Key, dict[str, int]] = {}
+        """Texts each number sent, by (account, day)."""
         """Calls each number placed, by (account, day)."""
+        self._answers: dict[Key, str] = {}
+        """Each number's window of last ended calls (``record_answer``), by (account, number)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -382,8 +426,8 @@ class EmbeddedStore:
                     (now,),
                 ).fetchall(),
                 conn.execute("SELECT COALESCE(MAX(seq), 0) FROM call_log").fetchone()[0],
-                conn.execute("SELECT account_id, day, number, calls FROM number_usage "
-                             "WHERE day >= ? AND calls > 0", (_first_day_kept(now),)).fetchall(),
+                conn.execute("SELECT account_id, day, number, calls, texts FROM number_usage "
+                             "WHERE day >= ?", (_first_day_kept(now),)).fetchall(),
             )
         )
         self._last_row = last_row
@@ -394,8 +438,15 @@ class EmbeddedStore:
             if self._holds_channel(record, now):
                 self._index(account_id, call_id, record)
         self._sticky = {(a, c): (n, e) for a, c, n, e in sticky}
-        for account_id, day, number, used in usage:
-            self._usage.setdefault((account_id, day), {})[number] = used
+        for account_id, day, number, used, texted in usage:
+            if used > 0:
+                self._usage.setdefault((account_id, day), {})[number] = used
+            if texted > 0:
+                self._texts.setdefault((account_id, day), {})[number] = texted
+        answers = await self._db.read(lambda conn: conn.execute(
+            "SELECT account_id, number, outcomes FROM number_answers WHERE outcomes != ''"
+        ).fetchall())
+        self._answers = {(a, n): outcomes for a, n, outcomes in answers}
         self._watchdog = asyncio.create_task(self._enforce_deadlines(), name="embedded-deadlines")
 
     async def _enforce_deadlines(self) -> None:
@@ -654,9 +705,46 @@ class EmbeddedStore:
     async def usage(self, account_id: str, day: str) -> dict[str, int]:
         return dict(self._usage.get((account_id, day), {}))
 
-    def _count_use(self, account_id: str, use: Use, uses: int) -> None:
+    async def texts(self, account_id: str, day: str) -> dict[str, int]:
+        return dict(self._texts.get((account_id, day), {}))
+
+    async def send_text(self, ticket: TextTicket, plan: Plan) -> Decision:
+        now = self._clock_ms()
+        account_id = ticket.account_id
+        decision = plan.choose(self._sticky_at(account_id, ticket.contact, now), "",
+                               self._texts.get((account_id, ticket.day)))
+        sender = decision.caller_id
+        if not decision.allowed or sender is None:
+            return decision
+        use = (ticket.day, sender)
+        sticky = (ticket.contact, (sender, now + ticket.sticky_ttl_ms))
+        old_sticky = self._sticky.get((account_id, ticket.contact))
+        self._count_use(account_id, use, 1, self._texts)
+        self._set_sticky(account_id, *sticky)
+        written: asyncio.Future[None] | None = None
+        try:
+            written = self._db.submit_rows(_write_text(account_id, use, 1, sticky, now))
+            self._due[written] = time.monotonic() + self._deadline_s
+            await written
+        except BaseException:
+            self._count_use(account_id, use, -1, self._texts)
+            if self._sticky.get((account_id, ticket.contact)) == sticky[1]:
+                self._set_sticky(account_id, ticket.contact, old_sticky)
+            if written is not None and self._db.healthy:
+                undo = self._db.submit_rows(_write_text(
+                    account_id, use, -1, (ticket.contact, old_sticky), self._clock_ms()))
+                undo.add_done_callback(_log_undo_failure)
+            raise
+        finally:
+            if written is not None:
+                self._due.pop(written, None)
+        return decision
+
+    def _count_use(
+        self, account_id: str, use: Use, uses: int, kept: dict[Key, dict[str, int]] | None = None
+    ) -> None:
         day, number = use
-        counts = self._usage.setdefault((account_id, day), {})
+        counts = (self._usage if kept is None else kept).setdefault((account_id, day), {})
         calls = counts.get(number, 0) + uses
         if calls > 0:
             counts[number] = calls
@@ -762,9 +850,11 @@ class EmbeddedStore:
         now: int,
         sticky: tuple[str, Sticky] | None = None,
         use: Use | None = None,
+        answers: Answers | None = None,
     ) -> None:
-        """Install ``record`` (and a sticky entry, and a number's call counted) in memory
-        now, write them, and return once they are committed.
+        """Install ``record`` (and a sticky entry, a number's call counted, a number's
+        window of last ended calls) in memory now, write them, and return once they are
+        committed.
 
         If the caller never sees the outcome (the write failed, or the caller stopped waiting:
         a deadline or a cancelled request), the change is undone: in memory at once, and on
@@ -779,12 +869,16 @@ class EmbeddedStore:
             self._set_sticky(account_id, *sticky)
         if use is not None:
             self._count_use(account_id, use, 1)
+        old_answers = None
+        if answers is not None:
+            old_answers = (answers[0], self._answers.get((account_id, answers[0]), ""))
+            self._set_answers(account_id, *answers)
         written: asyncio.Future[None] | None = None
         try:
             written = self._db.submit_rows(
                 _write_call(
                     key, record, seq=row, replaces=(old_row,), sticky=sticky, now_ms=now,
-                    use=use,
+                    use=use, answers=answers,
                 )
             )
             self._pending[key] = written
@@ -799,6 +893,8 @@ class EmbeddedStore:
                 self._set_sticky(account_id, sticky[0], old_sticky)
             if use is not None:
                 self._count_use(account_id, use, -1)
+            if old_answers is not None:
+                self._set_answers(account_id, *old_answers)
             undo_row = self._next_row()
             if previous is None:
                 self._rows.pop(key, None)
@@ -815,6 +911,7 @@ class EmbeddedStore:
                         now_ms=self._clock_ms(),
                         use=use,
                         uses=-1,
+                        answers=old_answers,
                     )
                 )
                 undo.add_done_callback(_log_undo_failure)
@@ -825,9 +922,16 @@ class EmbeddedStore:
                 if self._pending.get(key) is written:
                     del self._pending[key]
 
+    def _set_answers(self, account_id: str, number: str, outcomes: str) -> None:
+        if outcomes:
+            self._answers[(account_id, number)] = outcomes
+        else:
+            self._answers.pop((account_id, number), None)
+
     async def end(
-        self, account_id: str, call_id: str, outcome: Outcome, user_id: str | None = None
-    ) -> EndResult:
+        self, account_id: str, call_id: str, outcome: Outcome, user_id: str | None = None,
+        window: AnswerWindow | None = None,
+    ) -> Ended:
         key = (account_id, call_id)
         await self._settled(key)
         now = self._clock_ms()
@@ -835,9 +939,17 @@ class EmbeddedStore:
         check_end(call_id, _status(record, now), outcome)
         assert record is not None  # a missing call is refused
         pair = sticky_pair(record.decision) if outcome.connected else None
-        result = EndResult(call_id=call_id, outcome=outcome, sticky_recorded=pair is not None)
+        recorded = pair is not None
         if record.outcome is not None:
-            return result  # ended with this outcome already: the same answer again
+            # ended with this outcome already: the same answer again, and nothing counted
+            return Ended(call_id=call_id, outcome=outcome, sticky_recorded=recorded)
+        # Only a call that counts against its caller ID (not an emergency call) counts.
+        number = record.decision.caller_id if record.counted else None
+        answers, due = None, False
+        if window is not None and number is not None:
+            seen, due = record_answer(
+                self._answers.get((account_id, number), ""), outcome.connected, window)
+            answers = (number, seen)
         ended = msgspec.structs.replace(
             record, outcome=outcome, retain_until_ms=now + RETENTION_MS
         )
@@ -845,8 +957,10 @@ class EmbeddedStore:
         if pair is not None:
             contact, caller_id = pair
             sticky = (contact, (caller_id, now + record.sticky_ttl_ms))
-        await self._commit_call(key, ended, previous=record, now=now, sticky=sticky)
-        return result
+        await self._commit_call(key, ended, previous=record, now=now, sticky=sticky,
+                                answers=answers)
+        return Ended(call_id=call_id, outcome=outcome, sticky_recorded=recorded, number=number,
+                     rest_due=due)
 
     async def heartbeat(
         self, account_id: str, call_id: str, ttl_ms: int, user_id: str | None = None
@@ -935,8 +1049,9 @@ class EmbeddedStore:
             for call_id in [c for c, until in leases.items() if until <= now]:
                 del leases[call_id]
         first_day = _first_day_kept(now)
-        for old in [key for key in self._usage if key[1] < first_day]:
-            del self._usage[old]
+        for counted in (self._usage, self._texts):
+            for old in [key for key in counted if key[1] < first_day]:
+                del counted[old]
 
         def forget(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM call_log WHERE retain_until_ms <= ?", (now,))

@@ -6,12 +6,13 @@ disk) and the Redis store (many processes, one shared Redis or Redis Cluster).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import msgspec
 
-from callerid import AccountConfig, NumberStatus, Outcome, Reason, Rule
+from callerid import AccountConfig, AutoRest, NumberStatus, Outcome, Reason, Rule
 from callerid.rotation import NO_CAPS, Caps, least_used
 
 from ..errors import Conflict
@@ -21,15 +22,18 @@ __all__ = [
     "AUDIT_PAGE_MAX",
     "RETENTION_MS",
     "USAGE_KEPT_DAYS",
+    "AnswerWindow",
     "AuditEntry",
     "AuditQuery",
     "Changes",
+    "Ended",
     "LiveCall",
     "OnChange",
     "Peek",
     "Plan",
     "Rotation",
     "Store",
+    "TextTicket",
     "Ticket",
     "TokenRecord",
     "channel_denial",
@@ -38,6 +42,7 @@ __all__ = [
     "claimed_names",
     "number_taken",
     "owned_numbers",
+    "record_answer",
     "refusal_detail",
 ]
 
@@ -73,6 +78,18 @@ class Ticket(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 USAGE_KEPT_DAYS = 32
 """How many days back each number's calls per day are kept (``Store.usage``)."""
+
+
+class TextTicket(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One text's sender to pick (``Store.send_text``): no channel, no call record."""
+
+    account_id: str
+    contact: str
+    """Where the contact's sticky number is kept (``callerid.sms.sticky_contact``)."""
+    day: str
+    """The account's day now: the text counts against its sender's texts of this day."""
+    sticky_ttl_ms: int
+    """How long the sender stays the contact's sticky number."""
 
 
 def refusal_detail(
@@ -231,6 +248,53 @@ class Changes(msgspec.Struct, frozen=True, kw_only=True):
     cursor: int = -1
     """Where the next ``changes`` starts: pass it back once these changes are applied (a
     caller that failed to apply them passes the old one, and gets them again)."""
+
+
+class AnswerWindow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """What ``Store.end`` keeps of each number's last ended calls (``AutoRest``): whether
+    each connected, over the last ``calls`` of them; a window that holds ``calls`` outcomes
+    of which fewer than ``least`` connected is due a rest."""
+
+    calls: int
+    least: int
+    """The connected calls a full window must hold: the answer rate is below the account's
+    ``min_answer_rate`` exactly when fewer connected (``ceil(min_answer_rate * calls)``)."""
+
+    @classmethod
+    def of(cls, rule: AutoRest) -> AnswerWindow:
+        # rounded first: 0.3 * 50 is 15.000000000000002, and 15 of 50 is not below 0.3
+        return cls(calls=rule.over_calls,
+                   least=math.ceil(round(rule.min_answer_rate * rule.over_calls, 9)))
+
+
+def record_answer(seen: str, connected: bool, window: AnswerWindow) -> tuple[str, bool]:
+    """A number's window (``'1'`` for each connected call, ``'0'`` for any other, oldest
+    first) with one more ended call: the window to keep, and whether a rest is due. A due
+    window is cleared (kept as ``''``): the count starts afresh, and of the processes
+    ending the number's calls at once only the one that filled it is told. The Redis store
+    does the same in ``lua/end.lua``."""
+    seen = (seen + ("1" if connected else "0"))[-window.calls:]
+    if len(seen) >= window.calls and seen.count("1") < window.least:
+        return "", True
+    return seen, False
+
+
+class Ended(EndResult, kw_only=True):
+    """What ``Store.end`` answers: the decision API's ``EndResult``, and for the engine what
+    the end counted (``Engine.end`` answers the ``EndResult`` alone)."""
+
+    number: str | None = None
+    """The caller ID of the call, when this end ended it (not a repeated end) and it counts
+    against the number: None for an emergency call or a call without a caller ID."""
+    rest_due: bool = False
+    """The number's window (``AnswerWindow``) filled with too few connected calls: the
+    engine rests the number, and the store has cleared the window."""
+
+    @property
+    def answer(self) -> EndResult:
+        """The decision API's answer: the same for a repeated end as for the first."""
+        return EndResult(call_id=self.call_id, outcome=self.outcome,
+                         sticky_recorded=self.sticky_recorded)
 
 
 class Peek(msgspec.Struct, frozen=True, kw_only=True):
@@ -393,9 +457,13 @@ class Store(Protocol):
     async def admit(self, ticket: Ticket, plan: Plan) -> Decision: ...
 
     async def end(
-        self, account_id: str, call_id: str, outcome: Outcome, user_id: str | None = None
-    ) -> EndResult:
-        """End a call; with ``user_id``, only that user's (another's answers as missing)."""
+        self, account_id: str, call_id: str, outcome: Outcome, user_id: str | None = None,
+        window: AnswerWindow | None = None,
+    ) -> Ended:
+        """End a call; with ``user_id``, only that user's (another's answers as missing).
+        With ``window`` (the account has ``auto_rest``), a call this end ends that counts
+        against its caller ID adds its outcome to the number's window, in the same atomic
+        step (``record_answer``); a repeated end adds nothing."""
         ...
 
     async def heartbeat(
@@ -408,6 +476,17 @@ class Store(Protocol):
         """The calls each number of the account placed on ``day`` (the account's day, as
         ``Ticket.day`` names it), counted when each call was allowed; numbers that placed
         none are left out. Kept for ``USAGE_KEPT_DAYS``."""
+        ...
+
+    async def send_text(self, ticket: TextTicket, plan: Plan) -> Decision:
+        """Pick a text's sender as ``Plan.choose`` does, from the contact's sticky number and
+        the texts each number sent today; when allowed, count the text against its sender
+        and make the sender the contact's sticky number, in one atomic step. Raises
+        ``StoreUnavailable`` when that step cannot be done in time (nothing was counted)."""
+        ...
+
+    async def texts(self, account_id: str, day: str) -> dict[str, int]:
+        """The texts each number sent on ``day``, as ``usage`` counts calls."""
         ...
 
     async def sweep(self) -> int: ...

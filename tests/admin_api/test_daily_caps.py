@@ -311,7 +311,7 @@ def test_the_document_has_the_usage_endpoint_and_the_cap_fields() -> None:
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/UsageOfDay"}
     assert set(schemas["NumberUsage"]["required"]) == {
-        "number", "name", "calls", "daily_cap", "remaining"}
+        "number", "name", "calls", "daily_cap", "remaining", "texts", "texts_remaining"}
     for name in ("NumberCreate", "NumberPatch", "NumberOut", "AccountPatch", "AccountOut"):
         cap = json.dumps(schemas[name]["properties"]["daily_cap"])
         assert '"minimum": 0' in cap, (name, cap)

@@ -175,6 +175,31 @@ async def test_1000_dials_over_4_processes_never_pass_a_daily_cap(fleet: Fleet) 
     assert leases(fleet.redis, users=["rota"])["rota"] == 800
 
 
+async def test_400_texts_over_4_processes_take_turns_within_their_caps(fleet: Fleet) -> None:
+    """Texts count apart from calls: the five 212 numbers, the only ones that can text, each
+    send exactly 50 (their cap); the other 150 are denied ``caller_id_capped``, no channel
+    is taken, and no call is counted."""
+    config = rotating(daily_cap=50)
+    numbers = tuple(msgspec.structs.replace(n, sms=n.number in NEW_YORK) for n in config.numbers)
+    fleet.setup(msgspec.structs.replace(config, numbers=numbers))
+    servers = fleet.start(4)
+    async with Clients(servers) as apis:
+        replies = await asyncio.gather(*(
+            apis[i % 4].request("POST", "/v1/sms/sender",
+                                json={"user": "rota", "to": f"+1212555{i:04d}"})
+            for i in range(400)))
+    assert {r.status for r in replies} == {200}
+    answers = [r.body for r in replies]
+    assert Counter(a["sender"] for a in answers if a["allowed"]) == dict.fromkeys(NEW_YORK, 50)
+    assert Counter(a["reason"] for a in answers if not a["allowed"]) == {"caller_id_capped": 150}
+    (key,) = fleet.redis.cli("KEYS", "cg:{demo}:texts:*").split()
+    flat = fleet.redis.cli("HGETALL", key).split()
+    assert {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)} == dict.fromkeys(
+        NEW_YORK, 50)
+    assert fleet.redis.cli("KEYS", "cg:{demo}:usage:*") == ""
+    assert leases(fleet.redis, users=["rota"])["rota"] == 0
+
+
 async def test_a_call_id_retried_on_every_process_gets_one_answer_and_one_lease(
     fleet: Fleet,
 ) -> None:

@@ -30,6 +30,11 @@ key                        type       what
 ``…:denied:<call id>``     string     a remembered denial (see ``lua/admit.lua``)
 ``…:usage:<day>``          hash       number -> calls it placed on the account's day
                                       (``2026-12-04``); kept ``USAGE_KEPT_DAYS``
+``…:answers``              hash       number -> its last ended calls, '1' connected
+                                      or '0' not, oldest first (``auto_rest``; see
+                                      ``lua/end.lua``)
+``…:texts:<day>``          hash       number -> texts it sent on the account's day;
+                                      kept ``USAGE_KEPT_DAYS``
 =========================  =========  ===============================================
 """
 
@@ -70,6 +75,7 @@ class AccountKeys:
     """The keys of one account."""
 
     __slots__ = (
+        "answers",
         "audit",
         "config",
         "counts",
@@ -91,6 +97,7 @@ class AccountKeys:
         self.counts = prefix + "held"
         self.sticky = prefix + "sticky"
         self.sticky_expiry = prefix + "sticky-expiry"
+        self.answers = prefix + "answers"
 
     def call(self, call_id: str) -> str:
         return self.prefix + "call:" + call_id
@@ -100,3 +107,6 @@ class AccountKeys:
 
     def usage(self, day: str) -> str:
         return self.prefix + "usage:" + day
+
+    def texts(self, day: str) -> str:
+        return self.prefix + "texts:" + day

@@ -20,9 +20,8 @@ from typing import Any, ClassVar
 
 from callerid import Outcome
 
-from ...wire import EndResult
 from ..callstate import CallState, CallStatus, check_end, check_heartbeat
-from ..protocol import LiveCall, Peek, Ticket
+from ..protocol import AnswerWindow, Ended, LiveCall, Peek, Ticket
 from . import scripts as S
 from .answers import allowed_answer, caller_and_number, denial_answer, fingerprint_of, text
 from .keys import AccountKeys
@@ -64,25 +63,29 @@ class LifecycleCommands(ABC):
     def _check_fingerprint(call_id: str, fingerprint: str, stored: str) -> None: ...
 
     async def end(
-        self, account_id: str, call_id: str, outcome: Outcome, user_id: str | None = None
-    ) -> EndResult:
+        self, account_id: str, call_id: str, outcome: Outcome, user_id: str | None = None,
+        window: AnswerWindow | None = None,
+    ) -> Ended:
         account = self._account_keys(account_id)
         reply = await self._lifecycle(
             S.END,
             S.EndKeys(account.call(call_id), account.denied(call_id), account.leases,
-                      account.counts, account.sticky, account.sticky_expiry),
+                      account.counts, account.sticky, account.sticky_expiry,
+                      account.answers if window is not None else None),
             S.EndArgs(self._skew_ms(), call_id, outcome.value,
-                      "1" if outcome.connected else "0", user_id or ""),
+                      "1" if outcome.connected else "0", user_id or "",
+                      f"{window.calls} {window.least}" if window is not None else None),
         )
         code = reply[0]
         if code == S.EndCode.OK:
             self._leases[account_id] = int(reply[2])
-            return EndResult(call_id=call_id, outcome=outcome,
-                             sticky_recorded=bool(reply[1]) and outcome.connected)
+            return Ended(call_id=call_id, outcome=outcome,
+                         sticky_recorded=bool(reply[1]) and outcome.connected,
+                         number=text(reply[3]) or None, rest_due=bool(reply[4]))
         check_end(call_id, self._status(call_id, self._END_STATES[code], reply), outcome)
-        # ended with this outcome already: the same answer again
-        return EndResult(call_id=call_id, outcome=outcome,
-                         sticky_recorded=bool(reply[2]) and outcome.connected)
+        # ended with this outcome already: the same answer again, and nothing counted
+        return Ended(call_id=call_id, outcome=outcome,
+                     sticky_recorded=bool(reply[2]) and outcome.connected)
 
     async def heartbeat(
         self, account_id: str, call_id: str, ttl_ms: int, user_id: str | None = None

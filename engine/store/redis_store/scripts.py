@@ -27,8 +27,9 @@ from ..protocol import RETENTION_MS, USAGE_KEPT_DAYS
 
 __all__ = [
     "ADD_TOKEN", "ADMIT", "ANNOUNCE", "AUDIT_KEPT", "CLAIM_NUMBERS", "END", "FEED", "HEARTBEAT",
-    "LIVE", "PEEK", "RELEASE_NUMBERS", "REMOVE_TOKEN", "SAVE_CONFIG", "SCRIPTS", "UNDO_ADMIT",
-    "AdmitArgs", "AdmitCode", "AdmitKeys", "EndCode", "HeartbeatCode", "Script",
+    "LIVE", "PEEK", "RELEASE_NUMBERS", "REMOVE_TOKEN", "SAVE_CONFIG", "SCRIPTS", "SEND_TEXT",
+    "UNDO_ADMIT", "AdmitArgs", "AdmitCode", "AdmitKeys", "EndCode", "HeartbeatCode", "Script",
+    "TextArgs", "TextCode", "TextKeys",
 ]
 
 AUDIT_KEPT = 100_000
@@ -160,6 +161,35 @@ class AdmitCode(enum.IntEnum):
     LIMIT = 5
 
 
+class TextKeys(NamedTuple):
+    texts: str
+    sticky: str
+    sticky_expiry: str
+
+
+class TextArgs(NamedTuple):
+    """What SEND_TEXT reads (lua/send_text.lua)."""
+
+    skew_ms: int
+    deadline_ms: int
+    contact: str
+    sticky_ids: str
+    """',<number>,...' the contact's sticky number may be, '' when sticky cannot answer."""
+    sticky_ttl_ms: int
+    cap: int | str
+    caps: str
+    steps: str
+    """As ADMIT's: the rotation, '' for none."""
+    sender: str
+    """Without steps (or a sticky hit), the sender; '' when the text is denied."""
+
+
+class TextCode(enum.IntEnum):
+    LATE = 0
+    NONE = 1
+    SENT = 2
+
+
 class UndoKeys(NamedTuple):
     record: str
     leases: str
@@ -180,6 +210,8 @@ class EndKeys(NamedTuple):
     counts: str
     sticky: str
     sticky_expiry: str
+    answers: str | None = None
+    """With ``window``: the numbers' windows of last ended calls (``auto_rest``)."""
 
 
 class EndArgs(NamedTuple):
@@ -188,6 +220,8 @@ class EndArgs(NamedTuple):
     outcome: str
     connected: str
     user: str
+    window: str | None = None
+    """'<calls> <least>' (``protocol.AnswerWindow``) when the account has ``auto_rest``."""
 
 
 class EndCode(enum.IntEnum):
@@ -306,12 +340,13 @@ class FeedArgs(NamedTuple):
 
 
 _RECORD = ("clock", "record")
-ADMIT = Script("admit", AdmitKeys, AdmitArgs, preludes=(*_RECORD, "leases"))
+ADMIT = Script("admit", AdmitKeys, AdmitArgs, preludes=(*_RECORD, "leases", "rotation"))
 UNDO_ADMIT = Script("undo_admit", UndoKeys, UndoArgs, preludes=(*_RECORD, "leases"))
 END = Script("end", EndKeys, EndArgs, preludes=(*_RECORD, "kept", "leases"))
 HEARTBEAT = Script("heartbeat", HeartbeatKeys, HeartbeatArgs, preludes=(*_RECORD, "kept"))
 PEEK = Script("peek", PeekKeys, PeekArgs, preludes=(*_RECORD, "leases"))
 LIVE = Script("live", LiveKeys, LiveArgs, preludes=("clock",))
+SEND_TEXT = Script("send_text", TextKeys, TextArgs, preludes=("clock", "rotation"))
 SAVE_CONFIG = Script("save_config", ConfigKeys, SaveConfigArgs, preludes=("audit",))
 ADD_TOKEN = Script("add_token", TokenKeys, AddTokenArgs, preludes=("audit",))
 REMOVE_TOKEN = Script("remove_token", TokenKeys, RemoveTokenArgs, preludes=("audit",))
@@ -320,5 +355,5 @@ CLAIM_NUMBERS = Script("claim_numbers", NumberKeys, NumbersArgs)
 RELEASE_NUMBERS = Script("release_numbers", NumberKeys, NumbersArgs)
 FEED = Script("feed", FeedKeys, FeedArgs)
 
-SCRIPTS = (ADMIT, UNDO_ADMIT, END, HEARTBEAT, PEEK, LIVE, SAVE_CONFIG, ADD_TOKEN, REMOVE_TOKEN,
-           ANNOUNCE, FEED, CLAIM_NUMBERS, RELEASE_NUMBERS)
+SCRIPTS = (ADMIT, UNDO_ADMIT, END, HEARTBEAT, PEEK, LIVE, SEND_TEXT, SAVE_CONFIG, ADD_TOKEN,
+           REMOVE_TOKEN, ANNOUNCE, FEED, CLAIM_NUMBERS, RELEASE_NUMBERS)

@@ -80,6 +80,7 @@ from .connection import Lost, Pipe, RedisError, Unreachable
 from .keys import AccountKeys
 from .lifecycle import LifecycleCommands
 from .settings import RedisSettings, parse_redis_url
+from .texts import TextCommands
 from .tokens import TokenCommands
 from .topology import Node, Topology, build_topology
 
@@ -119,10 +120,13 @@ _NONCE_PREFIX = secrets.token_hex(6) + ":"
 _attempts = itertools.count(1)
 
 
-class RedisStore(LifecycleCommands, ConfigurationCommands, TokenCommands, AuditCommands):
+class RedisStore(
+    LifecycleCommands, TextCommands, ConfigurationCommands, TokenCommands, AuditCommands
+):
     """The store: its connections and the dial (the hot path) here; the calls' lifecycle,
-    configuration and the change feed, tokens and the audit log in the parts it inherits
-    (``lifecycle.py``, ``configuration.py``, ``tokens.py``, ``audit.py``)."""
+    texts, configuration and the change feed, tokens and the audit log in the parts it
+    inherits (``lifecycle.py``, ``texts.py``, ``configuration.py``, ``tokens.py``,
+    ``audit.py``)."""
 
     def __init__(
         self,

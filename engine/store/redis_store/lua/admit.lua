@@ -64,11 +64,6 @@ local function remember_denial(limits, answer)
       .. A.user .. ' ' .. limits .. '|' .. answer, 'PX', 'RETENTION_MS')
   end
 end
--- A number's daily cap ('+' is the only magic character an E.164 number holds).
-local function cap_of(number)
-  local own = A.caps and string.match(A.caps, ',%' .. number .. '=(%d+),')
-  return tonumber(own or A.cap)
-end
 local answer, sticky, keep, rule = A.answer, '', A.keep, ''
 if K.sticky then
   local entry = redis.call('HGET', K.sticky, A.contact)
@@ -84,23 +79,10 @@ if K.sticky then
   end
 end
 if A.steps and sticky == '' then
-  for name, list in string.gmatch(A.steps, '(%S+) ([^;]+);') do
-    local numbers = {}
-    for number in string.gmatch(list, '%S+') do numbers[#numbers + 1] = number end
-    local used = redis.call('HMGET', K.usage, unpack(numbers))
-    local best, fewest
-    for i, number in ipairs(numbers) do
-      local calls = tonumber(used[i] or '0')
-      local cap = A.cap and cap_of(number)
-      if (not best or calls < fewest) and (not cap or calls < cap) then
-        best, fewest = number, calls
-      end
-    end
-    if best then
-      answer = '\149' .. string.char(160 + #name) .. name .. A.pick
-      allowed, sticky, keep, rule = true, best, best, name
-      break
-    end
+  local best, name = rotate(K.usage)
+  if best then
+    answer = '\149' .. string.char(160 + #name) .. name .. A.pick
+    allowed, sticky, keep, rule = true, best, best, name
   end
 end
 if not allowed then
@@ -132,7 +114,7 @@ if counted then
   end
   redis.call('ZADD', K.leases, string.format('%d', expires), A.user .. '|' .. A.call_id)
   if in_account >= 0 then in_account = in_account + 1 end
-  if keep ~= '' and redis.call('HINCRBY', K.usage, keep, 1) == 1 then
+  if keep ~= '' and redis.call('HINCRBY', K.usage, keep, '1') == 1 then
     redis.call('EXPIRE', K.usage, USAGE_KEPT_S)
   end
 end
