@@ -14,6 +14,7 @@ import msgspec
 import pytest
 
 from callerid import AccountConfig, Outcome, Reason, Rule
+from engine import configfile
 from engine.days import day_bounds, local_day
 from engine.decide import Engine
 from engine.service import AccountService
@@ -125,3 +126,22 @@ def test_a_day_runs_midnight_to_midnight_in_its_zone(
     assert datetime.fromtimestamp(starts / 1000, ZoneInfo(zone)).strftime("%H:%M") == "00:00"
     assert local_day(zone, now_ms) == day
     assert local_day(zone, ends) != day and local_day(zone, starts - 1) != day
+
+
+def test_the_configuration_file_carries_caps_time_zone_and_texts(demo: AccountConfig) -> None:
+    """``callgate import``/``export`` read and write every setting of this feature, in TOML
+    and JSON, and ``callgate schema`` describes them."""
+    numbers = tuple(msgspec.structs.replace(n, daily_cap=250, sms=True) if n.number == NY_1
+                    else n for n in demo.numbers)
+    config = configured(demo, numbers=numbers, time_zone="America/New_York", daily_cap=100,
+                        requested_over_cap=True, sms_sticky_shared=True)
+    for fmt in ("toml", "json"):
+        assert configfile.decode(configfile.encode(config, fmt), fmt) == config
+    toml = configfile.encode(config, "toml").decode()
+    for line in ('time_zone = "America/New_York"', "daily_cap = 100", "daily_cap = 250",
+                 "requested_over_cap = true", "sms_sticky_shared = true"):
+        assert line in toml, line
+    schema = configfile.json_schema()
+    account = schema["$defs"]["AccountConfig"]["properties"]
+    assert {"time_zone", "daily_cap", "requested_over_cap", "sms_sticky_shared"} <= set(account)
+    assert schema["$defs"]["PhoneNumber"]["properties"]["daily_cap"]["anyOf"][0]["minimum"] == 0
