@@ -39,7 +39,7 @@ def account_out(config: AccountConfig) -> AccountOut:
         sticky_ttl_days=config.sticky_ttl_days, time_zone=config.time_zone,
         daily_cap=config.daily_cap, requested_over_cap=config.requested_over_cap,
         sms_sticky_shared=config.sms_sticky_shared,
-        auto_rest=config.auto_rest, etag="",
+        auto_rest=config.auto_rest, calling_hours=config.calling_hours, etag="",
     ))
 
 

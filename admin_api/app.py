@@ -25,7 +25,7 @@ from engine.service import AccountService
 from engine.store import Store
 from engine.tokens import TokenCache
 
-from . import account, activity, departments, groups, numbers, sip, tokens, users
+from . import account, activity, departments, dnc, groups, numbers, sip, tokens, users
 from .context import Call, Operation, encode
 from .openapi import PREFIX, document
 
@@ -36,6 +36,7 @@ OPERATIONS: list[Operation] = [
     *users.OPERATIONS,
     *departments.OPERATIONS,
     *numbers.OPERATIONS,
+    *dnc.OPERATIONS,
     *groups.OPERATIONS,
     *tokens.OPERATIONS,
     *sip.OPERATIONS,

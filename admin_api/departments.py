@@ -110,6 +110,7 @@ async def create_department(call: Call) -> Reply:
         department = Department(
             id=body.id, name=body.name, description=body.description,
             default_caller_id=body.default_caller_id, permissions=body.permissions,
+            calling_hours=body.calling_hours,
         )
         new = changes.create_department(department, template=body.template)(config)
         created = _department(new, body.id)

@@ -19,6 +19,7 @@ from msgspec import UNSET, UnsetType
 from callerid import (
     AutoRest,
     AvailableCallerIds,
+    CallingHours,
     CallSettings,
     Department,
     DepartmentsMode,
@@ -151,6 +152,8 @@ class AccountOut(_Out, frozen=True):
     sms_sticky_shared: bool
     """Whether texts and calls share each contact's sticky number."""
     auto_rest: AutoRest | None
+    calling_hours: CallingHours | None
+    """When callees may be called, in their local time; null: at any hour."""
     """When a number rests by itself (its answer rate over its last ended calls); null:
     never."""
     etag: Etag
@@ -186,6 +189,9 @@ class AccountPatch(_Request, frozen=True):
     sms_sticky_shared: bool | UnsetType = UNSET
     """Texts and calls share each contact's sticky number (else texts keep their own)."""
     auto_rest: AutoRest | UnsetType | None = UNSET
+    calling_hours: CallingHours | UnsetType | None = UNSET
+    """When callees may be called (replaced whole: what it leaves out takes its default);
+    null: at any hour."""
     """Rest a number by itself when its answer rate over its last ``over_calls`` ended calls
     falls below ``min_answer_rate``, for ``rest_hours`` (replaced whole: a field left out
     takes its default); null: never."""
@@ -309,6 +315,8 @@ class DepartmentCreate(_Request, frozen=True):
     description: Description = ""
     default_caller_id: E164 | None = None
     permissions: Permissions = ()
+    calling_hours: CallingHours | None = None
+    """Its own calling hours, in place of the account's; null: the account's."""
     template: Id | None = None
     """A department whose permissions the new one starts with (instead of ``permissions``)."""
 
@@ -334,6 +342,8 @@ class DepartmentPatch(_Request, frozen=True):
     name: Name | UnsetType = UNSET
     description: Description | UnsetType = UNSET
     default_caller_id: E164 | UnsetType | None = UNSET
+    calling_hours: CallingHours | UnsetType | None = UNSET
+    """Its own calling hours (replaced whole); null: the account's apply again."""
 
 
 class DepartmentPermissions(_Request, frozen=True):

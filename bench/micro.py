@@ -14,6 +14,7 @@ import phonenumbers
 
 from callerid import AccountSnapshot, Destination, PhoneNumber, compile_account, resolve
 from callerid.local import local_pick
+from callerid.model import CallingHours
 from callerid.nanp import NPA_REGIONS
 from engine.decide import decide
 from engine.numbers import load_metadata, normalise
@@ -40,6 +41,8 @@ RESOLUTION_CASES: tuple[tuple[str, str, str], ...] = (
 LOCAL_POOL = 500
 """Numbers in the local-presence pool benchmark (issue 18: resolve under 10 µs at 500)."""
 LOCAL_DECISION_TARGET = 1.2
+HOURS_DECISION_TARGET = 1.1
+"""Issue 19: the calling-hours check adds at most 10% to a fresh number's decision."""
 """The local-presence decision on a fresh number, at most this many times the plain one's."""
 # (callee, the tier local presence must find it in) in the 500-number pool below.
 LOCAL_POOL_CASES: tuple[tuple[str, str], ...] = (
@@ -145,6 +148,11 @@ def run(rounds: int = 5, per_round: int = 10_000) -> list[Row]:
     decide_fresh: list[float] = []
     decide_cached: list[float] = []
     decide_local: list[float] = []
+    decide_hours: list[float] = []
+    # Calling hours that allow every minute: the check runs in full (the callee's zones, its
+    # local minute, the windows) and never denies, whatever the hour of the run.
+    hours = compile_account(msgspec.structs.replace(demo_config(), calling_hours=CallingHours(
+        windows="mon-sun 00:00-24:00")), 1)
     pool = _local_pool()
     pool_cases: dict[tuple[str, str], list[float]] = {case: [] for case in LOCAL_POOL_CASES}
     for n in range(rounds):
@@ -158,6 +166,7 @@ def run(rounds: int = 5, per_round: int = 10_000) -> list[Row]:
             decide_cached.append(_decide_cost_us(snapshot, numbers, cached=True))
             decide_local.append(_decide_cost_us(snapshot, numbers, cached=False,
                                                 user_id="lola"))
+            decide_hours.append(_decide_cost_us(hours, numbers, cached=False))
             for callee, tier in LOCAL_POOL_CASES:
                 pool_cases[(callee, tier)].append(_local_pool_cost_us(pool, callee, tier))
 
@@ -211,4 +220,9 @@ def run(rounds: int = 5, per_round: int = 10_000) -> list[Row]:
         median(decide_fresh), "the same for ana (user default)",
         f"<= {LOCAL_DECISION_TARGET}x", local_ratio <= LOCAL_DECISION_TARGET,
         paired_ratio=local_ratio))
+    hours_ratio = paired_ratio(decide_hours, decide_fresh)
+    rows.append(Row(
+        "normalise+policy+resolve, fresh, with calling hours", median(decide_hours), "µs",
+        median(decide_fresh), "the same without", f"<= {HOURS_DECISION_TARGET}x",
+        hours_ratio <= HOURS_DECISION_TARGET, paired_ratio=hours_ratio))
     return rows

@@ -12,11 +12,12 @@ are enums defined here, once.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Final, Literal
 
 import msgspec
 
+from .hours import HoursError, parse_hours
 from .permissions import Permission
 
 __all__ = [
@@ -175,6 +176,8 @@ class Reason(enum.StrEnum):
     NO_CALLER_ID = "no_caller_id"
     CHANNEL_LIMIT = "channel_limit"
     CALLER_ID_CAPPED = "caller_id_capped"
+    OUTSIDE_CALLING_HOURS = "outside_calling_hours"
+    DO_NOT_CALL = "do_not_call"
     STORE_UNAVAILABLE = "store_unavailable"
 
 
@@ -269,12 +272,56 @@ class PhoneNumber(_Config, frozen=True):
             raise ValueError("a resting number has a `resting_until`, and only a resting one")
 
 
+_DAY = "(mon|tue|wed|thu|fri|sat|sun)"
+_GROUP = (f"{_DAY}(-{_DAY})? ([01][0-9]|2[0-3]):[0-5][0-9]-"
+          "(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)")
+HoursSpec = Annotated[str, msgspec.Meta(
+    max_length=500, examples=["mon-fri 09:00-20:00, sat 10:00-17:00"],
+    # The grammar, for the document; CallingHours checks it itself, to say what is wrong.
+    extra_json_schema={"pattern": f"^({_GROUP}(, *{_GROUP})*)?$(?!\\n)"},
+    description="Calling windows by weekday in the callee's local time: comma-separated "
+    "groups of a day or range of days (mon..sun) and HH:MM-HH:MM; a day no group names has "
+    "no calling")]
+RegionKey = Annotated[str, msgspec.Meta(
+    pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$(?!\n)", examples=["US-FL", "GB"],
+    description="A state or province (ISO 3166-2, US-FL) or a country (ISO 3166-1, GB)")]
+
+
+class CallingHours(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """When callees may be called, in their own local time (``callerid.hours``). A number
+    whose possible time zones disagree is judged by the most restrictive; emergency calls
+    are never held back; a user with ``dial.any_hour`` is not bound by them."""
+
+    # Encoded whole (no omitted defaults, unlike _Config): every setting shows.
+
+    windows: HoursSpec = "mon-sun 08:00-21:00"
+    """Everywhere, unless ``regions`` names the callee's state, province or country. The
+    default is the US federal rule (47 CFR 64.1200(c)(1))."""
+    regions: dict[RegionKey, HoursSpec] = {}
+    """Windows in place of ``windows`` for callees there (a state before its country)."""
+    state_rules: bool = True
+    """Narrow ``windows`` further in each US state whose law is narrower than the federal
+    rule, from the table callgate ships (``callerid.hours_us``)."""
+    holidays: tuple[date, ...] = ()
+    """Dates with no calling at all (the callee's local date)."""
+
+    def __post_init__(self) -> None:
+        specs = [("windows", self.windows), *((f"regions.{k}", v) for k, v in self.regions.items())]
+        for where, spec in specs:
+            try:
+                parse_hours(spec)
+            except HoursError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+
+
 class Department(_Config, frozen=True):
     id: Id
     name: Name
     description: Annotated[str, msgspec.Meta(max_length=2000)] = ""
     permissions: tuple[Permission, ...] = ()
     default_caller_id: E164 | None = None
+    calling_hours: CallingHours | None = None
+    """The department's own calling hours, in place of the account's."""
 
 
 class SipCredential(_Config, frozen=True):
@@ -382,6 +429,8 @@ class AccountConfig(_Config, frozen=True):
     requested_over_cap: bool = False
     """Let a user who may choose the caller ID ask for a number over its cap (else the dial
     is denied ``caller_id_capped``)."""
+    calling_hours: CallingHours | None = None
+    """When callees may be called (their local time); absent: at any hour."""
     auto_rest: AutoRest | None = None
     """Rest a number automatically when too few of its recent calls connect; absent: never
     (numbers rest only when an administrator says so)."""

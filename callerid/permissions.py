@@ -46,6 +46,7 @@ class Permission(enum.StrEnum):
     # Calling (checked at dial time)
     DIAL_OUT_OF_PLAN = "dial.out_of_plan"
     DIAL_SPECIAL_NUMBERS = "dial.special_numbers"
+    DIAL_ANY_HOUR = "dial.any_hour"
     CALLERID_CHOOSE = "callerid.choose"
     CALLERID_LOCAL_PRESENCE = "callerid.local_presence"
 
@@ -83,6 +84,7 @@ BUCKETS: dict[str, frozenset[Permission]] = {
         {
             Permission.DIAL_OUT_OF_PLAN,
             Permission.DIAL_SPECIAL_NUMBERS,
+            Permission.DIAL_ANY_HOUR,
             Permission.CALLERID_CHOOSE,
             Permission.CALLERID_LOCAL_PRESENCE,
         }

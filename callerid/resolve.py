@@ -49,6 +49,8 @@ class Step(enum.StrEnum):
 
     NORMALISE = "normalise"
     POLICY = "policy"
+    CALLING_HOURS = "calling_hours"
+    DO_NOT_CALL = "do_not_call"
     REQUESTED = "requested"
     STICKY = "sticky"
     GEO = "geo"

@@ -16,10 +16,13 @@ from __future__ import annotations
 import msgspec
 
 from .geo import GeoTable, compile_geo
+from .hours import HoursPolicy, compile_hours
+from .hours_us import STATES
 from .local import LocalIndex, compile_local
 from .model import (
     AccountConfig,
     AvailableCallerIds,
+    CallingHours,
     CallSettings,
     NumberStatus,
     Reputation,
@@ -51,6 +54,9 @@ class UserView(msgspec.Struct, frozen=True, kw_only=True):
     """Local presence applies: the user's setting is on and they hold its permission."""
     max_channels: int
     sip: SipCredential | None
+    hours: HoursPolicy | None = None
+    """The calling hours the user's dials keep (their department's, else the account's);
+    None when there are none or the user holds ``dial.any_hour``."""
 
 
 class AccountSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,6 +97,13 @@ def effective_settings(account: AccountConfig, user: User) -> CallSettings:
     return msgspec.structs.replace(chosen, geo_caller_id=False, pro_dialing=False, ai_tools=False)
 
 
+def _compiled_hours(hours: CallingHours | None) -> HoursPolicy | None:
+    if hours is None:
+        return None
+    return compile_hours(hours.windows, hours.regions, hours.holidays,
+                         STATES if hours.state_rules else None)
+
+
 def compile_account(account: AccountConfig, version: int) -> AccountSnapshot:
     active = frozenset(n.number for n in account.numbers if n.status == NumberStatus.ACTIVE
                        and n.reputation is not Reputation.RETIRED)
@@ -101,6 +114,9 @@ def compile_account(account: AccountConfig, version: int) -> AccountSnapshot:
         if n.department is not None and n.number in active:
             pools.setdefault(n.department, set()).add(n.number)
     departments = {d.id: d for d in account.departments}
+    account_hours = _compiled_hours(account.calling_hours)
+    hours_of = {d.id: _compiled_hours(d.calling_hours) if d.calling_hours else account_hours
+                for d in account.departments}
     users: dict[str, UserView] = {}
     for user in account.users:
         is_owner = user.id == account.owner
@@ -134,6 +150,8 @@ def compile_account(account: AccountConfig, version: int) -> AccountSnapshot:
             and Permission.CALLERID_LOCAL_PRESENCE in permissions,
             max_channels=user.max_channels,
             sip=user.sip,
+            hours=None if Permission.DIAL_ANY_HOUR in permissions
+            else hours_of.get(user.department or "", account_hours),
         )
     return AccountSnapshot(
         account_id=account.id,

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from callerid import User
-from engine import changes, configfile, loadtest, logs
+from engine import changes, configfile, dnc, loadtest, logs
 from engine.errors import CallgateError, ConfigurationError, NotFound, RequestError
 from engine.service import AccountService
 from engine.store import AuditEntry, Store, open_store
@@ -96,6 +96,18 @@ def _parser() -> argparse.ArgumentParser:
     revoke_p = command("revoke", "revoke tokens by name", token_sub)
     revoke_p.add_argument("account")
     revoke_p.add_argument("name")
+
+    dnc_p = sub.add_parser("dnc", help="an account's do-not-call list")
+    dnc_sub = dnc_p.add_subparsers(dest="dnc_command", required=True)
+    dnc_import_p = command("import", "add the numbers of a file (one a line, as dialled) to "
+                           "the list; a bad line adds none of them", dnc_sub)
+    dnc_import_p.add_argument("account")
+    dnc_import_p.add_argument("file", help="a text file of numbers, one a line ('-': stdin)")
+    dnc_remove_p = command("remove", "take the numbers of a file off the list", dnc_sub)
+    dnc_remove_p.add_argument("account")
+    dnc_remove_p.add_argument("file")
+    dnc_count_p = command("count", "how many numbers the list holds", dnc_sub)
+    dnc_count_p.add_argument("account")
     return parser
 
 
@@ -131,6 +143,35 @@ async def _import(store: Store, path: Path) -> int:
                        target=f"account:{config.id}", after={"file": str(path)})
     version = await AccountService(store).put(config, [entry])
     print(f"imported account {config.id!r} (version {version})")
+    return 0
+
+
+def _read_numbers(path: str, region: str) -> list[str]:
+    """The numbers of the file at ``path`` (``-``: stdin), as E.164, read in a thread."""
+    if path == "-":
+        return dnc.parse_numbers(sys.stdin, region)
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        return dnc.parse_numbers(lines, region)
+
+
+async def _dnc(store: Store, command: str, account: str, path: str | None) -> int:
+    config, _ = await AccountService(store).get(account)
+    if command == "count":
+        print(await store.dnc_count(account))
+        return 0
+    assert path is not None
+    started = time.monotonic()
+    # Every line is read and checked before anything is written: a bad one changes nothing.
+    numbers = await asyncio.to_thread(_read_numbers, path, config.default_region)
+    adding = command == "import"
+    entry = AuditEntry(at_ms=time.time_ns() // 1_000_000, actor="cli",
+                       action="dnc.import" if adding else "dnc.remove", target="dnc",
+                       after={"file": path, "numbers": len(numbers)})
+    write = store.dnc_add if adding else store.dnc_remove
+    changed = await write(account, numbers, [entry])
+    took = time.monotonic() - started
+    print(f"{len(numbers)} numbers read, {changed} {'added' if adding else 'removed'}; the list "
+          f"of {account!r} holds {await store.dnc_count(account)} ({took:.1f} s)")
     return 0
 
 
@@ -213,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = "serve" if args.command == "config" else args.command
         if args.command == "token":
             command = args.token_command
+        if args.command == "dnc":
+            command = args.dnc_command
         values = settings.resolve(command, vars(args), os.environ)
         logs.configure(values["log_level"].value, values["log_format"].value)
         settings.warn_unknown(os.environ)
@@ -246,6 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "export":
             return asyncio.run(_with_store(
                 data, redis, lambda s: _export(s, args.account, args.format, args.output)))
+        if args.command == "dnc":
+            return asyncio.run(_with_store(data, redis, lambda s: _dnc(
+                s, args.dnc_command, args.account, getattr(args, "file", None))))
         if args.token_command == "create":
             return asyncio.run(_with_store(
                 data, redis,

@@ -204,7 +204,8 @@ def _digest(text: str) -> tuple[str, ...]:
     return chosen
 
 
-_STORE = ("serve", "bootstrap", "import", "export", "create", "list", "revoke")
+_STORE = ("serve", "bootstrap", "import", "export", "create", "list", "revoke", "remove",
+          "count")
 """The commands that open a store."""
 
 CONFIG = Setting(key="config", parse=_path, metavar="FILE", commands=("*",),

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, available_timezones
 
-__all__ = ["day_bounds", "load_zones", "local_day"]
+__all__ = ["day_bounds", "load_zones", "local_day", "zone"]
 
 
 class _Day(NamedTuple):
@@ -32,21 +32,22 @@ def load_zones() -> None:
         _zones.setdefault(name, ZoneInfo(name))
 
 
-def _zone(name: str) -> ZoneInfo:
-    zone = _zones.get(name)
-    if zone is None:
-        zone = _zones[name] = ZoneInfo(name)
-    return zone
+def zone(name: str) -> ZoneInfo:
+    """The zone named ``name``, read once."""
+    found = _zones.get(name)
+    if found is None:
+        found = _zones[name] = ZoneInfo(name)
+    return found
 
 
 def day_bounds(time_zone: str, now_ms: int) -> tuple[str, int, int]:
     """The day ('2026-12-04') in ``time_zone`` at ``now_ms``, and when it starts and ends
     (ms since the epoch; a day across a DST change is 23 or 25 hours long)."""
-    zone = _zone(time_zone)
-    now = datetime.fromtimestamp(now_ms / 1000, zone)
-    start = datetime(now.year, now.month, now.day, tzinfo=zone)
+    tz = zone(time_zone)
+    now = datetime.fromtimestamp(now_ms / 1000, tz)
+    start = datetime(now.year, now.month, now.day, tzinfo=tz)
     following = start.date() + timedelta(days=1)
-    end = datetime(following.year, following.month, following.day, tzinfo=zone)
+    end = datetime(following.year, following.month, following.day, tzinfo=tz)
     return now.date().isoformat(), int(start.timestamp() * 1000), int(end.timestamp() * 1000)
 
 

@@ -31,6 +31,7 @@ from callerid import (
     Destination,
     NumberStatus,
     Outcome,
+    Permission,
     Reason,
     Reputation,
     Rule,
@@ -50,13 +51,14 @@ from callerid.sms import not_for_texts, sticky_contact, texting
 
 from .days import local_day
 from .errors import NotFound, StoreUnavailable
+from .hours import judge
 from .metrics import Metrics
 from .numbers import normalise
 from .policy import check_destination
 from .resting import AutoRester
 from .service import AccountService
 from .store import Plan, Rotation, Store, TextTicket, Ticket
-from .store.protocol import AnswerWindow, channel_denial, channel_refusal
+from .store.protocol import AnswerWindow, channel_denial, channel_refusal, dnc_denial
 from .wire import (
     Decision,
     DialRequest,
@@ -85,10 +87,12 @@ def decide(
     trace: list[TraceStep] | None = None,
     resting: frozenset[str] = frozenset(),
     counts: dict[str, int] | None = None,
+    now_ms: int | None = None,
 ) -> Decision:
-    """Steps 1-3 for one dial, pure: the decision before any channel is taken (an allowed
-    one carries ``lease_expires_at``, the expiry its lease would get). ``counts``: the
-    calls each number placed today (None: none yet)."""
+    """Steps 1-3 for one dial, pure but for the clock: the decision before any channel is
+    taken (an allowed one carries ``lease_expires_at``, the expiry its lease would get).
+    ``counts``: the calls each number placed today (None: none yet); ``now_ms``: the time
+    the user's calling hours are judged at (None: now)."""
     if dest is None:
         detail = (
             f"{dialled!r} is not a valid phone number "
@@ -122,6 +126,29 @@ def decide(
         if trace is not None:
             trace.append(TraceStep(step=Step.POLICY, result=StepResult.OK,
                                    detail="destination permitted"))
+        if user.hours is not None:
+            at = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+            outside = judge(user.hours, dest, at, account.time_zone)
+            if outside is not None:
+                if trace is not None:
+                    trace.append(TraceStep(step=Step.CALLING_HOURS, result=StepResult.DENIED,
+                                           detail=outside.detail))
+                return Decision(
+                    allowed=False, call_id=call_id, reason=Reason.OUTSIDE_CALLING_HOURS,
+                    detail=outside.detail, to=dest.e164, callee_time=outside.callee_time,
+                    next_allowed_at=None if outside.next_allowed_ms is None
+                    else rfc3339(outside.next_allowed_ms),
+                    next_allowed_local=outside.next_allowed_local,
+                )
+            if trace is not None:
+                trace.append(TraceStep(step=Step.CALLING_HOURS, result=StepResult.OK,
+                                       detail="within the callee's calling hours"))
+        elif trace is not None:
+            trace.append(TraceStep(
+                step=Step.CALLING_HOURS, result=StepResult.SKIPPED,
+                detail="the user may call at any hour (dial.any_hour)"
+                if Permission.DIAL_ANY_HOUR in user.permissions
+                else "no calling hours apply to the user"))
         resolution = resolve(account, user, dest, requested=requested, sticky=sticky,
                              trace=trace, resting=resting, counts=counts)
     if resolution.reason is not None:
@@ -184,7 +211,36 @@ def _text_answer(decision: Decision) -> TextSender:
             "capable)" + (" or pick one of the choices" if decision.choices else "")
     return TextSender(allowed=decision.allowed, sender=decision.caller_id, rule=decision.rule,
                       to=decision.to, reason=decision.reason, detail=detail,
-                      permission=decision.permission, choices=decision.choices)
+                      permission=decision.permission, choices=decision.choices,
+                      callee_time=decision.callee_time, next_allowed_at=decision.next_allowed_at,
+                      next_allowed_local=decision.next_allowed_local)
+
+
+_BEFORE_DNC = frozenset({Reason.INVALID_NUMBER, Reason.PERMISSION_DENIED,
+                         Reason.OUTSIDE_CALLING_HOURS})
+"""Denials that come before the do-not-call list: a dial they deny is not looked up in it."""
+
+
+def _dnc_number(dest: Destination | None, fallback: Decision) -> str | None:
+    """The number to look up in the account's do-not-call list for a dial (or a text) whose
+    answer before the list is ``fallback``: None for an emergency call (never blocked) and
+    after a denial that comes first."""
+    if dest is None or dest.emergency or fallback.reason in _BEFORE_DNC:
+        return None
+    return dest.e164
+
+
+def _dnc_step(trace: list[TraceStep], listed: bool, number: str) -> None:
+    """Put the do-not-call step in ``trace`` after the destination's steps (normalise,
+    policy, calling hours); listed, the steps after it are dropped (they did not decide)."""
+    at = next((i for i, s in enumerate(trace) if s.step not in (
+        Step.NORMALISE, Step.POLICY, Step.CALLING_HOURS)), len(trace))
+    if listed:
+        del trace[at:]
+    trace.insert(at, TraceStep(
+        step=Step.DO_NOT_CALL, result=StepResult.DENIED if listed else StepResult.OK,
+        detail=f"{number} is on the account's do-not-call list" if listed
+        else f"{number} is not on the account's do-not-call list"))
 
 
 _CALL_ID_PREFIX = secrets.token_hex(6)
@@ -345,6 +401,10 @@ class Engine:
         rotation = _rotation(account, user, dest, fallback, resting)
         if rotation is not None or (account.caps and plan.sticky is not None):
             plan = msgspec.structs.replace(plan, rotation=rotation, caps=account.caps)
+        if self._store.dnc_active(account_id):  # an account without a list pays nothing
+            dnc = _dnc_number(dest, fallback)
+            if dnc is not None:
+                ticket = msgspec.structs.replace(ticket, dnc=dnc)
         try:
             decision = await self._store.admit(ticket, plan)
         except StoreUnavailable as exc:
@@ -385,6 +445,13 @@ class Engine:
             account, user, request.to, dest, request.caller_id, ticket.call_id, peek.sticky,
             trace=trace, resting=resting, counts=counts,
         )
+        dnc = _dnc_number(dest, decision)
+        if dnc is not None and await self._store.dnc_count(account_id):
+            listed = await self._store.dnc_contains(account_id, dnc)
+            _dnc_step(trace, listed, dnc)
+            if listed:
+                return msgspec.structs.replace(dnc_denial(ticket.call_id, dnc),
+                                               trace=tuple(trace))
         if decision.allowed and ticket.counted:
             refusal = channel_refusal(ticket, peek.user_leases, peek.account_leases)
             in_use = f"{peek.user_leases} of {user.max_channels} channels in use"
@@ -468,7 +535,9 @@ class Engine:
             plan = msgspec.structs.replace(plan, rotation=rotation, caps=account.caps)
         ticket = TextTicket(account_id=account_id, contact=sticky_contact(account, dest.e164),
                             day=local_day(account.time_zone, now_ms),
-                            sticky_ttl_ms=account.sticky_ttl_ms)
+                            sticky_ttl_ms=account.sticky_ttl_ms,
+                            dnc=_dnc_number(dest, fallback)
+                            if self._store.dnc_active(account_id) else None)
         try:
             return _text_answer(await self._store.send_text(ticket, plan))
         except StoreUnavailable as exc:

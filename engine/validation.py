@@ -42,8 +42,9 @@ Step = str | int
 ANY_KEY = "[...]"
 """The step msgspec gives for a value of a mapping (it does not say which key)."""
 
-# msgspec ends a message with " - at `$<path>`" when the value is below the top.
-_AT = re.compile(r" - at `\$([^`]*)`$")
+# msgspec ends a message with " - at `$<path>`" when the value is below the top (" - at `key`
+# in `$<path>`" when it is a mapping's key that failed: the path is the mapping's).
+_AT = re.compile(r" - at (?:`key` in )?`\$([^`]*)`$")
 # One step of such a path: ".name", "[3]", or "[...]".
 _STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[[^\]]*\]")
 # The field a missing-field or unknown-field message names.

@@ -72,6 +72,10 @@ class TextSender(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     detail: str | None = None
     permission: Permission | None = None
     choices: tuple[str, ...] | None = None
+    callee_time: str | None = None
+    next_allowed_at: str | None = None
+    next_allowed_local: str | None = None
+    """``outside_calling_hours``: as in a call's decision (texts keep calling hours too)."""
 
 
 class EndRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -96,6 +100,12 @@ class Decision(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     detail: str | None = None
     permission: Permission | None = None
     choices: tuple[str, ...] | None = None
+    callee_time: str | None = None
+    """``outside_calling_hours``: the callee's local time now (ISO 8601 with its offset)."""
+    next_allowed_at: str | None = None
+    """``outside_calling_hours``: when the dial would next be allowed (UTC), if ever."""
+    next_allowed_local: str | None = None
+    """The same time in the callee's local time."""
     trace: tuple[TraceStep, ...] | None = None
 
 

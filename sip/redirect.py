@@ -78,6 +78,8 @@ DENIAL_STATUS: dict[Reason, int] = {
     Reason.CALLER_ID_NOT_ALLOWED: 403,
     Reason.CALLER_ID_CAPPED: 403,
     Reason.NO_CALLER_ID: 480,
+    Reason.OUTSIDE_CALLING_HOURS: 480,
+    Reason.DO_NOT_CALL: 403,
     Reason.CHANNEL_LIMIT: 486,
     Reason.STORE_UNAVAILABLE: 503,
 }

@@ -47,6 +47,7 @@ from callerid import AccountConfig, Outcome
 from ..errors import Conflict, InvalidField, PreconditionFailed, StoreUnavailable
 from ..wire import Decision, rfc3339
 from .callstate import CallState, CallStatus, check_end, check_heartbeat, sticky_pair
+from .dnc import DncIndex, number_key
 from .protocol import (
     RETENTION_MS,
     USAGE_KEPT_DAYS,
@@ -66,6 +67,7 @@ from .protocol import (
     channel_refusal,
     claim_refused,
     claimed_names,
+    dnc_denial,
     record_answer,
 )
 from .sqlite import Rows, SqliteThread, Statement
@@ -105,7 +107,16 @@ CREATE TABLE IF NOT EXISTS number_usage (
 CREATE TABLE IF NOT EXISTS number_answers (
     account_id TEXT NOT NULL, number TEXT NOT NULL, outcomes TEXT NOT NULL,
     PRIMARY KEY (account_id, number)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dnc_lists (
+    id INTEGER PRIMARY KEY, account_id TEXT NOT NULL UNIQUE,
+    generation INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS dnc (
+    list INTEGER NOT NULL, number INTEGER NOT NULL, PRIMARY KEY (list, number)) WITHOUT ROWID;
 """
+# ``dnc`` holds each account's do-not-call list (``engine.store.dnc``): the number as an
+# integer, under the list's small id (``dnc_lists``) rather than the account id, so a row is
+# about 12 bytes. ``generation`` counts the list's writes: a server notices a list that a
+# command beside it (``callgate dnc import``) changed by it, and reloads its index.
 # ``number_answers`` is each number's window of last ended calls for ``auto_rest``
 # (``protocol.record_answer``): '1' a connected call, '0' any other, oldest first; '' once a
 # rest cleared it.
@@ -363,6 +374,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
     _number_audit(conn)
 
 
+_DNC_BATCH = 50_000
+"""Numbers per transaction of a large list write: each holds the database's write lock for a
+fraction of a second, so a running server's commits wait at most that long for an import."""
+
+
 def _log_undo_failure(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.error("could not undo an unacknowledged call change: %s", future.exception())
@@ -405,6 +421,10 @@ class EmbeddedStore:
         """Calls each number placed, by (account, day)."""
         self._answers: dict[Key, str] = {}
         """Each number's window of last ended calls (``record_answer``), by (account, number)."""
+        self._dnc: dict[str, DncIndex] = {}
+        """Each account's do-not-call list, as non-empty (``engine.store.dnc``)."""
+        self._dnc_generations: dict[str, int] = {}
+        """The generation of each list the index holds (``dnc_lists.generation``)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -447,6 +467,7 @@ class EmbeddedStore:
             "SELECT account_id, number, outcomes FROM number_answers WHERE outcomes != ''"
         ).fetchall())
         self._answers = {(a, n): outcomes for a, n, outcomes in answers}
+        await self._reload_dnc(None)
         self._watchdog = asyncio.create_task(self._enforce_deadlines(), name="embedded-deadlines")
 
     async def _enforce_deadlines(self) -> None:
@@ -491,10 +512,124 @@ class EmbeddedStore:
     # -- configuration -----------------------------------------------------------------------
 
     async def account_versions(self) -> dict[str, int]:
-        rows = await self._db.read(
-            lambda conn: conn.execute("SELECT id, version FROM accounts").fetchall()
+        rows, lists = await self._db.read(
+            lambda conn: (conn.execute("SELECT id, version FROM accounts").fetchall(),
+                          conn.execute("SELECT account_id, generation FROM dnc_lists").fetchall())
         )
+        # Polled by the server: the place to notice a list a command beside it changed.
+        for account_id, generation in lists:
+            if self._dnc_generations.get(account_id, 0) != generation:
+                await self._reload_dnc(account_id)
         return dict(rows)
+
+    # -- do-not-call lists -------------------------------------------------------------------
+
+    async def _reload_dnc(self, account_id: str | None) -> None:
+        """Build the index of one account's list (None: every account's) from the database,
+        in its thread, reading the rows in key order straight into the index's arrays."""
+
+        def load(conn: sqlite3.Connection) -> tuple[dict[str, DncIndex], dict[str, int]]:
+            where, args = ("WHERE account_id = ?", (account_id,)) if account_id else ("", ())
+            lists = conn.execute(
+                f"SELECT id, account_id, generation FROM dnc_lists {where}", args).fetchall()
+            indexes, generations = {}, {}
+            for list_id, account, generation in lists:
+                index = DncIndex()
+                for (number,) in conn.execute(
+                        "SELECT number FROM dnc WHERE list = ? ORDER BY number", (list_id,)):
+                    index.append_sorted(number)
+                indexes[account] = index
+                generations[account] = generation
+            return indexes, generations
+
+        indexes, generations = await self._db.read(load)
+        self._dnc_generations.update(generations)
+        for account, index in indexes.items():
+            if index.count:
+                self._dnc[account] = index
+            else:
+                self._dnc.pop(account, None)
+
+    async def _dnc_write(
+        self, account_id: str, numbers: Sequence[str], audit: Sequence[AuditEntry], adding: bool
+    ) -> int:
+        keys = sorted({number_key(n) for n in numbers})
+        changed = generation = 0
+        batches = [keys[i:i + _DNC_BATCH] for i in range(0, len(keys), _DNC_BATCH)] or [[]]
+        for n, batch in enumerate(batches, 1):
+            done, generation = await self._db.run(
+                self._dnc_job(account_id, batch, audit if n == len(batches) else (), adding))
+            changed += done
+        return await self._dnc_apply(account_id, keys, generation, changed, adding)
+
+    @staticmethod
+    def _dnc_job(
+        account_id: str, keys: list[int], audit: Sequence[AuditEntry], adding: bool
+    ) -> Callable[[sqlite3.Connection], tuple[int, int]]:
+        def job(conn: sqlite3.Connection) -> tuple[int, int]:
+            conn.execute("INSERT OR IGNORE INTO dnc_lists (account_id) VALUES (?)", (account_id,))
+            (list_id,) = conn.execute(
+                "SELECT id FROM dnc_lists WHERE account_id = ?", (account_id,)).fetchone()
+            before = conn.total_changes
+            sql = ("INSERT OR IGNORE INTO dnc (list, number) VALUES (?, ?)" if adding
+                   else "DELETE FROM dnc WHERE list = ? AND number = ?")
+            conn.executemany(sql, ((list_id, k) for k in keys))
+            changed = conn.total_changes - before
+            conn.execute("UPDATE dnc_lists SET generation = generation + 1 WHERE id = ?",
+                         (list_id,))
+            (generation,) = conn.execute(
+                "SELECT generation FROM dnc_lists WHERE id = ?", (list_id,)).fetchone()
+            _append_audit(conn, account_id, audit)
+            return changed, generation
+
+        return job
+
+    async def _dnc_apply(
+        self, account_id: str, keys: list[int], generation: int, changed: int, adding: bool
+    ) -> int:
+        """Bring the index up to the write that made the list ``generation``."""
+        known = self._dnc_generations.get(account_id, 0)
+        if known >= generation:
+            return changed  # a reload since has read it already
+        if known != generation - max(1, -(-len(keys) // _DNC_BATCH)):
+            # another write came between: read the list whole
+            await self._reload_dnc(account_id)
+            return changed
+        self._dnc_generations[account_id] = generation
+        index = self._dnc.get(account_id) or DncIndex()
+        if adding:
+            index.add(keys)
+        else:
+            index.remove(keys)
+        if index.count:
+            self._dnc[account_id] = index
+        else:
+            self._dnc.pop(account_id, None)
+        return changed
+
+    async def dnc_add(
+        self, account_id: str, numbers: Sequence[str], audit: Sequence[AuditEntry] = ()
+    ) -> int:
+        return await self._dnc_write(account_id, numbers, audit, adding=True)
+
+    async def dnc_remove(
+        self, account_id: str, numbers: Sequence[str], audit: Sequence[AuditEntry] = ()
+    ) -> int:
+        return await self._dnc_write(account_id, numbers, audit, adding=False)
+
+    async def dnc_contains(self, account_id: str, number: str) -> bool:
+        return self._dnc_listed(account_id, number)
+
+    async def dnc_count(self, account_id: str) -> int:
+        index = self._dnc.get(account_id)
+        return index.count if index is not None else 0
+
+    def dnc_active(self, account_id: str) -> bool:
+        return account_id in self._dnc
+
+    def _dnc_listed(self, account_id: str, number: str) -> bool:
+        index = self._dnc.get(account_id)
+        return index is not None and number_key(number) in index
 
     async def load_account(self, account_id: str) -> tuple[AccountConfig, int] | None:
         row = await self._db.read(
@@ -670,8 +805,11 @@ class EmbeddedStore:
 
         sticky = self._sticky_at(ticket.account_id, ticket.contact, now) if ticket.contact else None
         expires = now + ticket.ttl_ms
-        decision = plan.choose(sticky, rfc3339(expires),
-                               self._usage.get((ticket.account_id, ticket.day)))
+        if ticket.dnc is not None and self._dnc_listed(ticket.account_id, ticket.dnc):
+            decision = dnc_denial(ticket.call_id, ticket.dnc)
+        else:
+            decision = plan.choose(sticky, rfc3339(expires),
+                                   self._usage.get((ticket.account_id, ticket.day)))
         if decision.allowed and ticket.counted:
             refusal = self._refuse_channel(ticket, now)
             if refusal is not None:
@@ -711,6 +849,8 @@ class EmbeddedStore:
     async def send_text(self, ticket: TextTicket, plan: Plan) -> Decision:
         now = self._clock_ms()
         account_id = ticket.account_id
+        if ticket.dnc is not None and self._dnc_listed(account_id, ticket.dnc):
+            return dnc_denial("", ticket.dnc)
         decision = plan.choose(self._sticky_at(account_id, ticket.contact, now), "",
                                self._texts.get((account_id, ticket.day)))
         sender = decision.caller_id

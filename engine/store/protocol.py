@@ -40,6 +40,7 @@ __all__ = [
     "channel_refusal",
     "claim_refused",
     "claimed_names",
+    "dnc_denial",
     "number_taken",
     "owned_numbers",
     "record_answer",
@@ -74,6 +75,12 @@ class Ticket(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     day: str = ""
     """The account's day now ('2026-12-04'): an allowed call counts against its caller ID's
     calls of this day (``Store.usage``)."""
+    dnc: str | None = None
+    """The destination (E.164) to look up in the account's do-not-call list, in the store's
+    atomic step, before anything is taken: listed, the dial is denied ``do_not_call``
+    (``dnc_denial``). None: no lookup (the account's list is empty, an emergency call, or a
+    denial that comes before the list: an invalid number, the destination policy, calling
+    hours)."""
 
 
 USAGE_KEPT_DAYS = 32
@@ -90,6 +97,8 @@ class TextTicket(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The account's day now: the text counts against its sender's texts of this day."""
     sticky_ttl_ms: int
     """How long the sender stays the contact's sticky number."""
+    dnc: str | None = None
+    """As ``Ticket.dnc``: a listed contact gets no sender (``do_not_call``)."""
 
 
 def refusal_detail(
@@ -228,6 +237,12 @@ def claim_refused(name: str) -> Conflict:
 
 def channel_denial(call_id: str, detail: str) -> Decision:
     return Decision(allowed=False, call_id=call_id, reason=Reason.CHANNEL_LIMIT, detail=detail)
+
+
+def dnc_denial(call_id: str, number: str) -> Decision:
+    """The answer to a dial (or a text) to a number on the account's do-not-call list."""
+    return Decision(allowed=False, call_id=call_id, reason=Reason.DO_NOT_CALL, to=number,
+                    detail=f"{number} is on the account's do-not-call list")
 
 
 OnChange = Callable[[str | None, int], Awaitable[None]]
@@ -490,6 +505,32 @@ class Store(Protocol):
         ...
 
     async def sweep(self) -> int: ...
+
+    # Do-not-call lists (``engine.store.dnc``): E.164 numbers per account.
+    async def dnc_add(
+        self, account_id: str, numbers: Sequence[str], audit: Sequence[AuditEntry] = ()
+    ) -> int:
+        """List ``numbers`` (E.164, already normalised); how many were not listed before.
+        ``audit`` is logged with the write (one entry for a whole import). A write of many
+        numbers may be split into several atomic steps (the CLI's import of millions): one
+        that fails half way leaves the steps done listed, and can be run again."""
+        ...
+
+    async def dnc_remove(
+        self, account_id: str, numbers: Sequence[str], audit: Sequence[AuditEntry] = ()
+    ) -> int:
+        """Take ``numbers`` off the list; how many were listed."""
+        ...
+
+    async def dnc_contains(self, account_id: str, number: str) -> bool: ...
+
+    async def dnc_count(self, account_id: str) -> int: ...
+
+    def dnc_active(self, account_id: str) -> bool:
+        """Whether a dial of the account must be looked up in its list (``Ticket.dnc``):
+        False only when the store knows the list is empty, so that accounts without one pay
+        nothing on the hot path. No I/O."""
+        ...
 
     def lease_counts(self) -> dict[str, int]: ...
 

@@ -228,6 +228,7 @@ VALID_BODIES: dict[str, Any] = {
     "DepartmentPatch": {"name": "x"},
     "DepartmentPermissions": {"permissions": []},
     "NumberPatch": {"name": "x"},
+    "DncImport": {"numbers": ["+12125550187"]},
     "GroupPatch": {"name": "x"},
     "GroupMembers": {"members": []},
     "SipLoginSet": {"username": "x"},

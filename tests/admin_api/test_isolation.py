@@ -44,6 +44,8 @@ async def test_account_a_cannot_reach_account_b_ids(world: World) -> None:
     ids = dict(B_IDS, token_id=b_tokens[0].id)
     owner = world.api("olivia")  # every permission in account A
     for method, path, body_type in _routes_with_ids():
+        if path.startswith("/dnc/"):
+            continue  # a number on A's do-not-call list is A's data, whoever's number it is
         concrete = re.sub(r"{(\w+)}", lambda m: str(ids[m.group(1)]).replace("+", "%2B"), path)
         body = BODIES.get(body_type or "") if body_type else None
         reply = await owner.call(method, concrete, body)

@@ -60,6 +60,10 @@ refuses as invalid, the document forbids; but for ``UNDECLARABLE``."""
 
 _GEO_RULE = re.compile(r"is not a country calling code|no number of \+\d+ starts with "
                        r"|is longer than any number of \+\d+")
+_DNC_NUMBER = re.compile(r"is not a valid phone number \(national numbers are read as |"
+                         r"is an emergency number, which is never blocked$|"
+                         r"is too long to be a phone number")
+_HOURS = re.compile(r"a window runs from a time of day to a later one")
 UNDECLARABLE = {
     "POST /admin/v1/tokens": re.compile(r"^expires_at \S+ is not in the future$"),
     "POST /admin/v1/users": _GEO_RULE,
@@ -67,13 +71,22 @@ UNDECLARABLE = {
     "GET /admin/v1/audit": re.compile(r"^cursor .* is not one this store gave out$"),
     "PUT /admin/v1/users/{user_id}/sip": re.compile(r"^the password is too weak: "),
     "POST /admin/v1/users/{user_id}/sip/rotate": re.compile(r"^the password is too weak: "),
+    "PATCH /admin/v1/account": _HOURS,
+    "POST /admin/v1/departments": _HOURS,
+    "PATCH /admin/v1/departments/{department_id}": _HOURS,
+    "POST /admin/v1/dnc": _DNC_NUMBER,
+    "GET /admin/v1/dnc/{number}": _DNC_NUMBER,
+    "PUT /admin/v1/dnc/{number}": _DNC_NUMBER,
+    "DELETE /admin/v1/dnc/{number}": _DNC_NUMBER,
 }
 """The operations that refuse some requests the document allows with a 422, and the detail
 each such refusal has: rules JSON Schema cannot state. A token's expiry must be in the future
 (it depends on the clock); a geo rule must be able to match a call (an area code or calling
 code phonenumbers' numbering plan has: a 422 like a value out of range, as the README says);
 an audit cursor is one the store gave out (it is opaque, and each store has its own kind); a
-SIP password must not be weak (guessable from the login, repetitive, low in entropy).
+SIP password must not be weak (guessable from the login, repetitive, low in entropy); a
+number for the do-not-call list must be a valid one, and not an emergency number (phonenumbers'
+numbering plan says which); a calling-hours window must end after it starts.
 ``refused_only_by_undeclarable_rules`` holds their other 422s to the document."""
 
 schema = schemathesis.openapi.from_dict(

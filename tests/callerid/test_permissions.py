@@ -68,5 +68,6 @@ def test_permission_names_are_the_documented_ones() -> None:
         "monitoring.use", "reporting.view", "dialer.manage",
         "account.settings", "plugins.manage", "recordings.manage", "media.manage",
         "contacts.manage",
-        "dial.out_of_plan", "dial.special_numbers", "callerid.choose", "callerid.local_presence",
+        "dial.out_of_plan", "dial.special_numbers", "dial.any_hour", "callerid.choose",
+        "callerid.local_presence",
     }

@@ -16,7 +16,7 @@ CONTACT = "2125550187"
 
 # What the demo account's users get for a few destinations, with the (step, result) of every
 # step the trace must show, in order.
-NORMALISED = [("normalise", "ok"), ("policy", "ok")]
+NORMALISED = [("normalise", "ok"), ("policy", "ok"), ("calling_hours", "skipped")]
 NO_AUTOMATION = [("requested", "skipped"), ("sticky", "skipped"), ("geo", "skipped"),
                  ("local_presence", "skipped")]
 NO_RULES = [("requested", "skipped"), ("sticky", "skipped"), ("geo", "skipped")]

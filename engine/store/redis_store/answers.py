@@ -13,7 +13,7 @@ import msgspec
 from callerid import Attestation, CallSettings, Permission, Reason, Rule
 
 from ...wire import Decision, rfc3339
-from ..protocol import Ticket, channel_denial, refusal_detail
+from ..protocol import Ticket, channel_denial, dnc_denial, refusal_detail
 
 __all__ = [
     "allowed_answer",
@@ -116,6 +116,8 @@ def denial_answer(call_id: str, user_id: str, entry: bytes) -> tuple[str, Decisi
     """A remembered denial: (its fingerprint, the answer)."""
     head, _, blob = entry.partition(b"|")
     _, fingerprint, _, limits = head.decode().split(" ")
+    if limits == "dnc":
+        return fingerprint, dnc_denial(call_id, text(blob))
     if limits != "-":
         held, in_account, user_limit, cap = limits.split(",")
         detail = refusal_detail(

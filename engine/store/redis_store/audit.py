@@ -5,21 +5,18 @@ it records (``lua/audit.lua`` gives its ids and its length); this module reads i
 first, a page at a time. A page's cursor is the stream id of the last entry read, which the
 next page starts after.
 
-``AuditCommands`` is a part of ``RedisStore`` (the store inherits it): it declares the few
-things of the store it uses.
+``AuditCommands`` is a part of ``RedisStore`` (the store inherits it);
+``part.StorePart``, the base of every part, declares what it uses of the store.
 """
 
 from __future__ import annotations
-
-from abc import ABC, abstractmethod
-from typing import Any
 
 import msgspec
 
 from ...errors import InvalidField
 from ..protocol import AUDIT_PAGE_MAX, AuditEntry, AuditQuery
 from .answers import text
-from .keys import AccountKeys
+from .part import StorePart
 
 __all__ = ["AuditCommands"]
 
@@ -41,16 +38,8 @@ def _stream_id(cursor: str) -> str:
     return cursor
 
 
-class AuditCommands(ABC):
+class AuditCommands(StorePart):
     """Pages of an account's audit log."""
-
-    # -- what this needs of the store --------------------------------------------------------
-
-    @abstractmethod
-    def _account_keys(self, account_id: str) -> AccountKeys: ...
-
-    @abstractmethod
-    async def _command(self, key: str, *command: Any) -> Any: ...
 
     async def audit_log(
         self, account_id: str, query: AuditQuery

@@ -8,16 +8,15 @@ as they come (``watch``), the feed each second (``changes``), and every account'
 when the feed cannot say what was missed (``account_versions``).
 
 ``ConfigurationCommands`` is a part of ``RedisStore`` (the store inherits it, as redis-py's
-client inherits its command classes): it declares the few things of the store it uses.
+client inherits its command classes): what it uses of the store is declared by
+``part.StorePart``, the base of every part.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import msgspec
 
@@ -28,9 +27,9 @@ from ..protocol import AuditEntry, Changes, OnChange, claim_refused, claimed_nam
 from . import scripts as S
 from .answers import text
 from .connection import Lost, Pipe, RedisError, Unreachable, open_pipe
-from .keys import ACCOUNTS, CHANNEL, FEED, FEED_VERSION, NUMBER_OWNERS, AccountKeys, numbers_of
-from .settings import RedisSettings
-from .topology import CONNECT_TIMEOUT_S, Topology
+from .keys import ACCOUNTS, CHANNEL, FEED, FEED_VERSION, NUMBER_OWNERS, numbers_of
+from .part import StorePart
+from .topology import CONNECT_TIMEOUT_S
 
 __all__ = ["ConfigurationCommands"]
 
@@ -44,30 +43,8 @@ _config_decoder = msgspec.json.Decoder(AccountConfig)
 _audit_encoder = msgspec.json.Encoder()
 
 
-class ConfigurationCommands(ABC):
+class ConfigurationCommands(StorePart):
     """Loading and saving account configurations, and following other processes' changes."""
-
-    # -- what this needs of the store --------------------------------------------------------
-
-    settings: RedisSettings
-
-    @property
-    @abstractmethod
-    def topology(self) -> Topology: ...
-
-    @abstractmethod
-    def _account_keys(self, account_id: str) -> AccountKeys: ...
-
-    @abstractmethod
-    async def _command(self, key: str, *command: Any) -> Any: ...
-
-    @abstractmethod
-    async def _script(
-        self, script: S.Script, keys: tuple[Any, ...], args: tuple[Any, ...]
-    ) -> Any: ...
-
-    @abstractmethod
-    def _spawn(self, coroutine: Any) -> None: ...
 
     # -- configuration -----------------------------------------------------------------------
 

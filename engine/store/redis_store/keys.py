@@ -35,6 +35,10 @@ key                        type       what
                                       ``lua/end.lua``)
 ``…:texts:<day>``          hash       number -> texts it sent on the account's day;
                                       kept ``USAGE_KEPT_DAYS``
+``…:dnc:<bucket>``         set        the do-not-call list, in 65,536 sets of integers
+                                      (intsets): a number's low 16 bits name its set,
+                                      the rest of it is the member (``store/dnc.py``)
+``…:dnc-count``            string     how many numbers the do-not-call list holds
 =========================  =========  ===============================================
 """
 
@@ -79,6 +83,7 @@ class AccountKeys:
         "audit",
         "config",
         "counts",
+        "dnc_count",
         "leases",
         "prefix",
         "sticky",
@@ -98,6 +103,7 @@ class AccountKeys:
         self.sticky = prefix + "sticky"
         self.sticky_expiry = prefix + "sticky-expiry"
         self.answers = prefix + "answers"
+        self.dnc_count = prefix + "dnc-count"
 
     def call(self, call_id: str) -> str:
         return self.prefix + "call:" + call_id
@@ -110,3 +116,6 @@ class AccountKeys:
 
     def texts(self, day: str) -> str:
         return self.prefix + "texts:" + day
+
+    def dnc(self, bucket: int) -> str:
+        return f"{self.prefix}dnc:{bucket}"

@@ -8,13 +8,13 @@ code; the codes that stand for a call's state go through ``CallStatus``
 (``engine/store/callstate.py``), the rules every store shares. The live calls are read a
 page at a time off the hot path (``lua/live.lua``), with one ``MGET`` of their records.
 
-``LifecycleCommands`` is a part of ``RedisStore`` (the store inherits it): it declares the
-few things of the store it uses.
+``LifecycleCommands`` is a part of ``RedisStore`` (the store inherits it);
+``part.StorePart``, the base of every part, declares what it uses of the store.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -24,7 +24,7 @@ from ..callstate import CallState, CallStatus, check_end, check_heartbeat
 from ..protocol import AnswerWindow, Ended, LiveCall, Peek, Ticket
 from . import scripts as S
 from .answers import allowed_answer, caller_and_number, denial_answer, fingerprint_of, text
-from .keys import AccountKeys
+from .part import StorePart
 
 __all__ = ["LifecycleCommands"]
 
@@ -32,31 +32,12 @@ LIVE_PAGE = 200
 LIVE_MAX = 10_000
 
 
-class LifecycleCommands(ABC):
+class LifecycleCommands(StorePart):
     """Ending calls, heartbeats, and reading the calls in progress."""
 
     # -- what this needs of the store --------------------------------------------------------
 
     _leases: dict[str, int]
-
-    @abstractmethod
-    def _account_keys(self, account_id: str) -> AccountKeys: ...
-
-    @abstractmethod
-    def _skew_ms(self) -> int: ...
-
-    @abstractmethod
-    async def _command(self, key: str, *command: Any) -> Any: ...
-
-    @abstractmethod
-    async def _script(
-        self, script: S.Script, keys: tuple[Any, ...], args: tuple[Any, ...]
-    ) -> Any: ...
-
-    @abstractmethod
-    async def _lifecycle(
-        self, script: S.Script, keys: tuple[Any, ...], args: tuple[Any, ...]
-    ) -> Any: ...
 
     @staticmethod
     @abstractmethod

@@ -26,7 +26,8 @@ from typing import Any, NamedTuple
 from ..protocol import RETENTION_MS, USAGE_KEPT_DAYS
 
 __all__ = [
-    "ADD_TOKEN", "ADMIT", "ANNOUNCE", "AUDIT_KEPT", "CLAIM_NUMBERS", "END", "FEED", "HEARTBEAT",
+    "ADD_TOKEN", "ADMIT", "ANNOUNCE", "AUDIT_KEPT", "CLAIM_NUMBERS", "DNC_ADD", "DNC_REMOVE",
+    "END", "FEED", "HEARTBEAT",
     "LIVE", "PEEK", "RELEASE_NUMBERS", "REMOVE_TOKEN", "SAVE_CONFIG", "SCRIPTS", "SEND_TEXT",
     "UNDO_ADMIT", "AdmitArgs", "AdmitCode", "AdmitKeys", "EndCode", "HeartbeatCode", "Script",
     "TextArgs", "TextCode", "TextKeys",
@@ -126,7 +127,9 @@ class AdmitArgs(NamedTuple):
     skew_ms: int
     deadline_ms: int
     flags: str
-    """Three of '1'/'0': remember, counted, allowed."""
+    """Three of '1'/'0': remember, counted, allowed; a fourth '1' when the dial is looked up
+    in the do-not-call list (``Ticket.dnc``): then the last key is the number's set
+    (``keys.dnc``) and the last argument the number, after every other one."""
     user: str
     call_id: str
     user_limit: int
@@ -159,12 +162,15 @@ class AdmitCode(enum.IntEnum):
     ALLOWED = 3
     DENIED = 4
     LIMIT = 5
+    DO_NOT_CALL = 6
 
 
 class TextKeys(NamedTuple):
     texts: str
     sticky: str
     sticky_expiry: str
+    dnc: str | None = None
+    """With ``TextArgs.dnc``: the contact's set of the do-not-call list (``keys.dnc``)."""
 
 
 class TextArgs(NamedTuple):
@@ -182,12 +188,15 @@ class TextArgs(NamedTuple):
     """As ADMIT's: the rotation, '' for none."""
     sender: str
     """Without steps (or a sticky hit), the sender; '' when the text is denied."""
+    dnc: str | None = None
+    """The contact's number, looked up in the do-not-call list first (``TextTicket.dnc``)."""
 
 
 class TextCode(enum.IntEnum):
     LATE = 0
     NONE = 1
     SENT = 2
+    DO_NOT_CALL = 3
 
 
 class UndoKeys(NamedTuple):
@@ -321,6 +330,21 @@ class NumbersArgs(NamedTuple):
     numbers: tuple[str, ...]
 
 
+class DncKeys(NamedTuple):
+    """Then the sets of the numbers (``keys.dnc``), one for each number, in order."""
+
+    listed: str
+    """The list's count (``keys.dnc_count``)."""
+    audit: str
+
+
+class DncArgs(NamedTuple):
+    audit: bytes | str
+    """One audit entry (JSON), or '' for none."""
+    numbers: tuple[str, ...]
+    """Each number's member of its set (``dnc.redis_bucket``), as the keys order them."""
+
+
 class FeedKeys(NamedTuple):
     version: str
     feed: str
@@ -354,6 +378,8 @@ ANNOUNCE = Script("announce", FeedKeys, AnnounceArgs)
 CLAIM_NUMBERS = Script("claim_numbers", NumberKeys, NumbersArgs)
 RELEASE_NUMBERS = Script("release_numbers", NumberKeys, NumbersArgs)
 FEED = Script("feed", FeedKeys, FeedArgs)
+DNC_ADD = Script("dnc_add", DncKeys, DncArgs, preludes=("audit",))
+DNC_REMOVE = Script("dnc_remove", DncKeys, DncArgs, preludes=("audit",))
 
 SCRIPTS = (ADMIT, UNDO_ADMIT, END, HEARTBEAT, PEEK, LIVE, SEND_TEXT, SAVE_CONFIG, ADD_TOKEN,
-           REMOVE_TOKEN, ANNOUNCE, FEED, CLAIM_NUMBERS, RELEASE_NUMBERS)
+           REMOVE_TOKEN, ANNOUNCE, FEED, CLAIM_NUMBERS, RELEASE_NUMBERS, DNC_ADD, DNC_REMOVE)

@@ -63,7 +63,8 @@ from callerid import Rule
 from ...errors import ConfigurationError, Conflict, StoreUnavailable
 from ...wire import Decision, rfc3339
 from ..callstate import sticky_pair
-from ..protocol import Plan, Rotation, Ticket, channel_denial, refusal_detail
+from ..dnc import number_key, redis_bucket
+from ..protocol import Plan, Rotation, Ticket, channel_denial, dnc_denial, refusal_detail
 from . import scripts as S
 from .answers import (
     allowed_answer,
@@ -77,6 +78,7 @@ from .audit import AuditCommands
 from .calls import ScriptCall
 from .configuration import ConfigurationCommands
 from .connection import Lost, Pipe, RedisError, Unreachable
+from .dnc import DncCommands
 from .keys import AccountKeys
 from .lifecycle import LifecycleCommands
 from .settings import RedisSettings, parse_redis_url
@@ -121,12 +123,13 @@ _attempts = itertools.count(1)
 
 
 class RedisStore(
-    LifecycleCommands, TextCommands, ConfigurationCommands, TokenCommands, AuditCommands
+    LifecycleCommands, TextCommands, ConfigurationCommands, TokenCommands, AuditCommands,
+    DncCommands,
 ):
     """The store: its connections and the dial (the hot path) here; the calls' lifecycle,
-    texts, configuration and the change feed, tokens and the audit log in the parts it
-    inherits (``lifecycle.py``, ``texts.py``, ``configuration.py``, ``tokens.py``,
-    ``audit.py``)."""
+    texts, configuration and the change feed, tokens, the audit log and the do-not-call
+    lists in the parts it inherits (``lifecycle.py``, ``texts.py``, ``configuration.py``,
+    ``tokens.py``, ``audit.py``, ``dnc.py``)."""
 
     def __init__(
         self,
@@ -155,6 +158,8 @@ class RedisStore(
         self._active: dict[str, float] = {}
         self._ids: dict[frozenset[str], str] = {}
         self._keys: dict[str, AccountKeys] = {}
+        self._dnc_known: dict[str, tuple[bool, float]] = {}
+        self._dnc_reading: set[str] = set()
         self.undone = 0
         """Admissions given back because their answer never reached the caller."""
 
@@ -352,8 +357,8 @@ class RedisStore(
         return listed
 
     async def admit(self, ticket: Ticket, plan: Plan) -> Decision:
-        if not ticket.remember and not plan.may_allow:
-            return plan.decision  # nothing to take and nothing to remember
+        if not ticket.remember and not plan.may_allow and ticket.dnc is None:
+            return plan.decision  # nothing to take, look up or remember
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._deadline_s
         account = self._account_keys(ticket.account_id)
@@ -414,7 +419,7 @@ class RedisStore(
             deadline_ms=int(script_deadline * 1000 - TRANSIT_MS + node.offset_ms
                             + self._skew_ms()),
             flags=("1" if ticket.remember else "0") + counted
-            + ("1" if fallback.allowed else "0"),
+            + ("1" if fallback.allowed else "0") + ("1" if ticket.dnc is not None else ""),
             user=ticket.user_id,
             call_id=call_id,
             user_limit=ticket.user_limit,
@@ -451,7 +456,12 @@ class RedisStore(
                 wait = max(0.0, script_deadline - loop.time()) + 0.05
                 self._spawn(self._undo(undo, call_id, nonce, wait))
 
-        call = ScriptCall(self, S.ADMIT, S.ADMIT.call_args(keys, args), gate.release, late, lost)
+        call_args = S.ADMIT.call_args(keys, args)
+        if ticket.dnc is not None:  # the number's set, last of the keys; the number, last
+            n = call_args[0]
+            bucket = account.dnc(redis_bucket(number_key(ticket.dnc))[0])
+            call_args = (n + 1, *call_args[1:n + 1], bucket, *call_args[n + 1:], ticket.dnc)
+        call = ScriptCall(self, S.ADMIT, call_args, gate.release, late, lost)
         try:
             call.send(pipe)
         except Lost as exc:
@@ -519,6 +529,9 @@ class RedisStore(
             return msgspec.structs.replace(answer, lease_expires_at=rfc3339(int(expires)))
         if code == S.AdmitCode.DENIED:
             return fallback
+        if code == S.AdmitCode.DO_NOT_CALL:
+            assert ticket.dnc is not None
+            return dnc_denial(call_id, ticket.dnc)
         if code == S.AdmitCode.LIMIT:
             held, in_account = int(reply[2]), int(reply[3])
             self._leases[ticket.account_id] = in_account

@@ -7,15 +7,13 @@ because Redis was slow is not counted when Redis gets to it later. (One whose an
 after the script ran, a connection cut in that instant, stays counted: a cap errs by a text
 towards fewer, never more.)
 
-``TextCommands`` is a part of ``RedisStore`` (the store inherits it): it declares the few
-things of the store it uses.
+``TextCommands`` is a part of ``RedisStore`` (the store inherits it);
+``part.StorePart``, the base of every part, declares what it uses of the store.
 """
 
 from __future__ import annotations
 
 import time
-from abc import ABC, abstractmethod
-from typing import Any
 
 import msgspec
 
@@ -23,53 +21,26 @@ from callerid import Rule
 
 from ...errors import StoreUnavailable
 from ...wire import Decision
-from ..protocol import Plan, TextTicket
+from ..dnc import number_key, redis_bucket
+from ..protocol import Plan, TextTicket, dnc_denial
 from . import scripts as S
 from .answers import text
 from .connection import Unreachable
-from .keys import AccountKeys
-from .topology import Topology
+from .part import StorePart
 
 __all__ = ["TextCommands"]
 
 
-class TextCommands(ABC):
+class TextCommands(StorePart):
     """Picking a text's sender, and the texts each number sent."""
-
-    # -- what this needs of the store --------------------------------------------------------
-
-    _deadline_s: float
-
-    @property
-    @abstractmethod
-    def topology(self) -> Topology: ...
-
-    @abstractmethod
-    def _account_keys(self, account_id: str) -> AccountKeys: ...
-
-    @abstractmethod
-    def _skew_ms(self) -> int: ...
-
-    @abstractmethod
-    def _id_list(self, ids: frozenset[str]) -> str: ...
-
-    @abstractmethod
-    def _unavailable(self, exc: BaseException, waited_s: float | None = None) -> StoreUnavailable:
-        ...
-
-    @abstractmethod
-    async def _command(self, key: str, *command: Any) -> Any: ...
-
-    @abstractmethod
-    async def _lifecycle(
-        self, script: S.Script, keys: tuple[Any, ...], args: tuple[Any, ...]
-    ) -> Any: ...
 
     # -- texts -------------------------------------------------------------------------------
 
     async def send_text(self, ticket: TextTicket, plan: Plan) -> Decision:
         account = self._account_keys(ticket.account_id)
-        keys = S.TextKeys(account.texts(ticket.day), account.sticky, account.sticky_expiry)
+        dnc = ticket.dnc
+        keys = S.TextKeys(account.texts(ticket.day), account.sticky, account.sticky_expiry,
+                          account.dnc(redis_bucket(number_key(dnc))[0]) if dnc else None)
         try:
             node = self.topology.node_for(keys.texts)
         except Unreachable as exc:
@@ -89,6 +60,7 @@ class TextCommands(ABC):
             steps="".join(f"{rule} {' '.join(numbers)};" for rule, numbers in rotation.steps)
             if rotation is not None else "",
             sender=(fallback.caller_id or "") if fallback.allowed else "",
+            dnc=dnc,
         ))
         code = reply[0]
         if code == S.TextCode.LATE:
@@ -97,6 +69,9 @@ class TextCommands(ABC):
                 "it was not counted")
         if code == S.TextCode.NONE:
             return fallback
+        if code == S.TextCode.DO_NOT_CALL:
+            assert dnc is not None
+            return dnc_denial("", dnc)
         rule, sender = text(reply[1]), text(reply[2])
         if rule == Rule.STICKY:
             assert plan.sticky is not None

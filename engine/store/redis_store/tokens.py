@@ -6,21 +6,21 @@ removed last). A removal is announced on the change feed (``configuration.py``),
 process forgets the token. When a token was last used is kept apart, in ``…:token-use``,
 so a use writes one field and never the record.
 
-``TokenCommands`` is a part of ``RedisStore`` (the store inherits it): it declares the few
-things of the store it uses.
+``TokenCommands`` is a part of ``RedisStore`` (the store inherits it);
+``part.StorePart``, the base of every part, declares what it uses of the store.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from typing import Any
+from abc import abstractmethod
 
 import msgspec
 
 from ..protocol import AuditEntry, TokenRecord
 from . import scripts as S
 from .answers import text
-from .keys import AccountKeys, token_index
+from .keys import token_index
+from .part import StorePart
 
 __all__ = ["TokenCommands"]
 
@@ -29,21 +29,10 @@ _token_decoder = msgspec.msgpack.Decoder(TokenRecord)
 _audit_encoder = msgspec.json.Encoder()
 
 
-class TokenCommands(ABC):
+class TokenCommands(StorePart):
     """Adding, finding, listing and removing an account's API tokens."""
 
     # -- what this needs of the store --------------------------------------------------------
-
-    @abstractmethod
-    def _account_keys(self, account_id: str) -> AccountKeys: ...
-
-    @abstractmethod
-    async def _command(self, key: str, *command: Any) -> Any: ...
-
-    @abstractmethod
-    async def _script(
-        self, script: S.Script, keys: tuple[Any, ...], args: tuple[Any, ...]
-    ) -> Any: ...
 
     @abstractmethod
     async def _announce(self, kind: str, subject: str, value: str = "") -> None: ...

@@ -28,6 +28,10 @@
 -- the least used of its numbers (the first on a tie), its answer being the array header,
 -- the rule, and A.pick (the answer's other fields, msgpack).
 --
+-- Do-not-call lists (engine/store/dnc.py): with a fourth flag '1', the last key is the set
+-- of the destination's bucket and the last argument the destination (E.164); listed, the dial
+-- is denied before anything else is read or taken (remembered as '<r> <f> <user> dnc|<to>').
+--
 -- Returns {code, now, ...}:
 --   0 LATE     {0, now}: past the deadline; nothing read or written
 --   1 REPLAY   {1, now, f, d, x, s, c}: the record of an allowed call
@@ -37,9 +41,10 @@
 --              or '' (then a non-empty caller ID is a sticky one)}
 --   4 DENIED   {4, now}: the plan's own denial (remembered when the dial remembers)
 --   5 LIMIT    {5, now, the user's calls, the account's calls}
+--   6 DO_NOT_CALL {6, now}: the destination is on the account's do-not-call list
 if now > tonumber(A.deadline_ms) then return {0, now} end
 local YES = 49  -- string.byte('1')
-local remember, counted, allowed = string.byte(A.flags, 1, 3)
+local remember, counted, allowed, dnc = string.byte(A.flags, 1, 4)
 remember, counted, allowed = remember == YES, counted == YES, allowed == YES
 -- A call id the client chose may have been decided already; one callgate made up is new.
 if remember then
@@ -62,6 +67,14 @@ local function remember_denial(limits, answer)
   if remember then
     redis.call('SET', K.denied, string.format('%d ', now + RETENTION_MS) .. A.fingerprint .. ' '
       .. A.user .. ' ' .. limits .. '|' .. answer, 'PX', 'RETENTION_MS')
+  end
+end
+if dnc == YES then
+  local to = ARGV[#ARGV]
+  local member = string.format('%d', math.floor(tonumber(string.sub(to, 2)) / 65536))
+  if redis.call('SISMEMBER', KEYS[#KEYS], member) == 1 then
+    remember_denial('dnc', to)
+    return {6, now}
   end
 end
 local answer, sticky, keep, rule = A.answer, '', A.keep, ''

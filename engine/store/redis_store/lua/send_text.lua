@@ -9,7 +9,12 @@
 --   0 LATE  {0}: past the deadline; nothing read or written
 --   1 NONE  {1}: no sender (the plan's denial, or every number offered is capped)
 --   2 SENT  {2, rule ('sticky', a step's rule, or '' for A.sender), sender}
+--   3 DO_NOT_CALL {3}: A.dnc (when given) is on the do-not-call list, in its set K.dnc
 if now > tonumber(A.deadline_ms) then return {0} end
+if A.dnc then
+  local member = string.format('%d', math.floor(tonumber(string.sub(A.dnc, 2)) / 65536))
+  if redis.call('SISMEMBER', K.dnc, member) == 1 then return {3} end
+end
 local sender, rule = '', ''
 if A.sticky_ids ~= '' then
   local entry = redis.call('HGET', K.sticky, A.contact)
