@@ -69,8 +69,11 @@ async def list_live_channels(call: Call) -> Reply:
         members = {m for g in config.groups if g.id == params.group for m in g.members}
         calls = [c for c in calls if c.user_id in members]
     chosen = page(calls, lambda c: c.call_id, params.cursor, params.limit)
-    items = [LiveChannel(call_id=c.call_id, user=c.user_id, to=c.to, caller_id=c.caller_id,
-                         lease_expires_at=rfc3339(c.lease_expires_ms)) for c in chosen.items]
+    items = [LiveChannel(call_id=c.call_id, user=c.user_id,
+                         direction="inbound" if c.inbound else "outbound",
+                         to=None if c.inbound else c.to, caller=c.to if c.inbound else None,
+                         caller_id=c.caller_id, lease_expires_at=rfc3339(c.lease_expires_ms))
+             for c in chosen.items]
     return Reply(Page(items=items, next_cursor=chosen.next_cursor))
 
 

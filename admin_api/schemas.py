@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -531,6 +531,10 @@ class LiveChannelParams(ListParams, frozen=True):
 class LiveChannel(_Out, frozen=True):
     call_id: str
     user: Id
+    direction: Literal["outbound", "inbound"]
     to: str | None
+    """The number called (outbound)."""
+    caller: str | None = msgspec.field(name="from")
+    """The number calling in (inbound), when it was given."""
     caller_id: str | None
     lease_expires_at: str

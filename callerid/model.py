@@ -155,6 +155,8 @@ class Rule(enum.StrEnum):
     ACCOUNT_DEFAULT = "account_default"
     EMERGENCY = "emergency"
     LOCAL_PRESENCE = "local_presence"
+    INBOUND = "inbound"
+    """Not a caller ID: an incoming call's channel (``POST /v1/inbound``)."""
 
 
 class Attestation(enum.StrEnum):

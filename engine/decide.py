@@ -64,6 +64,8 @@ from .wire import (
     DialRequest,
     EndResult,
     HeartbeatResult,
+    InboundAnswer,
+    InboundRequest,
     SenderRequest,
     TextSender,
     rfc3339,
@@ -543,6 +545,45 @@ class Engine:
         except StoreUnavailable as exc:
             return TextSender(allowed=False, to=dest.e164, reason=Reason.STORE_UNAVAILABLE,
                               detail=exc.detail)
+
+    async def inbound(self, account_id: str, request: InboundRequest) -> InboundAnswer:
+        """An incoming call to the user takes one of their channels, under the same limits
+        and leases as their outgoing calls (``channel_limit`` when none is free); it is ended
+        and kept alive like them. Raises ``NotFound`` for an unknown user and ``Conflict`` for
+        a call id reused for another request."""
+        started = time.perf_counter()
+        account = self.snapshot(account_id)
+        user = self._user(account, request.user)
+        caller = request.caller
+        if caller is not None:
+            dest = normalise(caller, account.default_region)
+            caller = dest.e164 if dest is not None else caller.strip()
+        now_ms = time.time_ns() // 1_000_000
+        call_id = request.call_id or _new_call_id()
+        ticket = Ticket(
+            account_id=account_id, call_id=call_id, user_id=user.id,
+            fingerprint=f"{user.id}\ninbound\n{caller or ''}",
+            remember=request.call_id is not None, contact=None, counted=True,
+            user_limit=user.max_channels, account_limit=account.max_channels,
+            ttl_ms=account.lease_ttl_ms, sticky_ttl_ms=account.sticky_ttl_ms,
+            day=local_day(account.time_zone, now_ms),
+        )
+        # The other party rides in ``to``, where an outgoing call keeps its callee: no
+        # caller ID, so nothing counts against a number or becomes a sticky caller ID.
+        plan = Plan(decision=Decision(allowed=True, call_id=call_id, rule=Rule.INBOUND,
+                                      to=caller))
+        try:
+            decision = await self._store.admit(ticket, plan)
+        except StoreUnavailable as exc:
+            decision = Decision(allowed=False, call_id=call_id,
+                                reason=Reason.STORE_UNAVAILABLE, detail=exc.detail)
+        if self._metrics is not None:
+            self._metrics.observe(decision, time.perf_counter() - started)
+        return InboundAnswer(allowed=decision.allowed, call_id=decision.call_id,
+                             direction="inbound",
+                             caller=decision.to if decision.allowed else caller,
+                             lease_expires_at=decision.lease_expires_at,
+                             reason=decision.reason, detail=decision.detail)
 
     @staticmethod
     def _user(account: AccountSnapshot, user_id: str) -> UserView:

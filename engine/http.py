@@ -42,7 +42,14 @@ from .store import Store, TokenRecord
 from .sync import POLL_S, follow, refresh_forever
 from .tokens import AuthLimits, TokenCache
 from .validation import decode
-from .wire import DialRequest, EndRequest, HeartbeatRequest, Problem, SenderRequest
+from .wire import (
+    DialRequest,
+    EndRequest,
+    HeartbeatRequest,
+    InboundRequest,
+    Problem,
+    SenderRequest,
+)
 
 __all__ = ["BODY_LIMIT_BYTES", "ENGINE", "LIFECYCLE", "STORE", "TOKENS", "Lifecycle",
            "answer_unrouted", "answers_problems", "build_app", "finish", "json_body"]
@@ -76,6 +83,7 @@ _dial_decoder = msgspec.json.Decoder(DialRequest)
 _end_decoder = msgspec.json.Decoder(EndRequest)
 _heartbeat_decoder = msgspec.json.Decoder(HeartbeatRequest)
 _sender_decoder = msgspec.json.Decoder(SenderRequest)
+_inbound_decoder = msgspec.json.Decoder(InboundRequest)
 # application/json or a structured-syntax suffix type (RFC 6839): application/merge-patch+json.
 # aiohttp hands the media type over lower-cased, without its parameters (; charset=...).
 _JSON_MEDIA_TYPE = re.compile(r"application/(?:[^\s/;]+\+)?json")
@@ -219,7 +227,7 @@ async def _token(request: web.Request) -> TokenRecord:
     return token
 
 
-def _dialling_as(token: TokenRecord, body: DialRequest | SenderRequest) -> str:
+def _dialling_as(token: TokenRecord, body: DialRequest | SenderRequest | InboundRequest) -> str:
     """The account a dial (or a text) is for. A service token dials as any user of its
     account; a user's token only as that user."""
     if token.user_id is not None and body.user != token.user_id:
@@ -247,6 +255,13 @@ async def text_sender(request: web.Request) -> web.Response:
     token = await _token(request)
     body = decode(_sender_decoder, await json_body(request))
     answer = await request.app[ENGINE].text_sender(_dialling_as(token, body), body)
+    return _json(answer, 503 if answer.reason is Reason.STORE_UNAVAILABLE else 200)
+
+
+async def inbound(request: web.Request) -> web.Response:
+    token = await _token(request)
+    body = decode(_inbound_decoder, await json_body(request))
+    answer = await request.app[ENGINE].inbound(_dialling_as(token, body), body)
     return _json(answer, 503 if answer.reason is Reason.STORE_UNAVAILABLE else 200)
 
 
@@ -331,6 +346,7 @@ def build_app(
             web.post("/v1/dial", answers_problems(dial)),
             web.post("/v1/explain", answers_problems(explain)),
             web.post("/v1/sms/sender", answers_problems(text_sender)),
+            web.post("/v1/inbound", answers_problems(inbound)),
             web.post("/v1/calls/{call_id}/end", answers_problems(end)),
             web.post("/v1/calls/{call_id}/heartbeat", answers_problems(heartbeat)),
             web.get("/healthz", answers_problems(healthz)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -19,6 +19,8 @@ __all__ = [
     "EndResult",
     "HeartbeatRequest",
     "HeartbeatResult",
+    "InboundAnswer",
+    "InboundRequest",
     "Problem",
     "SenderRequest",
     "TextSender",
@@ -76,6 +78,29 @@ class TextSender(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     next_allowed_at: str | None = None
     next_allowed_local: str | None = None
     """``outside_calling_hours``: as in a call's decision (texts keep calling hours too)."""
+
+
+class InboundRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An incoming call to ``user`` takes one of their channels (``POST /v1/inbound``)."""
+
+    user: Id
+    caller: Dialled | None = msgspec.field(default=None, name="from")
+    """The number calling in, as the PBX has it; absent when withheld."""
+    call_id: CallId | None = None
+
+
+class InboundAnswer(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """Whether an incoming call got a channel: allowed with its lease, or ``channel_limit``
+    (the PBX sends it to voicemail or the next agent)."""
+
+    allowed: bool
+    call_id: str
+    direction: Literal["inbound"]
+    caller: str | None = msgspec.field(default=None, name="from")
+    """The number calling in, in E.164 when it is a valid one, else as given."""
+    lease_expires_at: str | None = None
+    reason: Reason | None = None
+    detail: str | None = None
 
 
 class EndRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -42,7 +42,7 @@ from typing import IO, Any
 
 import msgspec
 
-from callerid import AccountConfig, Outcome
+from callerid import AccountConfig, Outcome, Rule
 
 from ..errors import Conflict, InvalidField, PreconditionFailed, StoreUnavailable
 from ..wire import Decision, rfc3339
@@ -787,6 +787,7 @@ class EmbeddedStore:
                         to=record.decision.to,
                         caller_id=record.decision.caller_id,
                         lease_expires_ms=until,
+                        inbound=record.decision.rule is Rule.INBOUND,
                     )
                 )
         return sorted(live, key=lambda c: (c.lease_expires_ms, c.call_id))

@@ -390,6 +390,8 @@ class LiveCall(msgspec.Struct, frozen=True, kw_only=True):
     to: str | None
     caller_id: str | None
     lease_expires_ms: int
+    inbound: bool = False
+    """An incoming call (``POST /v1/inbound``): ``to`` is then the number calling in."""
 
 
 class Store(Protocol):

@@ -55,6 +55,21 @@ async def test_live_channels_show_who_holds_a_channel_within_a_supervisors_group
     assert [c["user"] for c in left] == ["bob"]
 
 
+async def test_live_channels_say_which_calls_are_incoming(world: World) -> None:
+    dialer = world.api("service")
+    out = await dialer.call("POST", "/v1/dial", {"user": "ann", "to": "+12125550199"}, prefix="")
+    inbound = await dialer.call("POST", "/v1/inbound", {"user": "ann", "from": "+13125550100"},
+                                prefix="")
+    assert inbound.body["allowed"], inbound.body
+    live = {c["call_id"]: c for c in (await world.api("olivia").get("/live-channels")).body[
+        "items"]}
+    outgoing, incoming = live[out.body["call_id"]], live[inbound.body["call_id"]]
+    assert (outgoing["direction"], outgoing["to"], outgoing["from"]) == (
+        "outbound", "+12125550199", None)
+    assert (incoming["direction"], incoming["to"], incoming["from"], incoming["caller_id"]) == (
+        "inbound", None, "+13125550100", None)
+
+
 async def test_no_field_can_be_set_through_a_side_door(world: World) -> None:
     owner = world.api("olivia")
     _, version = await world.config()

@@ -200,6 +200,30 @@ async def test_400_texts_over_4_processes_take_turns_within_their_caps(fleet: Fl
     assert leases(fleet.redis, users=["rota"])["rota"] == 0
 
 
+async def test_1000_incoming_and_outgoing_calls_over_4_processes_share_the_limit(
+    fleet: Fleet,
+) -> None:
+    """Half incoming, half outgoing, all at once through four processes: a channel counts
+    every call, so exactly max channels (10) get one, whichever way they go."""
+    fleet.setup(account(users=[agent("both", max_channels=10)], max_channels=None))
+    servers = fleet.start(4)
+    async with Clients(servers) as apis:
+        replies = await asyncio.gather(*(
+            apis[i % 4].request("POST", "/v1/inbound" if i % 2 else "/v1/dial",
+                                json={"user": "both", "from": f"+1312555{i:04d}"} if i % 2
+                                else {"user": "both", "to": f"+1212555{i:04d}"})
+            for i in range(1000)))
+    assert {r.status for r in replies} == {200}
+    allowed = [r.body for r in replies if r.body["allowed"]]
+    assert len(allowed) == 10
+    assert {r.body["reason"] for r in replies if not r.body["allowed"]} == {"channel_limit"}
+    assert leases(fleet.redis, users=["both"]) == {"account": 10, "both": 10}
+    async with Clients(servers) as apis:
+        await asyncio.gather(*(apis[i % 4].end(a["call_id"], "answered")
+                               for i, a in enumerate(allowed)))
+    assert leases(fleet.redis, users=["both"]) == {"account": 0, "both": 0}
+
+
 async def test_a_call_id_retried_on_every_process_gets_one_answer_and_one_lease(
     fleet: Fleet,
 ) -> None:

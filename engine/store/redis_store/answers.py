@@ -104,12 +104,13 @@ def allowed_answer(
     )
 
 
-def caller_and_number(record: bytes) -> tuple[str | None, str | None]:
-    """The caller ID and the number of a call, from its record (``lua/record.lua``)."""
+def caller_and_number(record: bytes) -> tuple[str | None, str | None, bool]:
+    """The caller ID and the number of a call, and whether it is an incoming one, from its
+    record (``lua/record.lua``)."""
     head, _, blob = record.partition(b"|")
     sticky = head.split(b" ")[3]
     stored = _allowed_decoder.decode(blob)
-    return text(sticky) or stored.caller_id, stored.to
+    return text(sticky) or stored.caller_id, stored.to, stored.rule is Rule.INBOUND
 
 
 def denial_answer(call_id: str, user_id: str, entry: bytes) -> tuple[str, Decision]:

@@ -145,9 +145,10 @@ class LifecycleCommands(StorePart):
             keys = [account.call(call_id) for (_, _, call_id), _ in held]
             records = await self._command(keys[0], "MGET", *keys)
             for ((user, _, call_id), expires), record in zip(held, records, strict=True):
-                caller_id, to = caller_and_number(record) if record else (None, None)
+                caller_id, to, inbound = (caller_and_number(record) if record
+                                          else (None, None, False))
                 live.append(LiveCall(call_id=call_id, user_id=user, to=to, caller_id=caller_id,
-                                     lease_expires_ms=expires))
+                                     lease_expires_ms=expires, inbound=inbound))
             if len(page) < 2 * LIVE_PAGE:
                 break
             last = text(page[-1])
