@@ -27,7 +27,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from callerid import AccountConfig, Reason
+import msgspec
+
+from callerid import AccountConfig, CallingHours, Reason
 from callgate.assembly import assemble
 from engine.decide import Engine
 from engine.errors import StoreUnavailable
@@ -36,6 +38,7 @@ from engine.numbers import load_metadata, normalise
 from engine.store import EmbeddedStore
 from engine.wire import DialRequest
 
+from .dnc_memory import numbers as dnc_numbers
 from .micro import phonenumbers_cost_us
 from .report import Row, median, paired_ratio
 from .workload import BENCH_USER, FreshNumbers, bench_account
@@ -44,6 +47,8 @@ __all__ = ["Stack", "bench_engine", "run"]
 
 FRESH_RATIO_TARGET = 1.5
 REPEATED_TARGET_US = 30.0
+CHECKS_RATIO_TARGET = 1.1
+DNC_LISTED = 1_000_000
 IN_FLIGHT = 64
 
 
@@ -134,8 +139,28 @@ class Series:
     fresh_seq: list[float] = field(default_factory=list)
     repeat_flight: list[float] = field(default_factory=list)
     repeat_seq: list[float] = field(default_factory=list)
+    checked_flight: list[float] = field(default_factory=list)
+    """The fresh dials again, with calling hours and a do-not-call list to look up."""
     flight: Tally = field(default_factory=Tally)
     seq: Tally = field(default_factory=Tally)
+
+
+async def _checked_round(
+    config: AccountConfig, numbers: list[str], warm: list[str], listed: list[str], s: Series
+) -> None:
+    """The fresh dials in flight under calling hours that allow every minute (the check runs
+    in full, never denies) and a do-not-call list of ``listed`` (none of them dialled)."""
+    dialled = {d.e164 for n in numbers + warm if (d := normalise(n, "US")) is not None}
+    hours = msgspec.structs.replace(config, calling_hours=CallingHours(
+        windows="mon-sun 00:00-24:00"))
+    async with bench_engine(hours) as stack:
+        await stack.store.dnc_add(config.id, [n for n in listed if n not in dialled])
+        requests = [DialRequest(user=BENCH_USER, to=n) for n in warm]
+        await in_flight(stack.engine, config.id, requests, Tally())
+        normalise.cache_clear()
+        requests = [DialRequest(user=BENCH_USER, to=n) for n in numbers]
+        s.checked_flight.append((await in_flight(stack.engine, config.id, requests,
+                                                 s.flight))[0])
 
 
 async def _callgate_round(
@@ -171,6 +196,7 @@ async def _rounds(rounds: int, per_round: int, seq_per_round: int) -> Series:
     load_metadata()
     config = bench_account()
     fresh = FreshNumbers(seed=2)
+    listed = dnc_numbers(DNC_LISTED)
     s = Series()
     for n in range(rounds):
         numbers = fresh.take(per_round)
@@ -182,6 +208,7 @@ async def _rounds(rounds: int, per_round: int, seq_per_round: int) -> Series:
         else:
             await _callgate_round(config, numbers, seq_numbers, warm, s)
             s.baseline.append(phonenumbers_cost_us(numbers))
+        await _checked_round(config, numbers, warm, listed, s)
         print(
             f"  in-process round {n + 1}/{rounds}: phonenumbers {s.baseline[-1]:.1f} µs; "
             f"fresh {s.fresh_flight[-1]:.1f} µs/decision in flight, "
@@ -235,4 +262,10 @@ def run(rounds: int = 5, per_round: int = 10_000, seq_per_round: int = 2_000) ->
             median(s.repeat_flight) < REPEATED_TARGET_US,
         ),
         row("  repeated, one at a time: median latency", s.repeat_seq),
+        Row(f"dial, fresh dest, {IN_FLIGHT} in flight, with calling hours and a "
+            f"{DNC_LISTED:,}-number do-not-call list", median(s.checked_flight), "µs",
+            median(s.fresh_flight), "the same without", f"<= {CHECKS_RATIO_TARGET}x",
+            paired_ratio(s.checked_flight, s.fresh_flight) <= CHECKS_RATIO_TARGET,
+            "issue 19: the calling-hours and do-not-call checks on the whole dial path",
+            paired_ratio(s.checked_flight, s.fresh_flight)),
     ]
