@@ -12,7 +12,7 @@ from callerid import AccountSnapshot, Attestation, Reason, Rule, compile_account
 from engine.errors import Conflict, NotFound
 from engine.wire import Decision
 from sip.credentials import make_credential
-from sip.redirect import Dial, EndCall, Redirector, Reply, SipSettings, TrustedPeer
+from sip.redirect import DENIAL_STATUS, Dial, EndCall, Redirector, Reply, SipSettings, TrustedPeer
 from tests.conftest import demo_config
 
 from .sipmsg import answer_challenge, header, invite, request, status_of
@@ -292,8 +292,12 @@ def test_a_302_carries_the_attestation_for_the_sbc(
     (Reason.CHANNEL_LIMIT, 486), (Reason.PERMISSION_DENIED, 403),
     (Reason.CALLER_ID_NOT_ALLOWED, 403), (Reason.INVALID_NUMBER, 484),
     (Reason.NO_CALLER_ID, 480), (Reason.STORE_UNAVAILABLE, 503),
+    (Reason.CALLER_ID_CAPPED, 403), (Reason.OUTSIDE_CALLING_HOURS, 480),
+    (Reason.DO_NOT_CALL, 403),
 ])
 def test_a_denial_is_its_sip_status(redirector: Redirector, reason: Reason, status: int) -> None:
+    """Every reason a dial can be denied has its status (none falls to the default)."""
+    assert set(DENIAL_STATUS) == set(Reason)
     dial = _dial(_authenticated(redirector))
     denial = Decision(allowed=False, call_id="c", reason=reason, detail="why")
     reply = _one_reply(redirector.decided(dial, denial, 0.2))
