@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from callerid import AccountConfig
@@ -291,3 +292,51 @@ async def test_1000_idle_accounts_cost_redis_next_to_nothing(fleet: Fleet) -> No
     print(f"4 processes, 1,001 accounts, idle 10 s: {sum(sent.values())} commands,", dict(sent))
     assert sum(sent.values()) < 50 * 10
     assert len(servers) == 4
+
+
+async def test_texts_during_a_stall_are_answered_in_time_and_those_answered_503_never_count(
+    fleet: Fleet,
+) -> None:
+    """A text answered 503 was not counted, even though Redis runs the script once it wakes
+    (SEND_TEXT carries a deadline): after the stall, the day's counts are exactly the texts
+    answered with a sender."""
+    config = account(max_channels=None)
+    numbers = tuple(msgspec.structs.replace(n, sms=True) for n in config.numbers)
+    fleet.setup(msgspec.structs.replace(config, numbers=numbers))
+    servers = fleet.start(2)
+    process = fleet.redis.process
+    assert process is not None
+    log: list[tuple[float, int, Any]] = []
+
+    async def steady(api: Api, stop: asyncio.Event, worker: int) -> None:
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            sent = time.monotonic()
+            reply = await api.request("POST", "/v1/sms/sender", json={
+                "user": "ana", "to": f"+1646555{(worker * 1000 + n) % 10000:04d}"})
+            log.append((time.monotonic() - sent, reply.status, reply.body))
+            if reply.status == 503:
+                await asyncio.sleep(0.01)
+
+    async with Clients(servers) as apis:
+        stop = asyncio.Event()
+        workers = [asyncio.create_task(steady(apis[i % 2], stop, i)) for i in range(8)]
+        await asyncio.sleep(1.0)
+        process.send_signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(3.0)
+        finally:
+            process.send_signal(signal.SIGCONT)
+        await asyncio.sleep(1.0)
+        stop.set()
+        await asyncio.gather(*workers)
+    statuses = Counter(status for _, status, _ in log)
+    assert set(statuses) == {200, 503}, statuses
+    assert max(seconds for seconds, _, _ in log) < BOUND_S
+    assert all(body["reason"] == "store_unavailable" for _, s, body in log if s == 503)
+    sent = Counter(body["sender"] for _, s, body in log if s == 200 and body["allowed"])
+    await asyncio.sleep(0.5)  # whatever Redis read before it stopped has run by now
+    (key,) = fleet.redis.cli("KEYS", "cg:{demo}:texts:*").split()
+    flat = fleet.redis.cli("HGETALL", key).split()
+    assert {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)} == dict(sent)
