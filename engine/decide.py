@@ -218,16 +218,18 @@ def _text_answer(decision: Decision) -> TextSender:
                       next_allowed_local=decision.next_allowed_local)
 
 
-_BEFORE_DNC = frozenset({Reason.INVALID_NUMBER, Reason.PERMISSION_DENIED,
-                         Reason.OUTSIDE_CALLING_HOURS})
-"""Denials that come before the do-not-call list: a dial they deny is not looked up in it."""
+_DESTINATION_DENIALS = frozenset({Reason.INVALID_NUMBER, Reason.PERMISSION_DENIED,
+                                  Reason.OUTSIDE_CALLING_HOURS})
+"""Denials of the destination itself (steps 1-2: the number, the policy, the calling hours):
+they come before the caller ID and the do-not-call list, so no sticky caller ID overturns
+them and a dial they deny is not looked up in the list."""
 
 
 def _dnc_number(dest: Destination | None, fallback: Decision) -> str | None:
     """The number to look up in the account's do-not-call list for a dial (or a text) whose
     answer before the list is ``fallback``: None for an emergency call (never blocked) and
     after a denial that comes first."""
-    if dest is None or dest.emergency or fallback.reason in _BEFORE_DNC:
+    if dest is None or dest.emergency or fallback.reason in _DESTINATION_DENIALS:
         return None
     return dest.e164
 
@@ -384,10 +386,10 @@ class Engine:
             resting=resting,
         )
         plan = Plan(decision=fallback)
-        if usable is not None and fallback.reason is not Reason.PERMISSION_DENIED:
+        if usable is not None and fallback.reason not in _DESTINATION_DENIALS:
             # The answer a sticky hit gives instead: it replaces the caller-ID step's outcome
             # (callerid.sticky_numbers says when, and from which numbers), never a denial of
-            # the destination policy, which comes before it.
+            # the destination (its policy, its calling hours), which comes before it.
             plan = Plan(
                 decision=fallback,
                 sticky=Decision(
@@ -525,7 +527,7 @@ class Engine:
         now_ms = time.time_ns() // 1_000_000
         resting = resting_at(account, now_ms)
         fallback = decide(account, user, request.to, dest, requested, "", None, resting=resting)
-        if dest is None or fallback.reason is Reason.PERMISSION_DENIED:
+        if dest is None or fallback.reason in _DESTINATION_DENIALS:
             return _text_answer(fallback)
         plan = Plan(decision=fallback)
         usable = sticky_numbers(user, dest, requested, resting)

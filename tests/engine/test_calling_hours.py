@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callerid import AccountConfig, Permission, compile_account
+from callerid import AccountConfig, Outcome, Permission, compile_account
 from callerid.hours import HoursError, parse_hours, spell
 from callerid.model import CallingHours
 from engine import configfile
@@ -321,3 +321,19 @@ def test_the_configuration_file_carries_calling_hours(demo: AccountConfig) -> No
     assert "calling_hours" in schema["AccountConfig"]["properties"]
     assert "calling_hours" in schema["Department"]["properties"]
     assert schema["CallingHours"]["properties"]["windows"]["default"] == "mon-sun 08:00-21:00"
+
+
+async def test_a_sticky_caller_id_never_opens_calling_hours(
+    engine: Engine, service: AccountService, demo: AccountConfig,
+) -> None:
+    """sam has sticky caller ID on and a sticky number for the contact: outside the hours, the
+    dial and the text are still denied (the hours come before the caller ID)."""
+    await service.put(ruled(demo, None))
+    first = await engine.dial("demo", DialRequest(user="sam", to=NY))
+    await engine.end("demo", first.call_id, Outcome.ANSWERED)
+    assert (await engine.dial("demo", DialRequest(user="sam", to=NY))).rule == "sticky"
+    await service.put(ruled(demo, _closed_now()))
+    decision = await engine.dial("demo", DialRequest(user="sam", to=NY))
+    assert (decision.allowed, decision.reason) == (False, "outside_calling_hours")
+    text = await engine.text_sender("demo", SenderRequest(user="sam", to=NY))
+    assert (text.allowed, text.reason) == (False, "outside_calling_hours")
