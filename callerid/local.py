@@ -23,7 +23,7 @@ from .geo import Destination
 from .nanp import country_of, nanp_region
 
 __all__ = [
-    "LocalIndex", "Tier", "compile_local", "local_candidates", "local_pick", "local_tiers",
+    "LocalIndex", "Tier", "compile_local", "local_pick", "local_tiers",
 ]
 
 _SHORTEST, _LONGEST = 2, 9
@@ -84,11 +84,3 @@ def local_pick(
             if number in available:
                 return tier, key, number
     return None
-
-
-def local_candidates(
-    index: LocalIndex, dest: Destination, available: frozenset[str]
-) -> list[tuple[Tier, str, tuple[str, ...]]]:
-    """Every tier with the numbers of ``available`` in it (for ``explain``'s trace)."""
-    return [(tier, key, tuple(n for n in numbers if n in available))
-            for tier, key, numbers in local_tiers(index, dest)]

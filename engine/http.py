@@ -43,12 +43,15 @@ from .sync import POLL_S, follow, refresh_forever
 from .tokens import AuthLimits, TokenCache
 from .validation import decode
 from .wire import (
+    Decision,
     DialRequest,
     EndRequest,
     HeartbeatRequest,
+    InboundAnswer,
     InboundRequest,
     Problem,
     SenderRequest,
+    TextSender,
 )
 
 __all__ = ["BODY_LIMIT_BYTES", "ENGINE", "LIFECYCLE", "STORE", "TOKENS", "Lifecycle",
@@ -238,11 +241,15 @@ def _dialling_as(token: TokenRecord, body: DialRequest | SenderRequest | Inbound
     return token.account_id
 
 
+def _decided(answer: Decision | TextSender | InboundAnswer) -> web.Response:
+    """An answer is a 200, allowed or denied; ``store_unavailable`` is the one 503."""
+    return _json(answer, 503 if answer.reason is Reason.STORE_UNAVAILABLE else 200)
+
+
 async def dial(request: web.Request) -> web.Response:
     token = await _token(request)
     body = decode(_dial_decoder, await json_body(request))
-    decision = await request.app[ENGINE].dial(_dialling_as(token, body), body)
-    return _json(decision, 503 if decision.reason is Reason.STORE_UNAVAILABLE else 200)
+    return _decided(await request.app[ENGINE].dial(_dialling_as(token, body), body))
 
 
 async def explain(request: web.Request) -> web.Response:
@@ -254,15 +261,13 @@ async def explain(request: web.Request) -> web.Response:
 async def text_sender(request: web.Request) -> web.Response:
     token = await _token(request)
     body = decode(_sender_decoder, await json_body(request))
-    answer = await request.app[ENGINE].text_sender(_dialling_as(token, body), body)
-    return _json(answer, 503 if answer.reason is Reason.STORE_UNAVAILABLE else 200)
+    return _decided(await request.app[ENGINE].text_sender(_dialling_as(token, body), body))
 
 
 async def inbound(request: web.Request) -> web.Response:
     token = await _token(request)
     body = decode(_inbound_decoder, await json_body(request))
-    answer = await request.app[ENGINE].inbound(_dialling_as(token, body), body)
-    return _json(answer, 503 if answer.reason is Reason.STORE_UNAVAILABLE else 200)
+    return _decided(await request.app[ENGINE].inbound(_dialling_as(token, body), body))
 
 
 async def end(request: web.Request) -> web.Response:

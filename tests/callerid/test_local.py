@@ -19,7 +19,7 @@ from callerid import (
     compile_account,
     resolve,
 )
-from callerid.local import Tier, compile_local, local_candidates, local_pick
+from callerid.local import Tier, compile_local, local_pick, local_tiers
 from callerid.resolve import Step, StepResult, TraceStep
 
 MANHATTAN_1, MANHATTAN_2 = "+12125550102", "+12125550101"
@@ -142,6 +142,7 @@ def test_the_index_holds_only_active_numbers_by_prefix_and_region() -> None:
     assert index.by_prefix["+1212"] == (MANHATTAN_1,)
     assert index.by_prefix["+44"] == (LONDON,)
     assert index.by_region["US-NY"] == (MANHATTAN_1,) and index.by_region["CA"] == (TORONTO,)
-    tiers = local_candidates(index, NYC_CALLEE, frozenset({TORONTO}))
+    tiers = [(t, k, tuple(n for n in numbers if n == TORONTO))
+             for t, k, numbers in local_tiers(index, NYC_CALLEE)]
     assert [(t, n) for t, _, n in tiers] == [
         (Tier.AREA_CODE, ()), (Tier.REGION, ()), (Tier.COUNTRY, ())]
